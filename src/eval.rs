@@ -1,0 +1,358 @@
+//! Evaluation of predicted polygons against ground truth, per tile, in a
+//! metric CRS (the UTM zone of the tile).
+//!
+//! Object level: one-to-one greedy matching by descending IoU, a pair needing
+//! IoU ≥ 0.3, class-agnostic and (separately) class-aware. Obstruction-flag F1
+//! and chief accuracy over the class-agnostic pairs. Area level: precision,
+//! recall, F1 and IoU of the union of predictions against the union of truth,
+//! summed over tiles. 0/0 precision or recall counts as 1.0; an accuracy over
+//! no pairs is `null`.
+
+use crate::error::Result;
+use crate::io::raster::{utm_wkt, Transformer};
+use crate::io::vector::PolyFeature;
+use geo::{unary_union, Area, BooleanOps, BoundingRect, MultiPolygon, Rect};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Minimum IoU for a match.
+pub const MIN_IOU: f64 = 0.3;
+
+/// Precision/recall/F1 from counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Prf {
+    /// True positives.
+    pub tp: usize,
+    /// False positives.
+    pub fp: usize,
+    /// False negatives.
+    pub r#fn: usize,
+    /// tp / (tp + fp), 1.0 when 0/0.
+    pub precision: f64,
+    /// tp / (tp + fn), 1.0 when 0/0.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        1.0
+    } else {
+        a / b
+    }
+}
+
+fn f1(p: f64, r: f64) -> f64 {
+    if p + r == 0.0 {
+        0.0
+    } else {
+        2.0 * p * r / (p + r)
+    }
+}
+
+impl Prf {
+    /// Builds the scores from counts.
+    pub fn new(tp: usize, fp: usize, fn_: usize) -> Prf {
+        let p = ratio(tp as f64, (tp + fp) as f64);
+        let r = ratio(tp as f64, (tp + fn_) as f64);
+        Prf { tp, fp, r#fn: fn_, precision: p, recall: r, f1: f1(p, r) }
+    }
+    fn add(&mut self, o: Prf) {
+        *self = Prf::new(self.tp + o.tp, self.fp + o.fp, self.r#fn + o.r#fn);
+    }
+}
+
+/// Area-level scores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct AreaScores {
+    /// Area of the union of predictions, m².
+    pub pred_m2: f64,
+    /// Area of the union of truth, m².
+    pub truth_m2: f64,
+    /// Area of their intersection, m².
+    pub intersection_m2: f64,
+    /// intersection / pred.
+    pub precision: f64,
+    /// intersection / truth.
+    pub recall: f64,
+    /// Harmonic mean.
+    pub f1: f64,
+    /// intersection / union.
+    pub iou: f64,
+}
+
+/// Recall of truth objects in one size class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizeRecall {
+    /// Size class label.
+    pub size: String,
+    /// Truth objects in the class.
+    pub truth: usize,
+    /// Of those, matched (class-agnostic).
+    pub matched: usize,
+    /// matched / truth, 1.0 when 0/0.
+    pub recall: f64,
+}
+
+/// The full evaluation report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Tiles seen (in prediction or truth).
+    pub tiles: usize,
+    /// Prediction polygons.
+    pub predictions: usize,
+    /// Truth polygons.
+    pub truths: usize,
+    /// Class-agnostic object scores.
+    pub objects: Prf,
+    /// Class-agnostic recall over truth objects of at least `mmu_m2`.
+    pub recall_at_mmu: f64,
+    /// The size used for `recall_at_mmu`, m².
+    pub mmu_m2: f64,
+    /// Class-aware object scores, all classes.
+    pub class_aware: Prf,
+    /// Class-aware object scores per class.
+    pub per_class: BTreeMap<String, Prf>,
+    /// F1 of `obstructs_flood_channel` over class-agnostic pairs.
+    pub obstruction: Prf,
+    /// Share of class-agnostic pairs whose `chief_id` agrees; null without pairs.
+    pub chief_accuracy: Option<f64>,
+    /// Area-level scores.
+    pub area: AreaScores,
+    /// Recall by truth-object size.
+    pub recall_by_size: Vec<SizeRecall>,
+}
+
+struct Obj<'a> {
+    f: &'a PolyFeature,
+    g: MultiPolygon<f64>,
+    area: f64,
+    bb: Option<Rect<f64>>,
+}
+
+fn overlaps(a: &Option<Rect<f64>>, b: &Option<Rect<f64>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.min().x <= b.max().x && b.min().x <= a.max().x && a.min().y <= b.max().y && b.min().y <= a.max().y,
+        _ => false,
+    }
+}
+
+/// Greedy one-to-one matching by descending IoU over `pairs` (iou, p, t).
+fn greedy(mut pairs: Vec<(f64, usize, usize)>, np: usize, nt: usize) -> Vec<(usize, usize)> {
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let (mut up, mut ut) = (vec![false; np], vec![false; nt]);
+    let mut out = Vec::new();
+    for (_, p, t) in pairs {
+        if !up[p] && !ut[t] {
+            up[p] = true;
+            ut[t] = true;
+            out.push((p, t));
+        }
+    }
+    out
+}
+
+fn project(feats: &[&PolyFeature], t: &Transformer) -> Result<Vec<(MultiPolygon<f64>, f64)>> {
+    feats
+        .iter()
+        .map(|f| {
+            let mut g = f.geometry.clone();
+            t.apply_geom(&mut g)?;
+            let a = g.unsigned_area();
+            Ok((g, a))
+        })
+        .collect()
+}
+
+fn objs<'a>(v: &[&'a PolyFeature], tr: &Transformer) -> Result<Vec<Obj<'a>>> {
+    Ok(v.iter().zip(project(v, tr)?).map(|(f, (g, a))| Obj { f, bb: g.bounding_rect(), g, area: a }).collect())
+}
+
+/// Scores predictions against truth. Features are grouped by their `tile`
+/// property. `mmu_m2` sets the size for `recall_at_mmu`.
+///
+/// # Errors
+/// When a coordinate transformation cannot be built.
+pub fn evaluate(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64) -> Result<Report> {
+    let mut tiles: BTreeMap<&str, (Vec<&PolyFeature>, Vec<&PolyFeature>)> = BTreeMap::new();
+    for p in preds {
+        tiles.entry(p.str("tile")).or_default().0.push(p);
+    }
+    for t in truth {
+        tiles.entry(t.str("tile")).or_default().1.push(t);
+    }
+    let mut objects = Prf::new(0, 0, 0);
+    let mut class_aware = Prf::new(0, 0, 0);
+    let mut per_class: BTreeMap<String, Prf> = BTreeMap::new();
+    let (mut ob_tp, mut ob_fp, mut ob_fn) = (0, 0, 0);
+    let (mut chief_ok, mut pairs_n) = (0usize, 0usize);
+    let mut area = AreaScores::default();
+    let bins = [("< 400 m²", 0.0, 400.0), ("400–2,000 m²", 400.0, 2000.0), ("> 2,000 m²", 2000.0, f64::INFINITY)];
+    let mut size_counts = [(0usize, 0usize); 3];
+    let (mut mmu_t, mut mmu_m) = (0usize, 0usize);
+    for (_, (ps, ts)) in tiles.iter() {
+        // Metric CRS: UTM zone of the tile's features.
+        let all: Vec<geo::Coord<f64>> = ps.iter().chain(ts.iter()).filter_map(|f| f.geometry.bounding_rect()).map(|r| r.center()).collect();
+        let (lon, lat) = all.iter().fold((0.0, 0.0), |a, c| (a.0 + c.x, a.1 + c.y));
+        let n = all.len().max(1) as f64;
+        let tr = Transformer::from_wgs84(&utm_wkt(lon / n, lat / n)?)?;
+        let (po, to) = (objs(ps, &tr)?, objs(ts, &tr)?);
+        let mut pairs = Vec::new();
+        for (i, p) in po.iter().enumerate() {
+            for (j, t) in to.iter().enumerate() {
+                if !overlaps(&p.bb, &t.bb) {
+                    continue;
+                }
+                let inter = p.g.intersection(&t.g).unsigned_area();
+                let iou = inter / (p.area + t.area - inter).max(1e-12);
+                if iou >= MIN_IOU {
+                    pairs.push((iou, i, j));
+                }
+            }
+        }
+        let agn = greedy(pairs.clone(), po.len(), to.len());
+        objects.add(Prf::new(agn.len(), po.len() - agn.len(), to.len() - agn.len()));
+        let mut matched_t = vec![false; to.len()];
+        for &(i, j) in &agn {
+            matched_t[j] = true;
+            let (pf, tf) = (po[i].f, to[j].f);
+            match (pf.flag("obstructs_flood_channel"), tf.flag("obstructs_flood_channel")) {
+                (true, true) => ob_tp += 1,
+                (true, false) => ob_fp += 1,
+                (false, true) => ob_fn += 1,
+                _ => {}
+            }
+            pairs_n += 1;
+            chief_ok += usize::from(pf.str("chief_id") == tf.str("chief_id"));
+        }
+        for (j, t) in to.iter().enumerate() {
+            let k = bins.iter().position(|b| t.area >= b.1 && t.area < b.2).unwrap_or(2);
+            size_counts[k].0 += 1;
+            size_counts[k].1 += usize::from(matched_t[j]);
+            if t.area >= mmu_m2 {
+                mmu_t += 1;
+                mmu_m += usize::from(matched_t[j]);
+            }
+        }
+        let same: Vec<_> = pairs.into_iter().filter(|&(_, i, j)| po[i].f.str("class") == to[j].f.str("class")).collect();
+        let aware = greedy(same, po.len(), to.len());
+        class_aware.add(Prf::new(aware.len(), po.len() - aware.len(), to.len() - aware.len()));
+        let classes: std::collections::BTreeSet<&str> = po.iter().chain(to.iter()).map(|o| o.f.str("class")).collect();
+        for c in classes {
+            let tp = aware.iter().filter(|&&(i, _)| po[i].f.str("class") == c).count();
+            let np = po.iter().filter(|o| o.f.str("class") == c).count();
+            let nt = to.iter().filter(|o| o.f.str("class") == c).count();
+            per_class.entry(c.to_string()).or_insert_with(|| Prf::new(0, 0, 0)).add(Prf::new(tp, np - tp, nt - tp));
+        }
+        let up = unary_union(po.iter().map(|o| &o.g));
+        let ut = unary_union(to.iter().map(|o| &o.g));
+        area.pred_m2 += up.unsigned_area();
+        area.truth_m2 += ut.unsigned_area();
+        area.intersection_m2 += up.intersection(&ut).unsigned_area();
+    }
+    area.precision = ratio(area.intersection_m2, area.pred_m2);
+    area.recall = ratio(area.intersection_m2, area.truth_m2);
+    area.f1 = f1(area.precision, area.recall);
+    area.iou = ratio(area.intersection_m2, area.pred_m2 + area.truth_m2 - area.intersection_m2);
+    Ok(Report {
+        tiles: tiles.len(),
+        predictions: preds.len(),
+        truths: truth.len(),
+        objects,
+        recall_at_mmu: ratio(mmu_m as f64, mmu_t as f64),
+        mmu_m2,
+        class_aware,
+        per_class,
+        obstruction: Prf::new(ob_tp, ob_fp, ob_fn),
+        chief_accuracy: (pairs_n > 0).then(|| chief_ok as f64 / pairs_n as f64),
+        area,
+        recall_by_size: bins.iter().zip(size_counts).map(|(b, (t, m))| SizeRecall { size: b.0.to_string(), truth: t, matched: m, recall: ratio(m as f64, t as f64) }).collect(),
+    })
+}
+
+impl Report {
+    /// A plain-text table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let row = |s: &mut String, name: &str, p: &Prf| s.push_str(&format!("{name:<22} {:>5} {:>5} {:>5}  {:>9.3} {:>7.3} {:>6.3}\n", p.tp, p.fp, p.r#fn, p.precision, p.recall, p.f1));
+        s.push_str(&format!("tiles {}  predictions {}  truth {}\n\n", self.tiles, self.predictions, self.truths));
+        s.push_str(&format!("{:<22} {:>5} {:>5} {:>5}  {:>9} {:>7} {:>6}\n", "objects (IoU ≥ 0.3)", "TP", "FP", "FN", "precision", "recall", "F1"));
+        row(&mut s, "class-agnostic", &self.objects);
+        row(&mut s, "class-aware", &self.class_aware);
+        for (c, p) in &self.per_class {
+            row(&mut s, &format!("  {c}"), p);
+        }
+        row(&mut s, "obstruction flag", &self.obstruction);
+        s.push_str(&format!("\nrecall over truth ≥ {} m²: {:.3}\n", self.mmu_m2, self.recall_at_mmu));
+        for b in &self.recall_by_size {
+            s.push_str(&format!("recall {:<14} {:>4}/{:<4} {:.3}\n", b.size, b.matched, b.truth, b.recall));
+        }
+        s.push_str(&format!("chief accuracy: {}\n", self.chief_accuracy.map_or("n/a (no matched pairs)".into(), |a| format!("{a:.4}"))));
+        let a = &self.area;
+        s.push_str(&format!(
+            "area: pred {:.0} m², truth {:.0} m², overlap {:.0} m²; precision {:.3} recall {:.3} F1 {:.3} IoU {:.3}\n",
+            a.pred_m2, a.truth_m2, a.intersection_m2, a.precision, a.recall, a.f1, a.iou
+        ));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::polygon;
+    use serde_json::json;
+
+    fn sq(tile: &str, class: &str, x: f64, y: f64, d: f64, obstructs: bool, chief: &str) -> PolyFeature {
+        let p = polygon![(x: x, y: y), (x: x + d, y: y), (x: x + d, y: y + d), (x: x, y: y + d)];
+        PolyFeature {
+            geometry: MultiPolygon(vec![p]),
+            props: json!({"tile": tile, "class": class, "obstructs_flood_channel": obstructs, "chief_id": chief}).as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn truth_against_itself_is_perfect() {
+        let t = vec![sq("a", "dumping", 126.6, 45.8, 0.001, true, "c1"), sq("a", "construction", 126.61, 45.8, 0.002, false, "c2"), sq("b", "occupation", 126.7, 45.8, 0.001, false, "c1")];
+        let r = evaluate(&t, &t, 400.0).unwrap();
+        assert_eq!(r.objects, Prf::new(3, 0, 0));
+        assert_eq!(r.class_aware.f1, 1.0);
+        assert_eq!(r.obstruction.f1, 1.0);
+        assert_eq!(r.chief_accuracy, Some(1.0));
+        assert!((r.area.iou - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn empty_prediction_has_zero_recall() {
+        let t = vec![sq("a", "dumping", 126.6, 45.8, 0.001, true, "c1")];
+        let r = evaluate(&[], &t, 400.0).unwrap();
+        assert_eq!(r.objects.recall, 0.0);
+        assert_eq!(r.objects.precision, 1.0);
+        assert_eq!(r.chief_accuracy, None);
+        assert_eq!(r.area.recall, 0.0);
+    }
+
+    #[test]
+    fn known_counts() {
+        // Truth: A, B, C. Predictions: A exact (right class, right chief),
+        // B shifted by a third (IoU 0.5, wrong class, wrong chief), one false
+        // alarm far away, and one in another tile. C is missed.
+        let d = 0.001;
+        let truth = vec![sq("t", "dumping", 126.6, 45.8, d, true, "c1"), sq("t", "construction", 126.61, 45.8, d, true, "c1"), sq("t", "occupation", 126.62, 45.8, d, false, "c1")];
+        let preds = vec![
+            sq("t", "dumping", 126.6, 45.8, d, true, "c1"),
+            sq("t", "dumping", 126.61 + d / 3.0, 45.8, d, false, "c9"),
+            sq("t", "sand_mining", 126.65, 45.8, d, false, "c1"),
+            sq("u", "sand_mining", 126.65, 45.8, d, false, "c1"),
+        ];
+        let r = evaluate(&preds, &truth, 400.0).unwrap();
+        assert_eq!((r.objects.tp, r.objects.fp, r.objects.r#fn), (2, 2, 1));
+        assert_eq!((r.class_aware.tp, r.class_aware.fp, r.class_aware.r#fn), (1, 3, 2));
+        assert_eq!((r.obstruction.tp, r.obstruction.fp, r.obstruction.r#fn), (1, 0, 1));
+        assert_eq!(r.chief_accuracy, Some(0.5));
+        assert_eq!(r.per_class["dumping"].tp, 1);
+        assert_eq!(r.per_class["construction"].r#fn, 1);
+        assert_eq!(r.tiles, 2);
+    }
+}

@@ -1,0 +1,386 @@
+//! The only module that calls GDAL for rasters and coordinate systems.
+//!
+//! Orientation: GDAL buffers are addressed (cols, rows) — x first — while
+//! riverwatch's ndarray arrays are (rows, cols). A GDAL window read of
+//! `w × h` pixels comes back row-major, so it is reshaped directly to
+//! `(h, w)`; that conversion happens here and nowhere else.
+
+use crate::error::{Error, Result};
+use crate::manifest::{DateImage, Sensor, Tile};
+use gdal::raster::{GdalType, RasterCreationOptions};
+use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use gdal::{Dataset, DriverManager};
+use ndarray::{Array2, Array3, ArrayView2};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// A raster grid: size, affine geotransform and CRS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// GDAL geotransform: x = gt0 + col·gt1 + row·gt2, y = gt3 + col·gt4 + row·gt5.
+    pub gt: [f64; 6],
+    /// CRS as WKT.
+    pub wkt: String,
+}
+
+impl Grid {
+    /// Map coordinates of a pixel-lattice point (col, row), corners at integers.
+    #[inline]
+    pub fn to_map(&self, col: f64, row: f64) -> (f64, f64) {
+        let g = &self.gt;
+        (g[0] + col * g[1] + row * g[2], g[3] + col * g[4] + row * g[5])
+    }
+    /// Fractional (col, row) of a map coordinate (north-up grids).
+    #[inline]
+    pub fn to_pixel(&self, x: f64, y: f64) -> (f64, f64) {
+        ((x - self.gt[0]) / self.gt[1], (y - self.gt[3]) / self.gt[5])
+    }
+    /// Area of one pixel in CRS units².
+    pub fn pixel_area(&self) -> f64 {
+        (self.gt[1] * self.gt[5] - self.gt[2] * self.gt[4]).abs()
+    }
+    /// Side of a (square) pixel in CRS units.
+    pub fn pixel_size(&self) -> f64 {
+        self.pixel_area().sqrt()
+    }
+    /// A sub-grid of rows `rows` (same columns).
+    pub fn rows(&self, rows: Range<usize>) -> Grid {
+        let (x, y) = self.to_map(0.0, rows.start as f64);
+        Grid { width: self.width, height: rows.len(), gt: [x, self.gt[1], self.gt[2], y, self.gt[4], self.gt[5]], wkt: self.wkt.clone() }
+    }
+    /// What differs from `other`, if anything (size, geotransform, CRS).
+    pub fn mismatch(&self, other: &Grid) -> Option<String> {
+        if (self.width, self.height) != (other.width, other.height) {
+            return Some(format!("size {}×{} vs {}×{}", self.width, self.height, other.width, other.height));
+        }
+        let tol = 1e-6 * self.gt[1].abs().max(1e-9);
+        if self.gt.iter().zip(&other.gt).any(|(a, b)| (a - b).abs() > tol.max(1e-9 * a.abs())) {
+            return Some(format!("geotransform {:?} vs {:?}", self.gt, other.gt));
+        }
+        if self.wkt != other.wkt && !same_crs(&self.wkt, &other.wkt) {
+            return Some("CRS differs".into());
+        }
+        None
+    }
+    /// True for a north-up grid without rotation.
+    pub fn is_north_up(&self) -> bool {
+        self.gt[2] == 0.0 && self.gt[4] == 0.0 && self.gt[1] > 0.0 && self.gt[5] < 0.0
+    }
+}
+
+fn same_crs(a: &str, b: &str) -> bool {
+    match (SpatialRef::from_wkt(a), SpatialRef::from_wkt(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn open(path: &Path) -> Result<Dataset> {
+    if !path.exists() {
+        return Err(Error::invalid(path, "file does not exist"));
+    }
+    Dataset::open(path).map_err(|e| Error::gdal(path, e))
+}
+
+fn grid_of(ds: &Dataset, path: &Path) -> Result<Grid> {
+    let (w, h) = ds.raster_size();
+    if w == 0 || h == 0 {
+        return Err(Error::invalid(path, "raster is empty (0 pixels)"));
+    }
+    let gt = ds.geo_transform().map_err(|_| Error::invalid(path, "raster has no geotransform"))?;
+    let wkt = ds.projection();
+    if wkt.is_empty() {
+        return Err(Error::invalid(path, "raster has no CRS"));
+    }
+    let g = Grid { width: w, height: h, gt, wkt };
+    if !g.is_north_up() {
+        return Err(Error::invalid(path, "raster is rotated or not north-up; warp it first"));
+    }
+    Ok(g)
+}
+
+/// Opens a raster and returns its grid and band count.
+///
+/// # Errors
+/// Missing or unreadable file, empty raster, no georeferencing.
+pub fn probe(path: &Path) -> Result<(Grid, usize)> {
+    let ds = open(path)?;
+    let g = grid_of(&ds, path)?;
+    Ok((g, ds.raster_count()))
+}
+
+/// A block of rows of one date: reflectance per band and a validity mask.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// Reflectance, shape (bands, rows, cols), bands in order blue, green, red, nir, [swir1].
+    pub bands: Array3<f32>,
+    /// True where every band holds data and the mask (if any) says usable.
+    pub valid: Array2<bool>,
+}
+
+/// Reader of one date's bands and mask.
+pub struct DateReader {
+    path: PathBuf,
+    ds: Dataset,
+    bands: Vec<usize>,
+    nodata: Vec<Option<f64>>,
+    scale: f32,
+    offset: f32,
+    mask: Option<(PathBuf, Dataset)>,
+}
+
+impl DateReader {
+    fn open(img: &DateImage, sensor: &Sensor, tile: &str, grid: Option<&Grid>) -> Result<(DateReader, Grid)> {
+        let ds = open(&img.image)?;
+        let g = grid_of(&ds, &img.image)?;
+        let bands = sensor.bands.order();
+        let need = bands.iter().copied().max().unwrap_or(1);
+        if ds.raster_count() < need {
+            return Err(Error::BandCount { path: img.image.clone(), need, have: ds.raster_count() });
+        }
+        if let Some(ref_grid) = grid {
+            if let Some(what) = ref_grid.mismatch(&g) {
+                return Err(Error::GridMismatch { tile: tile.into(), a: PathBuf::from("before image"), b: img.image.clone(), what });
+            }
+        }
+        let mut nodata = Vec::new();
+        for &b in &bands {
+            let band = ds.rasterband(b).map_err(|e| Error::gdal(&img.image, e))?;
+            nodata.push(sensor.nodata.or(band.no_data_value()));
+        }
+        let mask = match &img.mask {
+            None => None,
+            Some(m) => {
+                let mds = open(m)?;
+                let mg = grid_of(&mds, m)?;
+                if let Some(what) = g.mismatch(&mg) {
+                    return Err(Error::GridMismatch { tile: tile.into(), a: img.image.clone(), b: m.clone(), what });
+                }
+                if mds.raster_count() != 1 {
+                    return Err(Error::invalid(m, format!("a mask must have 1 band, this one has {}", mds.raster_count())));
+                }
+                Some((m.clone(), mds))
+            }
+        };
+        Ok((DateReader { path: img.image.clone(), ds, bands, nodata, scale: sensor.scale as f32, offset: sensor.offset as f32, mask }, g))
+    }
+
+    /// Reads rows `rows` of every band as reflectance with the validity mask.
+    ///
+    /// # Errors
+    /// GDAL read failures (for example a truncated file), naming the file.
+    pub fn read_rows(&self, rows: Range<usize>, width: usize) -> Result<Block> {
+        let h = rows.len();
+        let n = width * h;
+        let mut out = Array3::<f32>::zeros((self.bands.len(), h, width));
+        let mut valid = Array2::from_elem((h, width), true);
+        let mut buf = vec![0f32; n];
+        for (i, &b) in self.bands.iter().enumerate() {
+            let band = self.ds.rasterband(b).map_err(|e| Error::gdal(&self.path, e))?;
+            band.read_into_slice::<f32>((0, rows.start as isize), (width, h), (width, h), &mut buf, None)
+                .map_err(|e| Error::gdal(&self.path, format!("band {b}, rows {}..{}: {e}", rows.start, rows.end)))?;
+            let nd = self.nodata[i].map(|v| v as f32);
+            let mut plane = out.index_axis_mut(ndarray::Axis(0), i);
+            let (s, o) = (self.scale, self.offset);
+            ndarray::Zip::from(&mut plane).and(&mut valid).and(ArrayView2::from_shape((h, width), &buf).map_err(|e| Error::gdal(&self.path, e))?).for_each(|p, v, &dn| {
+                *v &= dn.is_finite() && Some(dn) != nd;
+                *p = dn * s + o;
+            });
+        }
+        if let Some((mp, mds)) = &self.mask {
+            let band = mds.rasterband(1).map_err(|e| Error::gdal(mp, e))?;
+            band.read_into_slice::<f32>((0, rows.start as isize), (width, h), (width, h), &mut buf, None).map_err(|e| Error::gdal(mp, e))?;
+            ndarray::Zip::from(&mut valid).and(ArrayView2::from_shape((h, width), &buf).map_err(|e| Error::gdal(mp, e))?).for_each(|v, &m| *v &= m == 0.0);
+        }
+        // Bands are kept finite so kernels need no NaN branches; invalid pixels
+        // are excluded by the mask, not by their values.
+        ndarray::Zip::from(out.lanes_mut(ndarray::Axis(0))).and(&valid).for_each(|mut px, &v| {
+            if !v {
+                px.fill(0.0);
+            }
+        });
+        Ok(out_block(out, valid))
+    }
+
+    /// The image file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn out_block(bands: Array3<f32>, valid: Array2<bool>) -> Block {
+    Block { bands, valid }
+}
+
+/// Both dates of a tile, opened and checked to share a grid.
+pub struct TileReader {
+    /// Tile id.
+    pub tile: String,
+    /// The shared grid.
+    pub grid: Grid,
+    /// Earlier date.
+    pub before: DateReader,
+    /// Later date.
+    pub after: DateReader,
+}
+
+impl TileReader {
+    /// Opens both dates (and masks) of a tile.
+    ///
+    /// # Errors
+    /// Missing/unreadable files, too few bands, empty rasters, grids that differ.
+    pub fn open(tile: &Tile, sensor: &Sensor) -> Result<TileReader> {
+        let (before, grid) = DateReader::open(&tile.before, sensor, &tile.id, None)?;
+        let (after, _) = DateReader::open(&tile.after, sensor, &tile.id, Some(&grid)).map_err(|e| match e {
+            Error::GridMismatch { tile: t, b, what, .. } if b == tile.after.image => Error::GridMismatch { tile: t, a: tile.before.image.clone(), b, what },
+            other => other,
+        })?;
+        Ok(TileReader { tile: tile.id.clone(), grid, before, after })
+    }
+
+    /// Reads the same rows of both dates.
+    ///
+    /// # Errors
+    /// As [`DateReader::read_rows`].
+    pub fn read_rows(&self, rows: Range<usize>) -> Result<(Block, Block)> {
+        Ok((self.before.read_rows(rows.clone(), self.grid.width)?, self.after.read_rows(rows, self.grid.width)?))
+    }
+}
+
+/// Writes bands to a tiled, DEFLATE-compressed GeoTIFF through a temporary
+/// file and a rename.
+///
+/// # Errors
+/// GDAL failures naming `path`.
+pub fn write_geotiff<T: GdalType + Copy>(path: &Path, grid: &Grid, bands: &[ArrayView2<T>], nodata: Option<f64>) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = crate::io::tmp_path(path);
+    {
+        let drv = DriverManager::get_driver_by_name("GTiff").map_err(|e| Error::gdal(path, e))?;
+        let mut opts = RasterCreationOptions::new();
+        for (k, v) in [("TILED", "YES"), ("COMPRESS", "DEFLATE"), ("BLOCKXSIZE", "256"), ("BLOCKYSIZE", "256")] {
+            opts.set_name_value(k, v).map_err(|e| Error::gdal(path, e))?;
+        }
+        if T::datatype().is_integer() {
+            opts.set_name_value("PREDICTOR", "2").map_err(|e| Error::gdal(path, e))?;
+        }
+        if bands.len() > 1 {
+            opts.set_name_value("INTERLEAVE", "PIXEL").map_err(|e| Error::gdal(path, e))?;
+        }
+        let mut ds = drv
+            .create_with_band_type_with_options::<T, _>(&tmp, grid.width, grid.height, bands.len(), &opts)
+            .map_err(|e| Error::gdal(path, e))?;
+        ds.set_geo_transform(&grid.gt).map_err(|e| Error::gdal(path, e))?;
+        ds.set_projection(&grid.wkt).map_err(|e| Error::gdal(path, e))?;
+        for (i, b) in bands.iter().enumerate() {
+            let mut band = ds.rasterband(i + 1).map_err(|e| Error::gdal(path, e))?;
+            if let Some(nd) = nodata {
+                band.set_no_data_value(Some(nd)).map_err(|e| Error::gdal(path, e))?;
+            }
+            let data: Vec<T> = b.iter().copied().collect();
+            let mut buf = gdal::raster::Buffer::new((grid.width, grid.height), data);
+            band.write((0, 0), (grid.width, grid.height), &mut buf).map_err(|e| Error::gdal(path, e))?;
+        }
+        ds.close().map_err(|e| Error::gdal(path, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+fn srs(def: Srs<'_>) -> Result<SpatialRef> {
+    let mut s = match def {
+        Srs::Wkt(w) => SpatialRef::from_wkt(w),
+        Srs::Epsg(e) => SpatialRef::from_epsg(e),
+    }
+    .map_err(|e| Error::gdal("CRS", e))?;
+    s.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    Ok(s)
+}
+
+/// A CRS given as WKT or EPSG code.
+#[derive(Debug, Clone, Copy)]
+pub enum Srs<'a> {
+    /// WKT text.
+    Wkt(&'a str),
+    /// EPSG code.
+    Epsg(u32),
+}
+
+/// A coordinate transformation in traditional GIS order (x = longitude/easting).
+pub struct Transformer {
+    ct: CoordTransform,
+}
+
+impl Transformer {
+    /// Builds a transformation between two CRSs.
+    ///
+    /// # Errors
+    /// When GDAL cannot build it.
+    pub fn new(from: Srs<'_>, to: Srs<'_>) -> Result<Transformer> {
+        let ct = CoordTransform::new(&srs(from)?, &srs(to)?).map_err(|e| Error::gdal("coordinate transformation", e))?;
+        Ok(Transformer { ct })
+    }
+    /// From `wkt` to WGS84 longitude/latitude.
+    ///
+    /// # Errors
+    /// When GDAL cannot build it.
+    pub fn to_wgs84(wkt: &str) -> Result<Transformer> {
+        Transformer::new(Srs::Wkt(wkt), Srs::Epsg(4326))
+    }
+    /// From WGS84 longitude/latitude to `wkt`.
+    ///
+    /// # Errors
+    /// When GDAL cannot build it.
+    pub fn from_wgs84(wkt: &str) -> Result<Transformer> {
+        Transformer::new(Srs::Epsg(4326), Srs::Wkt(wkt))
+    }
+    /// Transforms coordinates in place.
+    ///
+    /// # Errors
+    /// When a point cannot be transformed.
+    pub fn apply(&self, xs: &mut [f64], ys: &mut [f64]) -> Result<()> {
+        if xs.is_empty() {
+            return Ok(());
+        }
+        self.ct.transform_coords(xs, ys, &mut []).map_err(|e| Error::gdal("coordinate transformation", e))
+    }
+    /// Transforms every coordinate of a geometry in place.
+    ///
+    /// # Errors
+    /// When a point cannot be transformed.
+    pub fn apply_geom<G: geo::MapCoordsInPlace<f64> + geo::CoordsIter<Scalar = f64>>(&self, g: &mut G) -> Result<()> {
+        let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = g.coords_iter().map(|c| (c.x, c.y)).unzip();
+        self.apply(&mut xs, &mut ys)?;
+        let i = std::cell::Cell::new(0usize);
+        let (i, xs, ys) = (&i, &xs, &ys);
+        g.map_coords_in_place(move |_| {
+            let k = i.get();
+            i.set(k + 1);
+            geo::Coord { x: xs[k], y: ys[k] }
+        });
+        Ok(())
+    }
+}
+
+/// WKT of the UTM zone (WGS84) containing a longitude/latitude.
+///
+/// # Errors
+/// When GDAL has no definition for it.
+pub fn utm_wkt(lon: f64, lat: f64) -> Result<String> {
+    let zone = (((lon + 180.0) / 6.0).floor() as i64).clamp(0, 59) as u32 + 1;
+    let code = if lat >= 0.0 { 32600 + zone } else { 32700 + zone };
+    SpatialRef::from_epsg(code).and_then(|s| s.to_wkt()).map_err(|e| Error::gdal(format!("EPSG:{code}"), e))
+}
+
+/// WKT of an EPSG code.
+///
+/// # Errors
+/// When GDAL has no definition for it.
+pub fn epsg_wkt(code: u32) -> Result<String> {
+    SpatialRef::from_epsg(code).and_then(|s| s.to_wkt()).map_err(|e| Error::gdal(format!("EPSG:{code}"), e))
+}

@@ -1,0 +1,29 @@
+//! # riverwatch
+//!
+//! River-corridor change detection from bi-temporal satellite imagery. It flags
+//! probable encroachments — occupation (乱占), sand mining (乱采), dumping (乱堆),
+//! construction (乱建) — and flood-channel obstructions (妨碍河道行洪) as
+//! polygons, and links each polygon to the river chief responsible for that
+//! stretch of river (河湖长制).
+//!
+//! The pipeline and file formats are described in the README and `schemas/`.
+//! The command-line tool in `main.rs` is a thin layer over this library.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod chiefs;
+pub mod config;
+pub mod corridor;
+pub mod error;
+pub mod eval;
+pub mod io;
+pub mod label;
+pub mod link;
+pub mod manifest;
+pub mod polygonize;
+pub mod rivers;
+pub mod synth;
+pub mod validate;
+
+pub use config::Config;
+pub use error::{Error, Result};

@@ -1,0 +1,173 @@
+//! Links polygons to river segments and chiefs through an R-tree of centreline
+//! pieces: nearest centreline (ties within 1 m go to the lower `segment_id`),
+//! the chief chain up to the province, and the flood-channel share.
+
+use crate::chiefs::{Level, Registry};
+use crate::corridor::{dist2_point_segment, Projected};
+use crate::rivers::Segment;
+use geo::{BoundingRect, Coord, Distance, Euclidean, Line, MultiPolygon, Point};
+use rstar::primitives::GeomWithData;
+use rstar::{RTree, AABB};
+
+type Piece = GeomWithData<Line<f64>, u32>;
+
+/// Distance within which two segments count as equally near, metres.
+pub const TIE_M: f64 = 1.0;
+
+/// An R-tree over the centreline pieces of segments projected into one CRS.
+pub struct SegmentIndex {
+    tree: RTree<Piece>,
+    ids: Vec<String>,
+    channel_m: Vec<f64>,
+}
+
+/// The segment a polygon belongs to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Nearest {
+    /// Index into the segment list the index was built from.
+    pub segment: usize,
+    /// Shortest polygon-to-centreline distance, CRS units (metres).
+    pub distance_m: f64,
+}
+
+impl SegmentIndex {
+    /// Builds the index with `bulk_load`. `projected[i].index` points into `segments`.
+    pub fn new(segments: &[Segment], projected: &[Projected]) -> SegmentIndex {
+        let pieces: Vec<Piece> = projected
+            .iter()
+            .flat_map(|p| {
+                p.lines.0.iter().flat_map(move |ls| ls.lines().filter(|l| l.start != l.end || ls.0.len() == 2).map(move |l| GeomWithData::new(l, p.index as u32)))
+            })
+            .collect();
+        SegmentIndex { tree: RTree::bulk_load(pieces), ids: segments.iter().map(|s| s.id.clone()).collect(), channel_m: segments.iter().map(|s| s.channel_m).collect() }
+    }
+
+    /// The segment nearest to `poly` (shortest polygon-to-line distance).
+    pub fn nearest(&self, poly: &MultiPolygon<f64>) -> Option<Nearest> {
+        let probe = poly.0.first()?.exterior().0.first().copied()?;
+        let first = self.tree.nearest_neighbor(&Point::from(probe))?;
+        // The polygon is at least as close as any of its points, so every
+        // candidate lies within this envelope.
+        let d0 = Euclidean.distance(&Point::from(probe), first.geom());
+        let bb = poly.bounding_rect()?;
+        let r = d0 + TIE_M;
+        let env = AABB::from_corners(Point::new(bb.min().x - r, bb.min().y - r), Point::new(bb.max().x + r, bb.max().y + r));
+        let mut best: Vec<(u32, f64)> = Vec::new();
+        for piece in self.tree.locate_in_envelope_intersecting(&env) {
+            let d = Euclidean.distance(poly, piece.geom());
+            match best.iter_mut().find(|b| b.0 == piece.data) {
+                Some(b) => b.1 = b.1.min(d),
+                None => best.push((piece.data, d)),
+            }
+        }
+        let dmin = best.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+        best.into_iter()
+            .filter(|b| b.1 <= dmin + TIE_M)
+            .min_by(|a, b| self.ids[a.0 as usize].cmp(&self.ids[b.0 as usize]))
+            .map(|(s, d)| Nearest { segment: s as usize, distance_m: d })
+    }
+
+    /// Share of `points` lying within the flood channel (`channel_m`) of segment `seg`.
+    /// Points are area samples of a polygon (pixel centres), so this is its area share.
+    pub fn channel_share(&self, seg: usize, points: &[Coord<f64>]) -> f64 {
+        if points.is_empty() {
+            return 0.0;
+        }
+        let h = self.channel_m[seg];
+        let h2 = h * h;
+        let inside = points
+            .iter()
+            .filter(|p| {
+                let env = AABB::from_corners(Point::new(p.x - h, p.y - h), Point::new(p.x + h, p.y + h));
+                self.tree.locate_in_envelope_intersecting(&env).any(|l| l.data as usize == seg && dist2_point_segment(**p, l.geom().start, l.geom().end) <= h2)
+            })
+            .count();
+        inside as f64 / points.len() as f64
+    }
+}
+
+/// Whether a class counts as obstructing flow when inside the flood channel.
+pub fn blocks_flow(class: &str) -> bool {
+    matches!(class, "construction" | "dumping" | "occupation")
+}
+
+/// The chief properties every polygon carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChiefLink {
+    /// Responsible chief.
+    pub chief_id: String,
+    /// Its level.
+    pub chief_level: String,
+    /// Its title.
+    pub chief_title: String,
+    /// Chief ids from the responsible chief up to the province.
+    pub chain: Vec<String>,
+    /// Region of the city-level chief in the chain.
+    pub city: Option<String>,
+    /// Region of the county-level chief in the chain.
+    pub county: Option<String>,
+}
+
+/// Resolves a chief id into its chain, city and county.
+pub fn chief_link(reg: &Registry, chief_id: &str) -> ChiefLink {
+    let chain = reg.chain(chief_id);
+    let c = chain.first();
+    ChiefLink {
+        chief_id: chief_id.to_string(),
+        chief_level: c.map(|c| c.level.as_str().to_string()).unwrap_or_default(),
+        chief_title: c.map(|c| c.title.clone()).unwrap_or_default(),
+        chain: chain.iter().map(|c| c.id.clone()).collect(),
+        city: reg.region_at(chief_id, Level::City),
+        county: reg.region_at(chief_id, Level::County),
+    }
+}
+
+/// Pixel centres of `grid` that fall inside `poly` (area samples for
+/// [`SegmentIndex::channel_share`] when the pixels are not at hand).
+pub fn pixel_centres(poly: &MultiPolygon<f64>, grid: &crate::io::raster::Grid) -> Vec<Coord<f64>> {
+    use geo::Contains;
+    let Some(bb) = poly.bounding_rect() else { return Vec::new() };
+    let (c0, r0) = grid.to_pixel(bb.min().x, bb.max().y);
+    let (c1, r1) = grid.to_pixel(bb.max().x, bb.min().y);
+    let mut out = Vec::new();
+    for r in (r0.floor() as i64)..(r1.ceil() as i64) {
+        for c in (c0.floor() as i64)..(c1.ceil() as i64) {
+            let (x, y) = grid.to_map(c as f64 + 0.5, r as f64 + 0.5);
+            let p = Coord { x, y };
+            if poly.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{polygon, LineString, MultiLineString};
+
+    fn seg(id: &str, y: f64) -> (Segment, Projected) {
+        let lines = MultiLineString(vec![LineString::from(vec![(0.0, y), (1000.0, y)])]);
+        (Segment { id: id.into(), river: "r".into(), chief_id: "c".into(), corridor_m: 500.0, channel_m: 100.0, lines: lines.clone() }, Projected { index: 0, lines, corridor_m: 500.0, channel_m: 100.0 })
+    }
+
+    #[test]
+    fn nearest_and_ties() {
+        let (a, mut pa) = seg("b-seg", 0.0);
+        let (b, mut pb) = seg("a-seg", 200.5);
+        pa.index = 0;
+        pb.index = 1;
+        let segs = vec![a, b];
+        let idx = SegmentIndex::new(&segs, &[pa, pb]);
+        let p = MultiPolygon(vec![polygon![(x: 100.0, y: 50.0), (x: 110.0, y: 50.0), (x: 110.0, y: 60.0), (x: 100.0, y: 60.0)]]);
+        let n = idx.nearest(&p).unwrap();
+        assert_eq!(n.segment, 0);
+        assert!((n.distance_m - 50.0).abs() < 1e-9);
+        // 100 from one, 100.5 from the other: a tie within 1 m → lower id "a-seg".
+        let q = MultiPolygon(vec![polygon![(x: 100.0, y: 90.0), (x: 110.0, y: 90.0), (x: 110.0, y: 100.0), (x: 100.0, y: 100.0)]]);
+        assert_eq!(idx.nearest(&q).unwrap().segment, 1);
+        let pts = [Coord { x: 5.0, y: 50.0 }, Coord { x: 5.0, y: 150.0 }];
+        assert_eq!(idx.channel_share(0, &pts), 0.5);
+    }
+}

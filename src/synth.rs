@@ -1,0 +1,973 @@
+//! Deterministic bi-temporal scenes of a river corridor with ground truth.
+//!
+//! The scene lies on the real Songhua River near Harbin (Natural Earth 1:10m
+//! centreline, `data/songhua_ne10m.geojson`), in EPSG:32652 at 10 m. Tiles form
+//! a two-row strip that follows the river, so objects straddle tile seams.
+//!
+//! What is modelled, and the numbers used (reflectance, bands blue, green, red,
+//! NIR, SWIR1 ≈ Sentinel-2 B2, B3, B4, B8, B11):
+//!
+//! * Materials, from the USGS spectral library splib07 and ECOSTRESS library
+//!   convolved to Sentinel-2 bands, rounded (see [`SPECTRA`]): turbid river
+//!   water, clear water, wet and dry sand, loam soil, moist black soil
+//!   (chernozem, plough land), grass, wetland vegetation, crops at peak and
+//!   senescent, trees, red-tile and steel roofs, concrete, asphalt, greenhouse
+//!   plastic, waste, cloud. Each object gets a ±8 % spectral jitter and every
+//!   pixel a ±5 % texture from value noise.
+//! * True changes, inside and outside the management zone: occupation (water →
+//!   fill soil, crops or grass on reclaimed land at the shoreline), sand mining
+//!   (bars and banks → pits of turbid water, wet sand and sand piles), dumping
+//!   (vegetation or bank → bright rough waste mounds), construction (anything →
+//!   rectilinear roofs, sheds and hard standing). Areas are log-uniform from
+//!   400 m² to 4 ha, with 15 % tiny ones of 100–400 m² below the mapping unit.
+//! * Nuisances: crop stages re-drawn per date (bare, emerging, peak,
+//!   senescent, ploughed), grass and wetland greenness ±25 %, natural water
+//!   level change of 1–2.5 px at every shoreline, per-band gain 0.90–1.10 and
+//!   additive haze up to 0.03 falling off as λ⁻², clouds with shadows on some
+//!   tiles (mask file on some, not on others), sub-pixel misregistration of
+//!   the later date up to 1.5 px (bilinear resampling), sensor noise
+//!   σ = 0.003 + 2 % of the signal, SWIR at 20 m (2 × 2 block means) for
+//!   Sentinel-2, a nodata swath edge on one tile, and structures on both dates
+//!   (villages, roads, a bridge, greenhouses).
+
+use crate::chiefs::{Chief, Level, Registry};
+use crate::corridor::{self, Projected};
+use crate::error::{Error, Result};
+use crate::io::raster::{epsg_wkt, write_geotiff, Grid, Transformer};
+use crate::io::vector::{write_collection, PolyFeature};
+use crate::label::label;
+use crate::link::{blocks_flow, SegmentIndex};
+use crate::polygonize::trace;
+use crate::rivers::Segment;
+use geo::{Coord, LineString, MultiLineString, MultiPolygon};
+use ndarray::{s, Array2, Array3};
+use rayon::prelude::*;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// The embedded Natural Earth centreline of the Songhua near Harbin.
+const SONGHUA: &str = include_str!("../data/songhua_ne10m.geojson");
+
+/// Pixel size, metres.
+pub const PIXEL_M: f64 = 10.0;
+const EPSG: u32 = 32652;
+/// Dates written to the manifest.
+pub const BEFORE_DATE: &str = "2025-06-12";
+/// Dates written to the manifest.
+pub const AFTER_DATE: &str = "2026-06-17";
+
+/// Synth settings.
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    /// Random seed; the same seed gives byte-identical files.
+    pub seed: u64,
+    /// Number of tiles.
+    pub tiles: usize,
+    /// Tile side in pixels.
+    pub size: usize,
+    /// `sentinel2-l2a` or `gf-4band`.
+    pub sensor: String,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        SynthOptions { seed: 7, tiles: 4, size: 512, sensor: "sentinel2-l2a".into() }
+    }
+}
+
+// ---------------------------------------------------------------- randomness
+
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[inline]
+fn hash(seed: u64, x: i64, y: i64, k: u64) -> u64 {
+    mix(seed ^ mix((x as u64).wrapping_mul(0x1000_0000_01B3) ^ mix((y as u64) ^ mix(k))))
+}
+
+#[inline]
+fn unit(h: u64) -> f32 {
+    (h >> 40) as f32 / (1u64 << 24) as f32
+}
+
+/// Smooth value noise in [0, 1] with lattice spacing `scale` pixels.
+fn vnoise(seed: u64, x: f64, y: f64, scale: f64, k: u64) -> f32 {
+    let (fx, fy) = (x / scale, y / scale);
+    let (x0, y0) = (fx.floor(), fy.floor());
+    let (tx, ty) = ((fx - x0) as f32, (fy - y0) as f32);
+    let (sx, sy) = (tx * tx * (3.0 - 2.0 * tx), ty * ty * (3.0 - 2.0 * ty));
+    let (xi, yi) = (x0 as i64, y0 as i64);
+    let v = |dx: i64, dy: i64| unit(hash(seed, xi + dx, yi + dy, k));
+    let a = v(0, 0) + (v(1, 0) - v(0, 0)) * sx;
+    let b = v(0, 1) + (v(1, 1) - v(0, 1)) * sx;
+    a + (b - a) * sy
+}
+
+fn fbm(seed: u64, x: f64, y: f64, scale: f64, k: u64) -> f32 {
+    (vnoise(seed, x, y, scale, k) * 0.55 + vnoise(seed, x, y, scale / 2.0, k + 1) * 0.3 + vnoise(seed, x, y, scale / 4.0, k + 2) * 0.15).clamp(0.0, 1.0)
+}
+
+fn gauss(h: u64) -> f32 {
+    let u1 = unit(h).max(1e-7);
+    let u2 = unit(mix(h));
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+/// A small deterministic generator for placements.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(self.0)
+    }
+    fn f(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn range(&mut self, a: f64, b: f64) -> f64 {
+        a + (b - a) * self.f()
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[(self.next() % v.len() as u64) as usize]
+    }
+}
+
+// ---------------------------------------------------------------- spectra
+
+type Spec = [f32; 5];
+
+/// Material reflectance (blue, green, red, NIR, SWIR1).
+pub const SPECTRA: &[(&str, Spec)] = &[
+    ("turbid_water", [0.070, 0.095, 0.085, 0.040, 0.015]),
+    ("clear_water", [0.045, 0.060, 0.035, 0.015, 0.008]),
+    ("wet_sand", [0.090, 0.115, 0.135, 0.165, 0.150]),
+    ("dry_sand", [0.170, 0.215, 0.260, 0.300, 0.360]),
+    ("soil", [0.080, 0.110, 0.150, 0.210, 0.290]),
+    ("black_soil", [0.045, 0.060, 0.075, 0.110, 0.150]),
+    ("grass", [0.040, 0.080, 0.050, 0.330, 0.200]),
+    ("wetland", [0.035, 0.070, 0.045, 0.280, 0.150]),
+    ("crop_peak", [0.030, 0.075, 0.035, 0.450, 0.220]),
+    ("crop_senescent", [0.060, 0.090, 0.110, 0.250, 0.300]),
+    ("trees", [0.025, 0.050, 0.030, 0.300, 0.140]),
+    ("roof_tile", [0.080, 0.090, 0.160, 0.250, 0.330]),
+    ("roof_steel", [0.180, 0.200, 0.200, 0.220, 0.200]),
+    ("concrete", [0.200, 0.220, 0.240, 0.270, 0.300]),
+    ("asphalt", [0.060, 0.070, 0.080, 0.100, 0.120]),
+    ("greenhouse", [0.280, 0.300, 0.310, 0.350, 0.300]),
+    ("waste", [0.160, 0.170, 0.180, 0.210, 0.250]),
+    ("cloud", [0.420, 0.430, 0.450, 0.480, 0.360]),
+];
+
+#[derive(Clone, Copy)]
+#[repr(usize)]
+enum M {
+    Turbid = 0,
+    Clear,
+    WetSand,
+    DrySand,
+    Soil,
+    BlackSoil,
+    Grass,
+    Wetland,
+    CropPeak,
+    CropSen,
+    Trees,
+    RoofTile,
+    RoofSteel,
+    Concrete,
+    Asphalt,
+    Greenhouse,
+    Waste,
+    Cloud,
+}
+
+#[inline]
+fn sp(m: M) -> Spec {
+    SPECTRA[m as usize].1
+}
+
+#[inline]
+fn blend(a: Spec, b: Spec, t: f32) -> Spec {
+    let mut o = a;
+    for i in 0..5 {
+        o[i] = a[i] * (1.0 - t) + b[i] * t;
+    }
+    o
+}
+
+#[inline]
+fn scale_spec(a: Spec, f: f32) -> Spec {
+    a.map(|v| v * f)
+}
+
+// ---------------------------------------------------------------- scene
+
+/// Change classes, in the order used by the flagged output.
+pub const CLASSES: [&str; 4] = ["occupation", "sand_mining", "dumping", "construction"];
+
+#[derive(Clone)]
+struct Obj {
+    class: usize,
+    poly: Vec<(f64, f64)>,
+    bb: [f64; 4],
+    variant: u64,
+}
+
+impl Obj {
+    fn contains(&self, x: f64, y: f64) -> bool {
+        if x < self.bb[0] || x > self.bb[1] || y < self.bb[2] || y > self.bb[3] {
+            return false;
+        }
+        let mut inside = false;
+        let n = self.poly.len();
+        let mut j = n - 1;
+        for i in 0..n {
+            let (xi, yi) = self.poly[i];
+            let (xj, yj) = self.poly[j];
+            if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
+                inside = !inside;
+            }
+            j = i;
+        }
+        inside
+    }
+}
+
+struct Piece {
+    a: (f64, f64),
+    b: (f64, f64),
+    main: bool,
+}
+
+struct Scene {
+    seed: u64,
+    pieces: Vec<Piece>,
+    objs: Vec<Obj>,
+    villages: Vec<(f64, f64, f64)>,
+    roads: Vec<((f64, f64), (f64, f64))>,
+    bridges: Vec<((f64, f64), (f64, f64))>,
+    level_px: f64,
+}
+
+fn seg_dist(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    corridor::dist2_point_segment(Coord { x: p.0, y: p.1 }, Coord { x: a.0, y: a.1 }, Coord { x: b.0, y: b.1 }).sqrt()
+}
+
+impl Scene {
+    fn dist(&self, x: f64, y: f64, main: bool) -> f64 {
+        self.pieces.iter().filter(|p| p.main == main).map(|p| seg_dist((x, y), p.a, p.b)).fold(f64::INFINITY, f64::min)
+    }
+
+    /// Half-width of the main river in pixels at (x, y): 110–190 m.
+    fn half_width(&self, x: f64, y: f64) -> f64 {
+        11.0 + 8.0 * vnoise(self.seed, x, y, 180.0, 11) as f64
+    }
+
+    fn is_bar(&self, x: f64, y: f64, dm: f64, w: f64) -> bool {
+        dm < w * 0.55 && vnoise(self.seed, x, y, 40.0, 12) > 0.72
+    }
+
+    fn water_before(&self, x: f64, y: f64, dm: f64, dt: f64) -> bool {
+        let w = self.half_width(x, y);
+        (dm < w && !self.is_bar(x, y, dm, w)) || dt < 3.0
+    }
+
+    /// Reflectance of world pixel (x, y) on date `t` (0 before, 1 after),
+    /// before atmosphere, clouds and sensor effects.
+    fn render(&self, xi: i64, yi: i64, t: usize, dm: f64, dt: f64) -> Spec {
+        let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
+        let seed = self.seed;
+        let tex = 1.0 + 0.1 * (vnoise(seed, x, y, 3.0, 20 + t as u64) - 0.5) + 0.04 * (unit(hash(seed, xi, yi, 21 + t as u64)) - 0.5);
+        let w = self.half_width(x, y);
+        let level = if t == 1 { self.level_px } else { 0.0 };
+        let mut out = self.base(x, y, xi, yi, t, dm, dt, w, level);
+        // Structures present on both dates.
+        for (a, b) in &self.bridges {
+            if seg_dist((x, y), *a, *b) < 1.0 {
+                out = sp(M::Concrete);
+            }
+        }
+        if t == 1 {
+            for o in &self.objs {
+                if o.contains(x, y) {
+                    if let Some(s) = self.changed(o, x, y, xi, yi, dm, dt) {
+                        out = s;
+                    }
+                }
+            }
+        }
+        scale_spec(out, tex)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn base(&self, x: f64, y: f64, xi: i64, yi: i64, t: usize, dm: f64, dt: f64, w: f64, level: f64) -> Spec {
+        let seed = self.seed;
+        let tu = t as u64;
+        let green = 1.0 + 0.25 * (2.0 * vnoise(seed, x, y, 300.0, 30 + tu) - 1.0);
+        // Main river.
+        if dm < w + level || dt < 3.0 + level * 0.3 {
+            if self.is_bar(x, y, dm, w) && dm < w {
+                let dry = vnoise(seed, x, y, 12.0, 13) > 0.6;
+                return if dry { sp(M::DrySand) } else { sp(M::WetSand) };
+            }
+            if dm >= w || dt >= 3.0 {
+                // Shore flooded by a natural rise: shallow water over the bank.
+                return blend(sp(M::Turbid), sp(M::Wetland), 0.3);
+            }
+            let turb = vnoise(seed, x, y, 60.0, 14);
+            return blend(sp(M::Clear), sp(M::Turbid), 0.5 + 0.5 * turb);
+        }
+        if dm < w || dt < 3.0 {
+            // Exposed by a natural fall of the water level.
+            return sp(M::WetSand);
+        }
+        for (a, b) in &self.roads {
+            if seg_dist((x, y), *a, *b) < 0.8 {
+                return sp(M::Asphalt);
+            }
+        }
+        for &(vx, vy, r) in &self.villages {
+            let d = ((x - vx).powi(2) + (y - vy).powi(2)).sqrt();
+            if d < r {
+                let (cx, cy) = (xi.rem_euclid(6), yi.rem_euclid(5));
+                if cx < 4 && cy < 3 {
+                    let h = hash(seed, xi.div_euclid(6), yi.div_euclid(5), 40);
+                    return if h % 3 == 0 { sp(M::RoofSteel) } else { sp(M::RoofTile) };
+                }
+                return if cx == 5 || cy == 4 { sp(M::Concrete) } else { scale_spec(sp(M::Grass), green) };
+            }
+        }
+        // Banks and riparian belt.
+        let bank = dm - w;
+        if bank < 3.0 + 4.0 * vnoise(seed, x, y, 25.0, 15) as f64 {
+            return if vnoise(seed, x, y, 50.0, 16) > 0.55 {
+                if bank < 1.5 {
+                    sp(M::WetSand)
+                } else {
+                    sp(M::DrySand)
+                }
+            } else {
+                scale_spec(sp(M::Wetland), green)
+            };
+        }
+        if bank < 14.0 + 10.0 * vnoise(seed, x, y, 60.0, 17) as f64 {
+            let n = vnoise(seed, x, y, 20.0, 18);
+            return if n > 0.62 { sp(M::Trees) } else if n > 0.3 { scale_spec(sp(M::Wetland), green) } else { scale_spec(sp(M::Grass), green) };
+        }
+        // Field parcels on a slightly rotated lattice.
+        let (u, v) = (x * 0.966 + y * 0.259, -x * 0.259 + y * 0.966);
+        let (pu, pv) = ((u / 28.0).floor() as i64, (v / 18.0).floor() as i64);
+        let ph = hash(seed, pu, pv, 50);
+        let kind = ph % 100;
+        let pj = 1.0 + 0.08 * (unit(mix(ph)) - 0.5);
+        let s = match kind {
+            0..=59 => {
+                // Crop: the stage is drawn per date (crop cycles).
+                let stage = hash(seed, pu, pv, 51 + tu) % 5;
+                match stage {
+                    0 => sp(M::BlackSoil),
+                    1 => blend(sp(M::BlackSoil), sp(M::CropPeak), 0.35),
+                    2 | 3 => sp(M::CropPeak),
+                    _ => sp(M::CropSen),
+                }
+            }
+            60..=79 => scale_spec(sp(M::Grass), green),
+            80..=91 => sp(M::Trees),
+            92..=95 => sp(M::Greenhouse),
+            _ => sp(M::Soil),
+        };
+        scale_spec(s, pj)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn changed(&self, o: &Obj, x: f64, y: f64, xi: i64, yi: i64, dm: f64, dt: f64) -> Option<Spec> {
+        let seed = self.seed;
+        let j = 1.0 + 0.16 * (unit(mix(o.variant)) - 0.5);
+        let s = match o.class {
+            0 => {
+                if !self.water_before(x, y, dm, dt) {
+                    return None;
+                }
+                match o.variant % 4 {
+                    0 | 1 => sp(M::Soil),
+                    2 => blend(sp(M::Soil), sp(M::CropPeak), 0.6),
+                    _ => blend(sp(M::Grass), sp(M::Soil), 0.4),
+                }
+            }
+            1 => {
+                if self.water_before(x, y, dm, dt) && !self.is_bar(x, y, dm, self.half_width(x, y)) {
+                    return None;
+                }
+                let n = vnoise(seed, x, y, 4.0, o.variant);
+                if n < 0.4 {
+                    blend(sp(M::Turbid), sp(M::Clear), 0.3)
+                } else if n < 0.82 {
+                    sp(M::WetSand)
+                } else {
+                    sp(M::DrySand)
+                }
+            }
+            2 => {
+                let h = hash(seed, xi, yi, o.variant) % 10;
+                let base = match h {
+                    0..=3 => sp(M::Waste),
+                    4..=5 => sp(M::Concrete),
+                    6..=7 => sp(M::Soil),
+                    8 => sp(M::Greenhouse),
+                    _ => sp(M::BlackSoil),
+                };
+                scale_spec(base, 0.85 + 0.3 * vnoise(seed, x, y, 2.0, o.variant + 1))
+            }
+            _ => {
+                let (cx, cy) = (xi.rem_euclid(8), yi.rem_euclid(7));
+                match o.variant % 3 {
+                    0 => sp(M::RoofSteel),
+                    1 => {
+                        if cx < 6 && cy < 5 {
+                            sp(M::RoofTile)
+                        } else {
+                            sp(M::Concrete)
+                        }
+                    }
+                    _ => sp(M::Concrete),
+                }
+            }
+        };
+        Some(scale_spec(s, j))
+    }
+}
+
+fn shape(rng: &mut Rng, class: usize, cx: f64, cy: f64, area_px: f64) -> Vec<(f64, f64)> {
+    let rect = class == 3 || (class == 0 && rng.f() < 0.4);
+    if rect {
+        let aspect = rng.range(1.0, 3.0);
+        let (hw, hh) = ((area_px * aspect).sqrt() / 2.0, (area_px / aspect).sqrt() / 2.0);
+        let th = rng.range(0.0, std::f64::consts::PI);
+        let (c, s) = (th.cos(), th.sin());
+        [(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)].iter().map(|&(u, v)| (cx + u * c - v * s, cy + u * s + v * c)).collect()
+    } else {
+        let r = (area_px / std::f64::consts::PI).sqrt();
+        let ph: Vec<f64> = (0..3).map(|_| rng.range(0.0, 6.3)).collect();
+        let amp = [rng.range(0.1, 0.3), rng.range(0.05, 0.2), rng.range(0.0, 0.12)];
+        (0..28)
+            .map(|i| {
+                let a = i as f64 / 28.0 * std::f64::consts::TAU;
+                let k = 1.0 + amp[0] * (2.0 * a + ph[0]).sin() + amp[1] * (3.0 * a + ph[1]).sin() + amp[2] * (5.0 * a + ph[2]).sin();
+                (cx + r * k * a.cos(), cy + r * k * a.sin())
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- layout
+
+struct Layout {
+    wkt: String,
+    /// World pixel (0, 0) top-left corner in map coordinates.
+    x0: f64,
+    y0: f64,
+    /// Tile origins in world pixels (col, row) and ids.
+    tiles: Vec<(String, i64, i64)>,
+}
+
+fn load_songhua(wkt: &str) -> Result<LineString<f64>> {
+    let v: Value = serde_json::from_str(SONGHUA).map_err(|e| Error::Json { path: "data/songhua_ne10m.geojson".into(), msg: e.to_string() })?;
+    let g = &v["features"][0]["geometry"];
+    let mut ml = crate::rivers::parse_lines(g).map_err(|m| Error::invalid("data/songhua_ne10m.geojson", m))?;
+    Transformer::from_wgs84(wkt)?.apply_geom(&mut ml)?;
+    ml.0.into_iter().next().ok_or_else(|| Error::invalid("data/songhua_ne10m.geojson", "no line"))
+}
+
+fn y_at(line: &LineString<f64>, x: f64) -> Option<f64> {
+    line.0.windows(2).find(|w| (w[0].x - x) * (w[1].x - x) <= 0.0 && w[0].x != w[1].x).map(|w| w[0].y + (w[1].y - w[0].y) * (x - w[0].x) / (w[1].x - w[0].x))
+}
+
+// ---------------------------------------------------------------- main entry
+
+/// What synth wrote.
+#[derive(Debug, Clone)]
+pub struct SynthSummary {
+    /// Tiles written.
+    pub tiles: usize,
+    /// Truth features written.
+    pub truth: usize,
+    /// Segments written.
+    pub segments: usize,
+}
+
+fn chiefs() -> Vec<Chief> {
+    let mut v = vec![Chief { id: "hlj".into(), level: Level::Province, title: "黑龙江省总河长 Heilongjiang provincial river chief".into(), region: "黑龙江省".into(), parent: None }];
+    v.push(Chief { id: "hlj-harbin".into(), level: Level::City, title: "哈尔滨市河长 Harbin city river chief".into(), region: "哈尔滨市".into(), parent: Some("hlj".into()) });
+    for (cid, zh, en) in COUNTIES {
+        v.push(Chief { id: format!("hrb-{cid}"), level: Level::County, title: format!("{zh}河长 {en} river chief"), region: zh.to_string(), parent: Some("hlj-harbin".into()) });
+        for t in 1..=2 {
+            let tid = format!("hrb-{cid}-t{t}");
+            v.push(Chief { id: tid.clone(), level: Level::Township, title: format!("{zh}第{t}街道河长 {en} township {t} river chief"), region: format!("{zh}第{t}街道"), parent: Some(format!("hrb-{cid}")) });
+            for vi in 1..=2 {
+                v.push(Chief {
+                    id: format!("{tid}-v{vi}"),
+                    level: Level::Village,
+                    title: format!("{zh}第{t}街道第{vi}村河长 {en} township {t} village {vi} river chief"),
+                    region: format!("{zh}第{t}街道第{vi}村"),
+                    parent: Some(tid.clone()),
+                });
+            }
+        }
+    }
+    v
+}
+
+const COUNTIES: [(&str, &str, &str); 5] = [("daoli", "道里区", "Daoli District"), ("songbei", "松北区", "Songbei District"), ("daowai", "道外区", "Daowai District"), ("hulan", "呼兰区", "Hulan District"), ("bin", "宾县", "Bin County")];
+
+/// Generates a scene into `out`: manifest, rivers, chiefs, truth, tiles.
+///
+/// # Errors
+/// Unknown sensor, bad sizes, or files that cannot be written.
+pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
+    let nb = match o.sensor.as_str() {
+        "sentinel2-l2a" => 5,
+        "gf-4band" => 4,
+        s => return Err(Error::Config(format!("synth supports sensors sentinel2-l2a and gf-4band, not {s:?}"))),
+    };
+    if o.tiles == 0 || o.tiles > 256 || o.size < 64 || o.size > 8192 || o.size % 2 != 0 {
+        return Err(Error::Config("synth needs 1–256 tiles of an even size of 64–8192 px".into()));
+    }
+    let wkt = epsg_wkt(EPSG)?;
+    let river = load_songhua(&wkt)?;
+    let mut rng = Rng(mix(o.seed ^ 0x5EED));
+    let size = o.size as i64;
+    let cols = o.tiles as i64;
+    // Start west of central Harbin so the strip follows the river east.
+    let anchor = {
+        let t = Transformer::from_wgs84(&wkt)?;
+        let (mut xs, mut ys) = (vec![126.43], vec![45.74]);
+        t.apply(&mut xs, &mut ys)?;
+        ((xs[0] / PIXEL_M).round() * PIXEL_M, (ys[0] / PIXEL_M).round() * PIXEL_M)
+    };
+    // One row of tiles along the river; each column is shifted vertically (by
+    // an even number of pixels, on one lattice) to keep the river near its
+    // middle, so neighbours share part of their side edge.
+    let layout = {
+        let x0 = anchor.0;
+        let y0 = anchor.1 + size as f64 * PIXEL_M / 2.0;
+        let mut tiles = Vec::new();
+        for c in 0..cols {
+            let cx = x0 + ((c as f64) + 0.5) * size as f64 * PIXEL_M;
+            let ry = y_at(&river, cx).unwrap_or(anchor.1);
+            let off = (((y0 - ry) / PIXEL_M - size as f64 / 2.0) / 2.0).round() as i64 * 2;
+            tiles.push((format!("songhua-{:04}", tiles.len()), c * size, off));
+        }
+        Layout { wkt: wkt.clone(), x0, y0, tiles }
+    };
+    let to_px = |p: Coord<f64>| ((p.x - layout.x0) / PIXEL_M, (layout.y0 - p.y) / PIXEL_M);
+    let to_map = |x: f64, y: f64| Coord { x: layout.x0 + x * PIXEL_M, y: layout.y0 - y * PIXEL_M };
+    let (wx0, wx1) = (-60.0, (cols * size) as f64 + 60.0);
+    // River pieces in world pixels, densified to ≤ 60 px, clipped to the strip.
+    let mut main_pts: Vec<(f64, f64)> = Vec::new();
+    for w in river.0.windows(2) {
+        let (a, b) = (to_px(w[0]), to_px(w[1]));
+        let n = ((((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt()) / 60.0).ceil().max(1.0) as usize;
+        for k in 0..n {
+            let t = k as f64 / n as f64;
+            main_pts.push((a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t));
+        }
+    }
+    let in_strip = |p: &(f64, f64)| p.0 >= wx0 - 300.0 && p.0 <= wx1 + 300.0;
+    let main_pts: Vec<(f64, f64)> = main_pts.into_iter().filter(in_strip).collect();
+    // A tributary joining from the south about a third of the way along.
+    let join = main_pts[main_pts.len() / 3];
+    let mut trib = vec![join];
+    let mut p = join;
+    let mut heading = std::f64::consts::FRAC_PI_2 + rng.range(-0.5, 0.5);
+    for _ in 0..12 {
+        heading += rng.range(-0.35, 0.35);
+        p = (p.0 + 50.0 * heading.cos(), p.1 + 50.0 * heading.sin());
+        trib.push(p);
+    }
+    let mut pieces: Vec<Piece> = main_pts.windows(2).map(|w| Piece { a: w[0], b: w[1], main: true }).collect();
+    pieces.extend(trib.windows(2).map(|w| Piece { a: w[0], b: w[1], main: false }));
+
+    // Segments of 2–6 km along each river.
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut seg_defaults: Vec<(bool, bool)> = Vec::new();
+    let village_chiefs: Vec<String> = chiefs().into_iter().filter(|c| c.level == Level::Village).map(|c| c.id).collect();
+    let township_chiefs: Vec<String> = chiefs().into_iter().filter(|c| c.level == Level::Township).map(|c| c.id).collect();
+    for (river_name, pts, wide) in [("松花江 Songhua", &main_pts, true), ("阿什河 Ashi", &trib, false)] {
+        let mut i = 0;
+        let mut k = 0;
+        while i + 1 < pts.len() {
+            let target = rng.range(200.0, 600.0);
+            let mut len = 0.0;
+            let mut j = i;
+            while j + 1 < pts.len() && len < target {
+                len += ((pts[j + 1].0 - pts[j].0).powi(2) + (pts[j + 1].1 - pts[j].1).powi(2)).sqrt();
+                j += 1;
+            }
+            if pts.len() - 1 - j < 3 {
+                j = pts.len() - 1;
+            }
+            let ls = LineString(pts[i..=j].iter().map(|&(x, y)| to_map(x, y)).collect());
+            let (corridor_m, channel_m) = if wide { (rng.pick(&[400.0, 450.0, 500.0, 550.0, 600.0]), rng.pick(&[150.0, 200.0, 250.0])) } else { (rng.pick(&[250.0, 300.0]), rng.pick(&[80.0, 100.0])) };
+            // About one main-river segment in four relies on the defaults.
+            let use_default = wide && rng.f() < 0.25;
+            let (corridor_m, channel_m) = if use_default { (500.0, 200.0) } else { (corridor_m, channel_m) };
+            let county = (segments.len() * COUNTIES.len() / 12).min(COUNTIES.len() - 1);
+            let chief_id = if rng.f() < 0.7 { village_chiefs[county * 4 + (k % 4)].clone() } else { township_chiefs[county * 2 + (k % 2)].clone() };
+            segments.push(Segment {
+                id: format!("{}-{:03}", if wide { "SH" } else { "AS" }, k + 1),
+                river: river_name.to_string(),
+                chief_id,
+                corridor_m,
+                channel_m,
+                lines: MultiLineString(vec![ls]),
+            });
+            seg_defaults.push((use_default, use_default));
+            k += 1;
+            i = j;
+        }
+    }
+    // Written first, then read back through the same loader and projection
+    // the detector uses, so truth and detection see identical geometry.
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_rivers(&out.join("rivers.geojson"), &segments, &wkt, &seg_defaults)?;
+    let segments = crate::rivers::load(&out.join("rivers.geojson"), crate::rivers::WidthDefaults::default())?;
+    let projected: Vec<Projected> = corridor::project(&segments, &wkt)?;
+
+    let level_px = rng.pick(&[-1.0, 1.0]) * rng.range(1.0, 2.5);
+    let mut scene = Scene { seed: mix(o.seed), pieces, objs: Vec::new(), villages: Vec::new(), roads: Vec::new(), bridges: Vec::new(), level_px };
+    // Villages (some inside the corridor), roads and a bridge.
+    let (ymin, ymax) = layout.tiles.iter().fold((i64::MAX, i64::MIN), |a, t| (a.0.min(t.2), a.1.max(t.2 + size)));
+    for _ in 0..(o.tiles * 2) {
+        for _ in 0..50 {
+            let (x, y) = (rng.range(0.0, (cols * size) as f64), rng.range(ymin as f64, ymax as f64));
+            let d = scene.dist(x, y, true).min(scene.dist(x, y, false));
+            if d > 30.0 {
+                scene.villages.push((x, y, rng.range(10.0, 28.0)));
+                break;
+            }
+        }
+    }
+    for c in 0..cols {
+        let x = (c * size) as f64 + rng.range(0.2, 0.8) * size as f64;
+        scene.roads.push(((x, ymin as f64 - 10.0), (x + rng.range(-200.0, 200.0), ymax as f64 + 10.0)));
+    }
+    {
+        let pc = &main_pts[main_pts.len() / 2];
+        let pn = &main_pts[main_pts.len() / 2 + 1];
+        let (dx, dy) = (pn.0 - pc.0, pn.1 - pc.1);
+        let l = (dx * dx + dy * dy).sqrt().max(1e-9);
+        let (nx, ny) = (-dy / l * 30.0, dx / l * 30.0);
+        scene.bridges.push(((pc.0 - nx, pc.1 - ny), (pc.0 + nx, pc.1 + ny)));
+    }
+    // True changes: per tile, inside the corridor and a few outside; some
+    // centred on seams.
+    let mut centres: Vec<(usize, f64, f64, bool)> = Vec::new();
+    let tiles_xy: Vec<(i64, i64)> = layout.tiles.iter().map(|t| (t.1, t.2)).collect();
+    let per_tile = ((o.size * o.size) as f64 / (512.0 * 512.0) * 18.0).round().max(6.0) as usize;
+    for &(tx, ty) in &tiles_xy {
+        for n in 0..per_tile + 3 {
+            let class = n % 4;
+            let outside = n >= per_tile;
+            let seam = n % 5 == 4;
+            for _ in 0..400 {
+                let mut x = tx as f64 + rng.range(0.0, size as f64);
+                let y = ty as f64 + rng.range(0.0, size as f64);
+                if seam {
+                    x = tx as f64 + if rng.f() < 0.5 { 0.0 } else { size as f64 } + rng.range(-6.0, 6.0);
+                }
+                let dm = scene.dist(x, y, true);
+                let dt = scene.dist(x, y, false);
+                let w = scene.half_width(x, y);
+                let d = dm.min(dt);
+                let ok = if outside {
+                    d > 70.0 && d < 110.0
+                } else {
+                    match class {
+                        0 => (dm - w).abs() < 2.0,
+                        1 => dm < w * 0.6 && scene.is_bar(x, y, dm, w) || (dm > w && dm < w + 6.0),
+                        2 => dm > w + 4.0 && d < 40.0,
+                        _ => dm > w + 3.0 && d < 45.0,
+                    }
+                };
+                if ok && !(dt < 3.0 && class != 3) {
+                    centres.push((class, x, y, outside));
+                    break;
+                }
+            }
+        }
+    }
+    for (i, &(class, x, y, _)) in centres.iter().enumerate() {
+        let area_px = if rng.f() < 0.15 { rng.range(1.0, 4.0) } else { (rng.range(4f64.ln(), 400f64.ln())).exp() };
+        let area_px = if class == 0 { area_px * 2.0 } else { area_px };
+        let poly = shape(&mut rng, class, x, y, area_px);
+        let bb = poly.iter().fold([f64::MAX, f64::MIN, f64::MAX, f64::MIN], |b, p| [b[0].min(p.0), b[1].max(p.0), b[2].min(p.1), b[3].max(p.1)]);
+        scene.objs.push(Obj { class, poly, bb, variant: mix(o.seed ^ (i as u64 * 7919)) });
+    }
+
+    // Registry and rivers.
+    let registry = Registry::from_chiefs(&out.join("chiefs.json"), chiefs())?;
+    write_chiefs(&out.join("chiefs.json"), &registry)?;
+
+    let index = SegmentIndex::new(&segments, &projected);
+    let mut truth: Vec<PolyFeature> = Vec::new();
+    let mut manifest_tiles = Vec::new();
+    std::fs::create_dir_all(out.join("tiles")).map_err(|e| Error::io(out.join("tiles"), e))?;
+    let to_wgs = Transformer::to_wgs84(&wkt)?;
+    for (ti, (id, tx, ty)) in layout.tiles.iter().enumerate() {
+        let mut trng = Rng(mix(o.seed ^ mix(ti as u64 + 1000)));
+        let grid = Grid { width: o.size, height: o.size, gt: [layout.x0 + *tx as f64 * PIXEL_M, PIXEL_M, 0.0, layout.y0 - *ty as f64 * PIXEL_M, 0.0, -PIXEL_M], wkt: layout.wkt.clone() };
+        let clouds = ti % 2 == 1;
+        let mask_file = clouds && ti % 4 == 1;
+        let nodata_wedge = ti + 1 == layout.tiles.len() && layout.tiles.len() > 1;
+        let shift = (trng.range(-1.5, 1.5), trng.range(-1.5, 1.5));
+        let shift = {
+            let m = (shift.0 * shift.0 + shift.1 * shift.1).sqrt();
+            if m > 1.5 {
+                (shift.0 * 1.5 / m, shift.1 * 1.5 / m)
+            } else {
+                shift
+            }
+        };
+        let atm = |r: &mut Rng, strength: f64| -> ([f32; 5], [f32; 5]) {
+            let common = r.range(1.0 - 0.1 * strength, 1.0 + 0.1 * strength);
+            let haze = r.range(0.0, 0.03 * strength);
+            let wl: [f64; 5] = [0.49, 0.56, 0.665, 0.842, 1.61];
+            let mut g = [0f32; 5];
+            let mut off = [0f32; 5];
+            for b in 0..5 {
+                g[b] = (common * r.range(0.97, 1.03)) as f32;
+                off[b] = (haze * (0.49 / wl[b]).powi(2)) as f32;
+            }
+            (g, off)
+        };
+        let atm_before = atm(&mut trng, 0.3);
+        let atm_after = atm(&mut trng, 1.0);
+        let sz = o.size;
+        let m = 4usize;
+        let wsz = sz + 2 * m;
+        let render_date = |t: usize| -> Array3<f32> {
+            let mut a = Array3::<f32>::zeros((5, wsz, wsz));
+            let rows: Vec<(usize, Vec<Spec>)> = (0..wsz)
+                .into_par_iter()
+                .map(|r| {
+                    let yi = *ty - m as i64 + r as i64;
+                    let v: Vec<Spec> = (0..wsz)
+                        .map(|c| {
+                            let xi = *tx - m as i64 + c as i64;
+                            let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
+                            let dm = scene.dist(x, y, true);
+                            let dt = scene.dist(x, y, false);
+                            scene.render(xi, yi, t, dm, dt)
+                        })
+                        .collect();
+                    (r, v)
+                })
+                .collect();
+            for (r, v) in rows {
+                for (c, s) in v.into_iter().enumerate() {
+                    for b in 0..5 {
+                        a[[b, r, c]] = s[b];
+                    }
+                }
+            }
+            // SWIR at 20 m: 2 × 2 block means on the world lattice.
+            for r in (0..wsz).step_by(2) {
+                for c in (0..wsz).step_by(2) {
+                    let mean = (a[[4, r, c]] + a[[4, r + 1, c]] + a[[4, r, c + 1]] + a[[4, r + 1, c + 1]]) / 4.0;
+                    for (dr, dc) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                        a[[4, r + dr, c + dc]] = mean;
+                    }
+                }
+            }
+            a
+        };
+        let big_before = render_date(0);
+        let big_after = render_date(1);
+        let crop = |a: &Array3<f32>, dx: f64, dy: f64| -> Array3<f32> {
+            let mut outa = Array3::<f32>::zeros((5, sz, sz));
+            for b in 0..5 {
+                for r in 0..sz {
+                    for c in 0..sz {
+                        let (fx, fy) = (c as f64 + m as f64 + dx, r as f64 + m as f64 + dy);
+                        let (x0, y0) = (fx.floor(), fy.floor());
+                        let (tx, ty) = ((fx - x0) as f32, (fy - y0) as f32);
+                        let (x0, y0) = (x0 as usize, y0 as usize);
+                        let v00 = a[[b, y0, x0]];
+                        let v01 = a[[b, y0, x0 + 1]];
+                        let v10 = a[[b, y0 + 1, x0]];
+                        let v11 = a[[b, y0 + 1, x0 + 1]];
+                        outa[[b, r, c]] = (v00 * (1.0 - tx) + v01 * tx) * (1.0 - ty) + (v10 * (1.0 - tx) + v11 * tx) * ty;
+                    }
+                }
+            }
+            outa
+        };
+        let mut before = crop(&big_before, 0.0, 0.0);
+        let mut after = crop(&big_after, shift.0, shift.1);
+        // Clouds (on the later date) and their shadows, offset by the sun.
+        let mut cloud_alpha = Array2::<f32>::zeros((sz, sz));
+        let mut shadow = Array2::<bool>::from_elem((sz, sz), false);
+        if clouds {
+            let cseed = mix(o.seed ^ (ti as u64 * 31 + 5));
+            let cover = trng.range(0.55, 0.68) as f32;
+            let (sdx, sdy) = (14i64, 10i64);
+            for r in 0..sz {
+                for c in 0..sz {
+                    let (x, y) = ((*tx + c as i64) as f64, (*ty + r as i64) as f64);
+                    let n = fbm(cseed, x, y, 90.0, 60);
+                    cloud_alpha[[r, c]] = ((n - cover) / 0.12).clamp(0.0, 1.0);
+                    let ns = fbm(cseed, x - sdx as f64, y - sdy as f64, 90.0, 60);
+                    shadow[[r, c]] = ns > cover + 0.02;
+                }
+            }
+        }
+        let apply = |img: &mut Array3<f32>, (g, off): ([f32; 5], [f32; 5]), t: u64, cloudy: bool| {
+            for b in 0..5 {
+                for r in 0..sz {
+                    for c in 0..sz {
+                        let mut v = img[[b, r, c]];
+                        if cloudy && shadow[[r, c]] {
+                            v *= 0.35;
+                        }
+                        v = v * g[b] + off[b];
+                        if cloudy {
+                            let a = cloud_alpha[[r, c]];
+                            v = v * (1.0 - a) + sp(M::Cloud)[b] * a;
+                        }
+                        let h = hash(o.seed, (*tx + c as i64) * 8 + b as i64, *ty + r as i64, 70 + t);
+                        v += gauss(h) * (0.003 + 0.02 * v);
+                        img[[b, r, c]] = v;
+                    }
+                }
+            }
+        };
+        apply(&mut before, atm_before, 0, false);
+        apply(&mut after, atm_after, 1, clouds);
+        // Nodata swath edge on the later date of the last tile.
+        let mut nodata = Array2::<bool>::from_elem((sz, sz), false);
+        if nodata_wedge {
+            for r in 0..sz {
+                for c in 0..sz {
+                    nodata[[r, c]] = (c + r / 2) < sz / 5;
+                }
+            }
+        }
+        let to_dn = |img: &Array3<f32>, nd: bool| -> Vec<Array2<u16>> {
+            (0..nb)
+                .map(|b| {
+                    let mut a = Array2::<u16>::zeros((sz, sz));
+                    ndarray::Zip::indexed(&mut a).for_each(|(r, c), d| {
+                        *d = if nd && nodata[[r, c]] { 0 } else { (img[[b, r, c]] / 1e-4).round().clamp(1.0, 65535.0) as u16 };
+                    });
+                    a
+                })
+                .collect()
+        };
+        let bdn = to_dn(&before, false);
+        let adn = to_dn(&after, true);
+        let bpath = format!("tiles/{id}_{BEFORE_DATE}.tif");
+        let apath = format!("tiles/{id}_{AFTER_DATE}.tif");
+        write_geotiff(&out.join(&bpath), &grid, &bdn.iter().map(|a| a.view()).collect::<Vec<_>>(), Some(0.0))?;
+        write_geotiff(&out.join(&apath), &grid, &adn.iter().map(|a| a.view()).collect::<Vec<_>>(), Some(0.0))?;
+        let unusable = Array2::from_shape_fn((sz, sz), |(r, c)| cloud_alpha[[r, c]] > 0.02 || (clouds && shadow[[r, c]]));
+        let mut after_json = json!({"image": apath, "date": AFTER_DATE});
+        if mask_file {
+            let mpath = format!("tiles/{id}_{AFTER_DATE}_cloud.tif");
+            let mask = unusable.mapv(u8::from);
+            write_geotiff(&out.join(&mpath), &grid, &[mask.view()], None)?;
+            after_json["mask"] = json!(mpath);
+        }
+        manifest_tiles.push(json!({"id": id, "before": {"image": bpath, "date": BEFORE_DATE}, "after": after_json}));
+
+        // Truth: object pixels (on the reference grid) that changed, inside the
+        // management zone, not hidden by cloud, shadow or nodata.
+        let zones = corridor::zones(&grid, 0..sz, &projected);
+        for obj in &scene.objs {
+            let (c0, c1) = ((obj.bb[0].floor() as i64 - tx).max(0), (obj.bb[1].ceil() as i64 + 1 - tx).min(sz as i64));
+            let (r0, r1) = ((obj.bb[2].floor() as i64 - ty).max(0), (obj.bb[3].ceil() as i64 + 1 - ty).min(sz as i64));
+            if c0 >= c1 || r0 >= r1 {
+                continue;
+            }
+            let mut mask = Array2::from_elem((sz, sz), false);
+            let mut any = false;
+            for r in r0 as usize..r1 as usize {
+                for c in c0 as usize..c1 as usize {
+                    let (xi, yi) = (tx + c as i64, ty + r as i64);
+                    let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
+                    if !obj.contains(x, y) || !zones.zone[[r, c]] || unusable[[r, c]] || nodata[[r, c]] {
+                        continue;
+                    }
+                    let dm = scene.dist(x, y, true);
+                    let dt = scene.dist(x, y, false);
+                    if scene.changed(obj, x, y, xi, yi, dm, dt).is_some() {
+                        mask[[r, c]] = true;
+                        any = true;
+                    }
+                }
+            }
+            if !any {
+                continue;
+            }
+            let sub = mask.slice(s![r0 as usize..r1 as usize, ..]).to_owned();
+            let (lab, comps) = label(sub.view());
+            for comp in &comps {
+                let poly = trace(lab.view(), comp, &grid, r0 as usize);
+                let mp = MultiPolygon(vec![poly]);
+                let Some(near) = index.nearest(&mp) else { continue };
+                let pts: Vec<Coord<f64>> = lab
+                    .indexed_iter()
+                    .filter(|(_, &l)| l == comp.label)
+                    .map(|((r, c), _)| {
+                        let (x, y) = grid.to_map(c as f64 + 0.5, (r + r0 as usize) as f64 + 0.5);
+                        Coord { x, y }
+                    })
+                    .collect();
+                let class = CLASSES[obj.class];
+                let obstructs = blocks_flow(class) && index.channel_share(near.segment, &pts) >= 0.5;
+                let seg = &segments[near.segment];
+                let mut wgs = mp;
+                to_wgs.apply_geom(&mut wgs)?;
+                let props = json!({"tile": id, "class": class, "obstructs_flood_channel": obstructs, "segment_id": seg.id, "chief_id": seg.chief_id, "pixels": comp.pixels});
+                truth.push(PolyFeature { geometry: wgs, props: props.as_object().cloned().unwrap_or_default() });
+            }
+        }
+    }
+    write_collection(&out.join("truth.geojson"), &truth)?;
+    let manifest = json!({"version": 1, "sensor": o.sensor, "rivers": "rivers.geojson", "chiefs": "chiefs.json", "tiles": manifest_tiles});
+    crate::io::write_atomic(&out.join("manifest.json"), format!("{}\n", serde_json::to_string_pretty(&manifest).unwrap_or_default()).as_bytes())?;
+    let meta = json!({"generator": "riverwatch synth", "seed": o.seed, "tiles": o.tiles, "size": o.size, "sensor": o.sensor,
+        "water_level_change_px": (scene.level_px * 100.0).round() / 100.0, "objects": scene.objs.len()});
+    crate::io::write_atomic(&out.join("synth.json"), format!("{}\n", serde_json::to_string_pretty(&meta).unwrap_or_default()).as_bytes())?;
+    Ok(SynthSummary { tiles: layout.tiles.len(), truth: truth.len(), segments: segments.len() })
+}
+
+fn write_chiefs(path: &Path, reg: &Registry) -> Result<()> {
+    let list: Vec<&Chief> = reg.iter().collect();
+    let v = json!({"chiefs": list});
+    crate::io::write_atomic(path, format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()).as_bytes())
+}
+
+fn write_rivers(path: &Path, segs: &[Segment], wkt: &str, defaults: &[(bool, bool)]) -> Result<()> {
+    let t = Transformer::to_wgs84(wkt)?;
+    let mut feats = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        let mut lines = s.lines.clone();
+        t.apply_geom(&mut lines)?;
+        let coords: Vec<Value> = lines.0[0].0.iter().map(|c| json!([crate::io::vector::round7(c.x), crate::io::vector::round7(c.y)])).collect();
+        let mut props = json!({"segment_id": s.id, "river": s.river, "chief_id": s.chief_id});
+        let d = defaults.get(i).copied().unwrap_or((false, false));
+        if !d.0 {
+            props["corridor_m"] = json!(s.corridor_m);
+        }
+        if !d.1 {
+            props["channel_m"] = json!(s.channel_m);
+        }
+        feats.push(json!({"type": "Feature", "properties": props, "geometry": {"type": "LineString", "coordinates": coords}}));
+    }
+    let v = json!({"type": "FeatureCollection", "features": feats});
+    crate::io::write_atomic(path, format!("{}\n", serde_json::to_string(&v).unwrap_or_default()).as_bytes())
+}

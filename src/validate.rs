@@ -1,0 +1,73 @@
+//! `riverwatch validate`: opens every file a manifest names and reports all
+//! problems at once.
+
+use crate::chiefs::Registry;
+use crate::config::Config;
+use crate::error::Error;
+use crate::io::raster::TileReader;
+use crate::manifest::Manifest;
+use std::path::Path;
+
+/// Everything `validate` found.
+#[derive(Debug, Default)]
+pub struct Validation {
+    /// Problems, each naming the file and the tile, feature or chief.
+    pub problems: Vec<String>,
+    /// Tiles whose rasters opened and read.
+    pub tiles_ok: usize,
+    /// River segments loaded.
+    pub segments: usize,
+    /// Chiefs loaded.
+    pub chiefs: usize,
+}
+
+fn push(out: &mut Vec<String>, e: Error) {
+    match e {
+        Error::Many(v) => out.extend(v),
+        other => out.push(other.to_string()),
+    }
+}
+
+/// Checks a manifest and every input it names: rivers, chiefs (and that each
+/// segment's chief exists), and each tile's rasters and masks, reading the
+/// first and last rows so truncated files are caught.
+pub fn validate(path: &Path, cfg: &Config) -> Validation {
+    let mut v = Validation::default();
+    let m = match Manifest::load(path) {
+        Ok(m) => m,
+        Err(e) => {
+            push(&mut v.problems, e);
+            return v;
+        }
+    };
+    let reg = Registry::load(&m.chiefs).map_err(|e| push(&mut v.problems, e)).ok();
+    let segs = crate::rivers::load(&m.rivers, cfg.widths()).map_err(|e| push(&mut v.problems, e)).ok();
+    if let Some(r) = &reg {
+        v.chiefs = r.len();
+    }
+    if let Some(s) = &segs {
+        v.segments = s.len();
+        if let Some(r) = &reg {
+            for seg in s {
+                if r.get(&seg.chief_id).is_none() {
+                    v.problems.push(format!("{}: segment {:?}: chief_id {:?} is not in {}", m.rivers.display(), seg.id, seg.chief_id, m.chiefs.display()));
+                }
+            }
+        }
+    }
+    for t in &m.tiles {
+        match TileReader::open(t, &m.sensor) {
+            Ok(r) => {
+                let h = r.grid.height;
+                let first = r.read_rows(0..1);
+                let last = r.read_rows(h - 1..h);
+                match first.and(last) {
+                    Ok(_) => v.tiles_ok += 1,
+                    Err(e) => v.problems.push(format!("tile {}: {e}", t.id)),
+                }
+            }
+            Err(e) => v.problems.push(format!("tile {}: {e}", t.id)),
+        }
+    }
+    v
+}

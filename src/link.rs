@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn nearest_and_ties() {
         let (a, mut pa) = seg("b-seg", 0.0);
-        let (b, mut pb) = seg("a-seg", 200.5);
+        let (b, mut pb) = seg("a-seg", 201.0);
         pa.index = 0;
         pb.index = 1;
         let segs = vec![a, b];
@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(n.segment, 0);
         assert!((n.distance_m - 50.0).abs() < 1e-9);
         // 100 from one, 100.5 from the other: a tie within 1 m → lower id "a-seg".
-        let q = MultiPolygon(vec![polygon![(x: 100.0, y: 90.0), (x: 110.0, y: 90.0), (x: 110.0, y: 100.0), (x: 100.0, y: 100.0)]]);
+        let q = MultiPolygon(vec![polygon![(x: 100.0, y: 100.0), (x: 110.0, y: 100.0), (x: 110.0, y: 100.5), (x: 100.0, y: 100.5)]]);
         assert_eq!(idx.nearest(&q).unwrap().segment, 1);
         let pts = [Coord { x: 5.0, y: 50.0 }, Coord { x: 5.0, y: 150.0 }];
         assert_eq!(idx.channel_share(0, &pts), 0.5);

@@ -57,6 +57,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // GDAL would print every error to stderr as well; riverwatch reports them
+    // itself, with the file and tile, so only warnings of note are kept quiet.
+    gdal::config::set_error_handler(|_, _, _| {});
     match run(cli) {
         Ok(c) => c,
         Err(e) => {

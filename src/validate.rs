@@ -63,11 +63,21 @@ pub fn validate(path: &Path, cfg: &Config) -> Validation {
                 let last = r.read_rows(h - 1..h);
                 match first.and(last) {
                     Ok(_) => v.tiles_ok += 1,
-                    Err(e) => v.problems.push(format!("tile {}: {e}", t.id)),
+                    Err(e) => v.problems.push(tile_msg(&t.id, e)),
                 }
             }
-            Err(e) => v.problems.push(format!("tile {}: {e}", t.id)),
+            Err(e) => v.problems.push(tile_msg(&t.id, e)),
         }
     }
     v
+}
+
+/// Prefixes an error with its tile unless it already names it.
+pub fn tile_msg(tile: &str, e: Error) -> String {
+    let m = e.to_string();
+    if m.starts_with(&format!("tile {tile}:")) {
+        m
+    } else {
+        format!("tile {tile}: {m}")
+    }
 }

@@ -35,5 +35,11 @@ pub fn tmp_path(path: &Path) -> std::path::PathBuf {
 /// the expected shape.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), msg: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| {
+        let mut msg = e.to_string();
+        if text.contains("NaN") || text.contains("Infinity") {
+            msg.push_str(" (NaN and Infinity are not JSON numbers; widths and coordinates must be finite)");
+        }
+        Error::Json { path: path.to_path_buf(), msg }
+    })
 }

@@ -22,6 +22,72 @@ pub enum Cmd {
     Validate(ValidateArgs),
     /// Score predictions against ground truth.
     Eval(EvalArgs),
+    /// Detect changes in tile pairs and write flagged polygons.
+    Detect(DetectArgs),
+}
+
+/// Settings shared by detect and batch.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// TOML settings file (overrides the built-in defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Detector: rules (default) or cva-otsu (the textbook baseline).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Minimum polygon area, m².
+    #[arg(long)]
+    pub min_area_m2: Option<f64>,
+    /// Minimum polygon pixel count.
+    #[arg(long)]
+    pub min_pixels: Option<usize>,
+}
+
+/// `detect` flags.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Manifest (omit when giving --before/--after).
+    pub manifest: Option<PathBuf>,
+    /// Only these tiles of the manifest (repeatable).
+    #[arg(long = "tile")]
+    pub tiles: Vec<String>,
+    /// Earlier image (single-pair mode).
+    #[arg(long, requires_all = ["after", "rivers", "chiefs"], conflicts_with = "manifest")]
+    pub before: Option<PathBuf>,
+    /// Later image (single-pair mode).
+    #[arg(long)]
+    pub after: Option<PathBuf>,
+    /// River segments GeoJSON (single-pair mode).
+    #[arg(long)]
+    pub rivers: Option<PathBuf>,
+    /// Chief registry (single-pair mode).
+    #[arg(long)]
+    pub chiefs: Option<PathBuf>,
+    /// Sensor preset (single-pair mode).
+    #[arg(long, default_value = "sentinel2-l2a")]
+    pub sensor: String,
+    /// Cloud/shadow mask of the earlier image.
+    #[arg(long)]
+    pub before_mask: Option<PathBuf>,
+    /// Cloud/shadow mask of the later image.
+    #[arg(long)]
+    pub after_mask: Option<PathBuf>,
+    /// Earlier date YYYY-MM-DD (default: from the file name).
+    #[arg(long)]
+    pub before_date: Option<String>,
+    /// Later date YYYY-MM-DD (default: from the file name).
+    #[arg(long)]
+    pub after_date: Option<String>,
+    /// Output GeoJSON.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Also write intermediate rasters (land cover, magnitude, classes,
+    /// confidence, any-change, zones) as GeoTIFFs into this folder.
+    #[arg(long)]
+    pub emit_rasters: Option<PathBuf>,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// `synth` flags.

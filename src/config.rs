@@ -1,28 +1,121 @@
 //! Validated pipeline settings: built-in defaults, overridden by a TOML file
-//! (`--config`) and command-line flags. Every threshold lives here.
+//! (`--config`) and then by command-line flags. Every threshold and width
+//! lives here, documented once; the README's configuration table is this list.
 
 use crate::error::{Error, Result};
 use crate::rivers::WidthDefaults;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// All pipeline settings. See the README's configuration table.
+/// Change-detection method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// riverwatch's detector: radiometric normalisation, misregistration-
+    /// tolerant change magnitude, land-cover from-to rules.
+    Rules,
+    /// Textbook change vector analysis with an Otsu threshold (no
+    /// normalisation, no misregistration tolerance, no from-to rules), with
+    /// the same corridor, mapping unit, classes and linking.
+    CvaOtsu,
+}
+
+/// All pipeline settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Default management-zone half-width for segments without `corridor_m`, metres.
+    /// Detector (`rules` or `cva-otsu`).
+    pub method: Method,
+    /// Default management-zone half-width for segments without `corridor_m`, m.
     pub corridor_m: f64,
-    /// Default flood-channel half-width for segments without `channel_m`, metres.
+    /// Default flood-channel half-width for segments without `channel_m`, m.
     pub channel_m: f64,
     /// Minimum mapping unit: polygon area, m².
     pub min_area_m2: f64,
     /// Minimum mapping unit: pixel count.
     pub min_pixels: usize,
+    /// Rows read from GDAL per block.
+    pub block_rows: usize,
+    /// Radiometric normalisation of the later date to the earlier.
+    pub normalize: bool,
+    /// Share of lowest-residual sample pixels kept as pseudo-invariant in each
+    /// normalisation iteration.
+    pub normalize_keep: f64,
+    /// Misregistration tolerance, pixels: the change magnitude at a pixel is
+    /// the distance to the closest spectrum of the other date within this radius.
+    pub misregistration_px: usize,
+    /// Lower bound on the adaptive (Otsu) change threshold, reflectance units.
+    pub min_change: f32,
+    /// Upper bound on the adaptive change threshold.
+    pub max_change: f32,
+    /// Default NDWI water threshold; the adaptive (Otsu on corridor NDWI)
+    /// threshold is clamped to `water_ndwi ± 0.15`.
+    pub water_ndwi: f32,
+    /// NDVI above which a pixel is vegetation.
+    pub veg_ndvi: f32,
+    /// Brightness (mean of blue, green, red) above which non-vegetated land is
+    /// built/bright.
+    pub built_brightness: f32,
+    /// Bare soil darker than this after the change is ploughing or moist soil,
+    /// not an encroachment.
+    pub dark_soil_brightness: f32,
+    /// Water-to-land or land-to-water change within this many pixels of the
+    /// earlier shoreline is natural water-level change.
+    pub shoreline_px: usize,
+    /// Cloud core: later-date blue reflectance above this...
+    pub cloud_blue: f32,
+    /// ...and blue brighter than the other date by this much.
+    pub cloud_blue_rise: f32,
+    /// Cloud cores smaller than this (pixels) are ignored (bright objects).
+    pub cloud_min_pixels: usize,
+    /// Cloud cores grow by up to this many pixels into connected pixels that
+    /// brightened (thin cloud edges); shadows by half of it.
+    pub cloud_grow_px: usize,
+    /// Shadow core: red, NIR (and SWIR) darker than this ratio of the other date.
+    pub shadow_ratio: f32,
+    /// Shadows are only looked for within this many pixels of a cloud.
+    pub shadow_search_px: usize,
+    /// Brightness texture (std. dev.) separating rough dumping from compact
+    /// construction.
+    pub dumping_texture: f32,
+    /// Closing iterations (3 × 3 cross) on the change mask.
+    pub close_iterations: usize,
+    /// Opening iterations (3 × 3 cross) on the change mask.
+    pub open_iterations: usize,
+    /// Polygon simplification tolerance, metres (0 = exact pixel edges).
+    pub simplify_m: f64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { corridor_m: 500.0, channel_m: 200.0, min_area_m2: 100.0, min_pixels: 4 }
+        Config {
+            method: Method::Rules,
+            corridor_m: 500.0,
+            channel_m: 200.0,
+            min_area_m2: 100.0,
+            min_pixels: 4,
+            block_rows: 512,
+            normalize: true,
+            normalize_keep: 0.5,
+            misregistration_px: 2,
+            min_change: 0.04,
+            max_change: 0.15,
+            water_ndwi: 0.1,
+            veg_ndvi: 0.33,
+            built_brightness: 0.15,
+            dark_soil_brightness: 0.085,
+            shoreline_px: 3,
+            cloud_blue: 0.28,
+            cloud_blue_rise: 0.12,
+            cloud_min_pixels: 30,
+            cloud_grow_px: 25,
+            shadow_ratio: 0.6,
+            shadow_search_px: 40,
+            dumping_texture: 0.04,
+            close_iterations: 1,
+            open_iterations: 0,
+            simplify_m: 0.0,
+        }
     }
 }
 
@@ -34,7 +127,7 @@ impl Config {
     pub fn from_toml(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let c: Config = toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        c.check()?;
+        c.check().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         Ok(c)
     }
 
@@ -43,7 +136,17 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] naming the first bad value.
     pub fn check(&self) -> Result<()> {
-        let pos = [("corridor_m", self.corridor_m), ("channel_m", self.channel_m), ("min_area_m2", self.min_area_m2)];
+        let pos = [
+            ("corridor_m", self.corridor_m),
+            ("channel_m", self.channel_m),
+            ("min_area_m2", self.min_area_m2),
+            ("normalize_keep", self.normalize_keep),
+            ("min_change", self.min_change as f64),
+            ("max_change", self.max_change as f64),
+            ("simplify_m", self.simplify_m),
+            ("built_brightness", self.built_brightness as f64),
+            ("dumping_texture", self.dumping_texture as f64),
+        ];
         for (k, v) in pos {
             if !v.is_finite() || v < 0.0 {
                 return Err(Error::Config(format!("{k} = {v} must be a finite non-negative number")));
@@ -52,11 +155,42 @@ impl Config {
         if self.channel_m > self.corridor_m {
             return Err(Error::Config("channel_m must not exceed corridor_m".into()));
         }
+        if !(0.05..=1.0).contains(&self.normalize_keep) {
+            return Err(Error::Config("normalize_keep must be in 0.05–1".into()));
+        }
+        if self.min_change > self.max_change {
+            return Err(Error::Config("min_change must not exceed max_change".into()));
+        }
+        if self.block_rows == 0 || self.misregistration_px > 8 {
+            return Err(Error::Config("block_rows must be ≥ 1 and misregistration_px ≤ 8".into()));
+        }
         Ok(())
     }
 
     /// Width defaults for loading river segments.
     pub fn widths(&self) -> WidthDefaults {
         WidthDefaults { corridor_m: self.corridor_m, channel_m: self.channel_m }
+    }
+
+    /// A short stable hash of the settings (for resumable batches).
+    pub fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let s = serde_json::to_string(self).unwrap_or_default();
+        let d = Sha256::digest(s.as_bytes());
+        d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn toml_overrides_and_rejects_unknown_keys() {
+        let c: Config = toml::from_str("min_pixels = 9\nmethod = \"cva-otsu\"").unwrap();
+        assert_eq!(c.min_pixels, 9);
+        assert_eq!(c.method, Method::CvaOtsu);
+        assert_eq!(c.corridor_m, 500.0);
+        assert!(toml::from_str::<Config>("min_pixel = 9").is_err());
+        assert!(Config { channel_m: 900.0, ..Config::default() }.check().is_err());
     }
 }

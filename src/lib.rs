@@ -11,15 +11,21 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod change;
 pub mod chiefs;
 pub mod config;
 pub mod corridor;
+pub mod detect;
 pub mod error;
 pub mod eval;
+pub mod indices;
 pub mod io;
 pub mod label;
+pub mod landcover;
 pub mod link;
 pub mod manifest;
+pub mod morphology;
+pub mod normalize;
 pub mod polygonize;
 pub mod rivers;
 pub mod synth;

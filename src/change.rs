@@ -1,0 +1,163 @@
+//! Change magnitude and its adaptive threshold.
+//!
+//! The misregistration-tolerant magnitude at pixel p is
+//! `max(min_q |A(p) − B(q)|, min_q |B(p) − A(q)|)` over q in the
+//! `(2r+1)²` neighbourhood of p: a shift of up to r pixels between dates finds
+//! the matching spectrum nearby and scores near zero, while a new object (no
+//! similar spectrum nearby in the earlier date) or a vanished one (none in the
+//! later date) scores high. Kernels take pixel-interleaved arrays
+//! `(rows, cols, bands)` so each spectrum is contiguous.
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// (bands, rows, cols) → (rows, cols, bands).
+pub fn interleave(a: ArrayView3<f32>) -> Array3<f32> {
+    let v = a.permuted_axes([1, 2, 0]);
+    let mut out = Array3::<f32>::zeros(v.dim());
+    Zip::from(&mut out).and(&v).par_for_each(|o, &x| *o = x);
+    out
+}
+
+#[inline]
+fn d2(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Misregistration-tolerant change for output rows `rows` of interleaved
+/// arrays `a` (earlier) and `b` (later): returns `(appeared, vanished)`, where
+/// `appeared` = `min_q |B(p) − A(q)|` (nothing like the later spectrum was
+/// nearby before: something new is here) and `vanished` = `min_q |A(p) − B(q)|`.
+/// The magnitude is their maximum. Rows of `a`/`b` outside `rows` serve as
+/// the halo; pixels beyond the arrays are skipped.
+pub fn tolerant_rows(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize, rows: Range<usize>) -> (Array2<f32>, Array2<f32>) {
+    let (h, w, _) = a.dim();
+    let r = radius as isize;
+    let mut appeared = Array2::<f32>::zeros((rows.len(), w));
+    let mut vanished = Array2::<f32>::zeros((rows.len(), w));
+    appeared.axis_iter_mut(Axis(0)).into_par_iter().zip(vanished.axis_iter_mut(Axis(0))).enumerate().for_each(|(i, (mut orow, mut vrow))| {
+        let y = (rows.start + i) as isize;
+        let (y0, y1) = ((y - r).max(0) as usize, ((y + r) as usize).min(h - 1));
+        for x in 0..w {
+            let (x0, x1) = (x.saturating_sub(radius), (x + radius).min(w - 1));
+            let pa = a.slice(ndarray::s![y as usize, x, ..]);
+            let pb = b.slice(ndarray::s![y as usize, x, ..]);
+            let (pa, pb) = (pa.as_slice().unwrap_or(&[]), pb.as_slice().unwrap_or(&[]));
+            let (mut m1, mut m2) = (f32::INFINITY, f32::INFINITY);
+            for yy in y0..=y1 {
+                let ra = a.slice(ndarray::s![yy, x0..=x1, ..]);
+                let rb = b.slice(ndarray::s![yy, x0..=x1, ..]);
+                for (qa, qb) in ra.outer_iter().zip(rb.outer_iter()) {
+                    if let (Some(qa), Some(qb)) = (qa.as_slice(), qb.as_slice()) {
+                        m1 = m1.min(d2(pb, qa));
+                        m2 = m2.min(d2(pa, qb));
+                    }
+                }
+            }
+            orow[x] = m1.sqrt();
+            vrow[x] = m2.sqrt();
+        }
+    });
+    (appeared, vanished)
+}
+
+/// Misregistration-tolerant magnitude over whole arrays: the larger of
+/// appearance and disappearance.
+pub fn tolerant(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize) -> Array2<f32> {
+    let (ap, va) = tolerant_rows(a, b, radius, 0..a.dim().0);
+    Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y))
+}
+
+/// Classic change vector magnitude `|A(p) − B(p)|`.
+pub fn cva(a: ArrayView3<f32>, b: ArrayView3<f32>) -> Array2<f32> {
+    let (h, w, _) = a.dim();
+    let mut out = Array2::<f32>::zeros((h, w));
+    Zip::from(&mut out).and(a.lanes(Axis(2))).and(b.lanes(Axis(2))).par_for_each(|o, pa, pb| {
+        *o = pa.iter().zip(pb.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt();
+    });
+    out
+}
+
+/// Otsu's threshold over values in `[lo, hi]` with 256 bins (values outside
+/// are clamped). Returns `None` for fewer than 2 values.
+pub fn otsu(values: impl Iterator<Item = f32>, lo: f32, hi: f32) -> Option<f32> {
+    const N: usize = 256;
+    let mut hist = [0u64; N];
+    let mut n = 0u64;
+    let span = (hi - lo).max(1e-9);
+    for v in values {
+        let k = (((v - lo) / span) * N as f32).clamp(0.0, (N - 1) as f32) as usize;
+        hist[k] += 1;
+        n += 1;
+    }
+    if n < 2 {
+        return None;
+    }
+    let total: f64 = hist.iter().enumerate().map(|(i, &c)| i as f64 * c as f64).sum();
+    let (mut w0, mut s0, mut best, mut arg) = (0f64, 0f64, -1f64, 0usize);
+    for (i, &c) in hist.iter().enumerate() {
+        w0 += c as f64;
+        s0 += i as f64 * c as f64;
+        let w1 = n as f64 - w0;
+        if w0 == 0.0 || w1 == 0.0 {
+            continue;
+        }
+        let (m0, m1) = (s0 / w0, (total - s0) / w1);
+        let between = w0 * w1 * (m0 - m1) * (m0 - m1);
+        if between > best {
+            best = between;
+            arg = i;
+        }
+    }
+    Some(lo + (arg as f32 + 1.0) / N as f32 * span)
+}
+
+/// Values of `a` where `m` is true.
+pub fn masked<'a>(a: ArrayView2<'a, f32>, m: ArrayView2<'a, bool>) -> impl Iterator<Item = f32> + 'a {
+    a.into_iter().zip(m).filter(|(_, &k)| k).map(|(&v, _)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    fn scene(shift: usize) -> Array3<f32> {
+        // Stripes 3 px wide in two bands, shifted right by `shift`.
+        Array3::from_shape_fn((20, 20, 2), |(_, c, b)| if ((c + 20 - shift) / 3) % 2 == 0 { 0.1 + b as f32 * 0.2 } else { 0.3 })
+    }
+
+    #[test]
+    fn tolerates_shifts_up_to_the_radius() {
+        let a = scene(0);
+        for s in 1..=2 {
+            let m = tolerant(a.view(), scene(s).view(), 2);
+            assert!(m.iter().all(|&v| v < 1e-6), "shift {s}");
+            assert!(cva(a.view(), scene(s).view()).iter().any(|&v| v > 0.1));
+        }
+        let mut b = a.clone();
+        b[[10, 10, 0]] = 0.9;
+        let m = tolerant(a.view(), b.view(), 2);
+        assert!(m[[10, 10]] > 0.5);
+    }
+
+    #[test]
+    fn row_blocks_with_halo_equal_the_whole() {
+        let a = scene(0);
+        let mut b = scene(1);
+        b[[5, 5, 1]] = 0.8;
+        let whole = tolerant(a.view(), b.view(), 2);
+        // Block rows 8..14 computed from rows 6..16 (halo 2).
+        let (ap, va) = tolerant_rows(a.slice(ndarray::s![6..16, .., ..]), b.slice(ndarray::s![6..16, .., ..]), 2, 2..8);
+        let part = Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y));
+        assert_eq!(part, whole.slice(ndarray::s![8..14, ..]));
+    }
+
+    #[test]
+    fn otsu_splits_two_modes() {
+        let v: Vec<f32> = (0..1000).map(|i| if i < 800 { 0.02 } else { 0.3 }).collect();
+        let t = otsu(v.into_iter(), 0.0, 0.5).unwrap();
+        assert!(t > 0.02 && t < 0.3, "{t}");
+    }
+}

@@ -1,0 +1,426 @@
+//! The detection pipeline for one tile pair: read both dates, zones from the
+//! river segments, normalisation, indices, clouds and shadows, land cover,
+//! change magnitude and threshold, from-to rules, clean-up, components,
+//! polygons, linking to segment and chief.
+
+use crate::change::{self, masked, otsu};
+use crate::chiefs::Registry;
+use crate::config::{Config, Method};
+use crate::corridor::{self, Zones};
+use crate::error::{Error, Result};
+use crate::indices::{indices, Indices};
+use crate::io::raster::{write_geotiff, Grid, TileReader, Transformer};
+use crate::io::vector::PolyFeature;
+use crate::label::{label, Component};
+use crate::landcover::{self, BARE, BUILT, VEG, WATER};
+use crate::link::{blocks_flow, chief_link, SegmentIndex};
+use crate::manifest::{Manifest, Sensor, Tile};
+use crate::morphology::{close, distance_to, open, reconstruct, Shape};
+use crate::normalize::{self, Fit};
+use crate::polygonize::trace;
+use crate::rivers::Segment;
+use geo::{Area, Coord, MultiPolygon, SimplifyVwPreserve, Validation};
+use ndarray::{s, Array2, Array3, Zip};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Instant;
+
+/// The change classes, in class-code order (code = index + 1 in rasters).
+pub const CLASSES: [&str; 4] = ["occupation", "sand_mining", "dumping", "construction"];
+
+/// Everything a tile needs besides its own rasters.
+pub struct Context<'a> {
+    /// Sensor layout.
+    pub sensor: &'a Sensor,
+    /// River segments (sorted by id).
+    pub segments: &'a [Segment],
+    /// Chief registry.
+    pub registry: &'a Registry,
+    /// Settings.
+    pub config: &'a Config,
+}
+
+/// Loads and cross-checks the rivers and chiefs a manifest names.
+///
+/// # Errors
+/// Any input problem, and segments whose chief is not in the registry.
+pub fn load_context_inputs(m: &Manifest, cfg: &Config) -> Result<(Vec<Segment>, Registry)> {
+    let reg = Registry::load(&m.chiefs)?;
+    let segs = crate::rivers::load(&m.rivers, cfg.widths())?;
+    let missing: Vec<String> =
+        segs.iter().filter(|s| reg.get(&s.chief_id).is_none()).map(|s| format!("{}: segment {:?}: chief_id {:?} is not in {}", m.rivers.display(), s.id, s.chief_id, m.chiefs.display())).collect();
+    if missing.is_empty() {
+        Ok((segs, reg))
+    } else {
+        Err(Error::Many(missing))
+    }
+}
+
+/// What happened in one tile, for logs and the batch summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct TileReport {
+    /// Tile id.
+    pub tile: String,
+    /// Columns × rows.
+    pub size: [usize; 2],
+    /// Share of pixels valid on both dates.
+    pub valid_share: f64,
+    /// Share of pixels masked as cloud or shadow (file or detected).
+    pub cloud_share: f64,
+    /// Share of pixels in the management zone.
+    pub zone_share: f64,
+    /// Radiometric normalisation (later → earlier).
+    pub normalization: Fit,
+    /// Adaptive change threshold used.
+    pub change_threshold: f32,
+    /// Adaptive NDWI water thresholds (before, after).
+    pub water_threshold: [f32; 2],
+    /// Polygons flagged.
+    pub polygons: usize,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// Result of one tile.
+pub struct TileResult {
+    /// Flagged polygons (WGS84), in deterministic order.
+    pub features: Vec<PolyFeature>,
+    /// Diagnostics.
+    pub report: TileReport,
+    /// The reference grid.
+    pub grid: Grid,
+}
+
+struct Pixels {
+    before: Array3<f32>,
+    after: Array3<f32>,
+    valid: Array2<bool>,
+}
+
+fn read_all(reader: &TileReader, block_rows: usize) -> Result<Pixels> {
+    let (h, w) = (reader.grid.height, reader.grid.width);
+    let mut px: Option<Pixels> = None;
+    for start in (0..h).step_by(block_rows) {
+        let end = (start + block_rows).min(h);
+        let (b, a) = reader.read_rows(start..end)?;
+        let p = px.get_or_insert_with(|| Pixels {
+            before: Array3::zeros((b.bands.dim().0, h, w)),
+            after: Array3::zeros((a.bands.dim().0, h, w)),
+            valid: Array2::from_elem((h, w), false),
+        });
+        p.before.slice_mut(s![.., start..end, ..]).assign(&b.bands);
+        p.after.slice_mut(s![.., start..end, ..]).assign(&a.bands);
+        Zip::from(p.valid.slice_mut(s![start..end, ..])).and(&b.valid).and(&a.valid).for_each(|v, &x, &y| *v = x && y);
+    }
+    px.ok_or_else(|| Error::Tile { tile: reader.tile.clone(), msg: "raster has no rows".into() })
+}
+
+/// Misregistration-tolerant appearance and disappearance magnitudes computed
+/// in row blocks with a halo, so the same kernel serves a streaming reader.
+fn magnitude_blocks(a: &Array3<f32>, b: &Array3<f32>, radius: usize, block_rows: usize) -> (Array2<f32>, Array2<f32>) {
+    let (h, w, _) = a.dim();
+    let mut ap = Array2::<f32>::zeros((h, w));
+    let mut va = Array2::<f32>::zeros((h, w));
+    for start in (0..h).step_by(block_rows) {
+        let end = (start + block_rows).min(h);
+        let (h0, h1) = (start.saturating_sub(radius), (end + radius).min(h));
+        let (x, y) = change::tolerant_rows(a.slice(s![h0..h1, .., ..]), b.slice(s![h0..h1, .., ..]), radius, start - h0..end - h0);
+        ap.slice_mut(s![start..end, ..]).assign(&x);
+        va.slice_mut(s![start..end, ..]).assign(&y);
+    }
+    (ap, va)
+}
+
+/// Per-component statistics.
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    n: f64,
+    water_b: f64,
+    water_a: f64,
+    veg_b: f64,
+    bare_a: f64,
+    built_a: f64,
+    br_a: f64,
+    br_a2: f64,
+    br_b: f64,
+    ndvi_b: f64,
+    ndvi_a: f64,
+    ndwi_b: f64,
+    ndwi_a: f64,
+    mag: f64,
+}
+
+impl Stats {
+    fn mean(&self, v: f64) -> f64 {
+        v / self.n.max(1.0)
+    }
+    fn texture(&self) -> f64 {
+        let m = self.mean(self.br_a);
+        (self.mean(self.br_a2) - m * m).max(0.0).sqrt()
+    }
+}
+
+/// Assigns a class from component statistics.
+fn classify(st: &Stats, cfg: &Config) -> usize {
+    let (fwb, fwa) = (st.mean(st.water_b), st.mean(st.water_a));
+    if fwb >= 0.5 && fwa < 0.5 {
+        0
+    } else if fwa >= 0.15 {
+        1
+    } else if st.mean(st.br_a) < 0.15 && st.mean(st.ndwi_a) > -0.3 && st.mean(st.bare_a) > 0.5 && st.texture() < cfg.dumping_texture as f64 {
+        1
+    } else if st.texture() > cfg.dumping_texture as f64 {
+        2
+    } else {
+        3
+    }
+}
+
+fn round(v: f64, d: i32) -> f64 {
+    let k = 10f64.powi(d);
+    (v * k).round() / k
+}
+
+/// Runs the detector on one tile. `emit` writes the intermediate rasters as
+/// GeoTIFFs into that folder.
+///
+/// # Errors
+/// Unreadable rasters, grids that differ, too few bands, no valid pixel.
+pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Result<TileResult> {
+    let t0 = Instant::now();
+    let cfg = ctx.config;
+    let reader = TileReader::open(tile, ctx.sensor)?;
+    let grid = reader.grid.clone();
+    let (h, w) = (grid.height, grid.width);
+    let Pixels { before, mut after, valid } = read_all(&reader, cfg.block_rows)?;
+    drop(reader);
+    let n_valid = valid.iter().filter(|&&v| v).count();
+    if n_valid == 0 {
+        return Err(Error::Tile { tile: tile.id.clone(), msg: "no pixel is valid on both dates (all nodata or masked)".into() });
+    }
+    let projected = corridor::project(ctx.segments, &grid.wkt)?;
+    let Zones { zone, channel } = corridor::zones(&grid, 0..h, &projected);
+    let rules = cfg.method == Method::Rules;
+
+    // Clouds and shadows are found on the raw data (haze is far smaller than a
+    // cloud's brightening) so normalisation can leave them out of its fit.
+    let (cs_b, cs_a) = if rules { landcover::clouds_and_shadows(before.view(), after.view(), valid.view(), cfg) } else { (Array2::zeros((h, w)), Array2::zeros((h, w))) };
+    let usable = Zip::from(&valid).and(&cs_b).and(&cs_a).map_collect(|&v, &a, &b| v && a == 0 && b == 0);
+    let fit = if rules && cfg.normalize { normalize::fit(before.view(), after.view(), usable.view(), 3, 4, cfg.normalize_keep) } else { Fit::identity(before.dim().0) };
+    normalize::apply(after.view_mut(), &fit);
+    let ixb = indices(before.view());
+    let ixa = indices(after.view());
+    let zu = Zip::from(&zone).and(&usable).map_collect(|&z, &u| z && u);
+    let tw = [landcover::water_threshold(ixb.ndwi.view(), zu.view(), cfg.water_ndwi), landcover::water_threshold(ixa.ndwi.view(), zu.view(), cfg.water_ndwi)];
+    let lc_b = landcover::classify(&ixb, valid.view(), cs_b.view(), tw[0], cfg);
+    let lc_a = landcover::classify(&ixa, valid.view(), cs_a.view(), tw[1], cfg);
+
+    let ia = change::interleave(before.view());
+    let ib = change::interleave(after.view());
+    drop(before);
+    drop(after);
+    // `appeared` drives encroachment (something new is here); the any-change
+    // layer also keeps what vanished.
+    let (appeared, mag) = if rules {
+        let (ap, va) = magnitude_blocks(&ia, &ib, cfg.misregistration_px, cfg.block_rows);
+        let m = Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y));
+        (ap, m)
+    } else {
+        let m = change::cva(ia.view(), ib.view());
+        (m.clone(), m)
+    };
+    drop(ia);
+    drop(ib);
+    let threshold = if rules {
+        otsu(masked(mag.view(), zu.view()), 0.0, 0.5).unwrap_or(cfg.min_change).clamp(cfg.min_change, cfg.max_change)
+    } else {
+        otsu(masked(mag.view(), zu.view()), 0.0, 0.5).unwrap_or(cfg.min_change)
+    };
+    let any = Zip::from(&mag).and(&usable).map_collect(|&m, &u| u && m > threshold);
+    let any_change = Zip::from(&close(any.view(), Shape::Cross, cfg.close_iterations)).and(&usable).map_collect(|&c, &u| c && u);
+    let changed = Zip::from(&appeared).and(&usable).map_collect(|&m, &u| u && m > threshold);
+
+    let candidates = if rules {
+        let wb = lc_b.mapv(|c| c == WATER);
+        let cap = (cfg.shoreline_px + 2).min(250) as u8;
+        let land_b = Zip::from(&wb).and(&valid).map_collect(|&w, &v| v && !w);
+        let d_land = distance_to(land_b.view(), cap);
+        let d_water = distance_to(wb.view(), cap);
+        let sh = cfg.shoreline_px as u8;
+        let mut cand = Array2::from_elem((h, w), false);
+        let mut natural = Array2::from_elem((h, w), false);
+        Zip::indexed(&mut cand).and(&mut natural).par_for_each(|(r, c), k, n| {
+            if !changed[[r, c]] || !zone[[r, c]] {
+                return;
+            }
+            let (b, a) = (lc_b[[r, c]], lc_a[[r, c]]);
+            let (wbb, waa) = (b == WATER, a == WATER);
+            let not_encroach = (wbb && waa)
+                || (!wbb && a == VEG)
+                || (b == BUILT && a == BUILT)
+                || (a == BARE && !wbb && ixa.brightness[[r, c]] < cfg.dark_soil_brightness);
+            if not_encroach {
+                return;
+            }
+            *k = true;
+            // Near the earlier shoreline, water turning into dark bare ground
+            // (exposed mud, wet sand) or land turning into water or wet
+            // ground is the water level moving, not an encroachment.
+            let near_shore = if wbb { d_land[[r, c]] <= sh } else { d_water[[r, c]] <= sh };
+            *n = near_shore && (waa || (a == BARE && ixa.brightness[[r, c]] < cfg.built_brightness));
+        });
+        let core = Zip::from(&cand).and(&natural).map_collect(|&c, &n| c && !n);
+        reconstruct(core.view(), cand.view(), cfg.shoreline_px + 1)
+    } else {
+        Zip::from(&changed).and(&zone).map_collect(|&c, &z| c && z)
+    };
+    let mut mask = close(candidates.view(), Shape::Cross, cfg.close_iterations);
+    if cfg.open_iterations > 0 {
+        mask = open(mask.view(), Shape::Cross, cfg.open_iterations);
+    }
+    Zip::from(&mut mask).and(&zone).and(&usable).for_each(|m, &z, &u| *m = *m && z && u);
+
+    let (lab, comps) = label(mask.view());
+    let index = SegmentIndex::new(ctx.segments, &projected);
+    let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
+    let pixel_area = grid.pixel_area();
+    let mut class_raster = Array2::<u8>::zeros((h, w));
+    let mut conf_raster = Array2::<f32>::zeros((h, w));
+    let mut features = Vec::new();
+    let debug = std::env::var_os("RIVERWATCH_DEBUG").is_some();
+    for comp in &comps {
+        if comp.pixels < cfg.min_pixels || (comp.pixels as f64) * pixel_area < cfg.min_area_m2 {
+            continue;
+        }
+        let (st, pts) = stats(comp, &lab, &grid, &lc_b, &lc_a, &ixb, &ixa, &appeared);
+        let class = classify(&st, cfg);
+        let poly = trace(lab.view(), comp, &grid, 0);
+        let mut mp = MultiPolygon(vec![poly]);
+        if cfg.simplify_m > 0.0 {
+            let sm = mp.simplify_vw_preserve(cfg.simplify_m * cfg.simplify_m);
+            if sm.is_valid() && sm.unsigned_area() > 0.0 {
+                mp = sm;
+            }
+        }
+        let area = mp.unsigned_area();
+        if area < cfg.min_area_m2 {
+            continue;
+        }
+        let Some(near) = index.nearest(&mp) else { continue };
+        let seg = &ctx.segments[near.segment];
+        let cname = CLASSES[class];
+        let obstructs = blocks_flow(cname) && index.channel_share(near.segment, &pts) >= 0.5;
+        let z = 2.0 * (st.mean(st.mag) / threshold as f64).ln() + 0.6 * (st.n / cfg.min_pixels as f64).ln() - 0.5;
+        let confidence = 1.0 / (1.0 + (-z).exp());
+        if debug {
+            eprintln!(
+                "DEBUG {} r{}c{} n={} class={} fwb={:.2} fwa={:.2} vegb={:.2} barea={:.2} builta={:.2} bra={:.3} brb={:.3} tex={:.3} ndwia={:.2} mag={:.3} conf={:.2}",
+                tile.id, comp.r0, comp.c0, comp.pixels, cname, st.mean(st.water_b), st.mean(st.water_a), st.mean(st.veg_b), st.mean(st.bare_a), st.mean(st.built_a),
+                st.mean(st.br_a), st.mean(st.br_b), st.texture(), st.mean(st.ndwi_a), st.mean(st.mag), confidence
+            );
+        }
+        for r in comp.r0..comp.r1 {
+            for c in comp.c0..comp.c1 {
+                if lab[[r, c]] == comp.label {
+                    class_raster[[r, c]] = class as u8 + 1;
+                    conf_raster[[r, c]] = confidence as f32;
+                }
+            }
+        }
+        let link = chief_link(ctx.registry, &seg.chief_id);
+        let mut wgs = mp;
+        to_wgs.apply_geom(&mut wgs)?;
+        let first = (comp.r0, (comp.c0..comp.c1).find(|&c| lab[[comp.r0, c]] == comp.label).unwrap_or(comp.c0));
+        let props = json!({
+            "id": format!("{}-r{:05}c{:05}", tile.id, first.0, first.1),
+            "class": cname,
+            "obstructs_flood_channel": obstructs,
+            "confidence": round(confidence, 3),
+            "area_m2": round(area, 2),
+            "tile": tile.id,
+            "before_date": tile.before.date,
+            "after_date": tile.after.date,
+            "river": seg.river,
+            "segment_id": seg.id,
+            "distance_m": round(near.distance_m, 2),
+            "chief_id": link.chief_id,
+            "chief_level": link.chief_level,
+            "chief_title": link.chief_title,
+            "chain": link.chain,
+            "city": link.city,
+            "county": link.county,
+            "evidence": {
+                "ndvi_before": round(st.mean(st.ndvi_b), 4),
+                "ndvi_after": round(st.mean(st.ndvi_a), 4),
+                "ndwi_before": round(st.mean(st.ndwi_b), 4),
+                "ndwi_after": round(st.mean(st.ndwi_a), 4),
+                "change_magnitude": round(st.mean(st.mag), 4),
+                "pixels": comp.pixels,
+            },
+        });
+        let props = match props {
+            Value::Object(m) => m,
+            _ => Default::default(),
+        };
+        features.push(PolyFeature { geometry: wgs, props });
+    }
+    let cloud_px = Zip::from(&cs_a).and(&cs_b).fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));
+    if let Some(dir) = emit {
+        let p = |name: &str| dir.join(format!("{}_{name}.tif", tile.id));
+        write_geotiff(&p("landcover_before"), &grid, &[lc_b.view()], None)?;
+        write_geotiff(&p("landcover_after"), &grid, &[lc_a.view()], None)?;
+        write_geotiff(&p("change_magnitude"), &grid, &[mag.view()], None)?;
+        write_geotiff(&p("change_class"), &grid, &[class_raster.view()], None)?;
+        write_geotiff(&p("confidence"), &grid, &[conf_raster.view()], None)?;
+        write_geotiff(&p("any_change"), &grid, &[any_change.mapv(u8::from).view()], None)?;
+        let zones_u8 = Zip::from(&zone).and(&channel).map_collect(|&z, &c| u8::from(z) + u8::from(c));
+        write_geotiff(&p("zones"), &grid, &[zones_u8.view()], None)?;
+    }
+    let n = (h * w) as f64;
+    let report = TileReport {
+        tile: tile.id.clone(),
+        size: [w, h],
+        valid_share: round(n_valid as f64 / n, 4),
+        cloud_share: round(cloud_px as f64 / n, 4),
+        zone_share: round(zone.iter().filter(|&&z| z).count() as f64 / n, 4),
+        normalization: Fit { gain: fit.gain.iter().map(|&g| round(g as f64, 4) as f32).collect(), offset: fit.offset.iter().map(|&o| round(o as f64, 4) as f32).collect(), samples: fit.samples },
+        change_threshold: round(threshold as f64, 4) as f32,
+        water_threshold: [round(tw[0] as f64, 3) as f32, round(tw[1] as f64, 3) as f32],
+        polygons: features.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok(TileResult { features, report, grid })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stats(comp: &Component, lab: &Array2<u32>, grid: &Grid, lc_b: &Array2<u8>, lc_a: &Array2<u8>, ixb: &Indices, ixa: &Indices, mag: &Array2<f32>) -> (Stats, Vec<Coord<f64>>) {
+    let mut st = Stats::default();
+    let mut pts = Vec::with_capacity(comp.pixels);
+    for r in comp.r0..comp.r1 {
+        for c in comp.c0..comp.c1 {
+            if lab[[r, c]] != comp.label {
+                continue;
+            }
+            let (b, a) = (lc_b[[r, c]], lc_a[[r, c]]);
+            let bra = ixa.brightness[[r, c]] as f64;
+            st.n += 1.0;
+            st.water_b += f64::from(u8::from(b == WATER));
+            st.water_a += f64::from(u8::from(a == WATER));
+            st.veg_b += f64::from(u8::from(b == VEG));
+            st.bare_a += f64::from(u8::from(a == BARE));
+            st.built_a += f64::from(u8::from(a == BUILT));
+            st.br_a += bra;
+            st.br_a2 += bra * bra;
+            st.br_b += ixb.brightness[[r, c]] as f64;
+            st.ndvi_b += ixb.ndvi[[r, c]] as f64;
+            st.ndvi_a += ixa.ndvi[[r, c]] as f64;
+            st.ndwi_b += ixb.ndwi[[r, c]] as f64;
+            st.ndwi_a += ixa.ndwi[[r, c]] as f64;
+            st.mag += mag[[r, c]] as f64;
+            let (x, y) = grid.to_map(c as f64 + 0.5, r as f64 + 0.5);
+            pts.push(Coord { x, y });
+        }
+    }
+    (st, pts)
+}

@@ -1,0 +1,116 @@
+//! Per-date land cover from indices, and cloud/shadow detection from the two
+//! dates together.
+//!
+//! Classes: 0 nodata, 1 water, 2 vegetation, 3 bare soil/sand, 4 built/bright,
+//! 5 cloud, 6 shadow. Rules (4 bands; SWIR sharpens water and built):
+//! water when NDWI > t (t from Otsu on corridor NDWI, clamped around the
+//! configured default) or, with SWIR, MNDWI > 0.3 with NDVI < 0.1;
+//! vegetation when NDVI > `veg_ndvi`; built when brightness >
+//! `built_brightness` and NDVI < 0.3; bare otherwise.
+
+use crate::change::{masked, otsu};
+use crate::config::Config;
+use crate::indices::{Indices, BLUE};
+use crate::label::label;
+use crate::morphology::{dilate, reconstruct, Shape};
+use ndarray::{Array2, ArrayView2, ArrayView3, Axis, Zip};
+
+/// No data.
+pub const NODATA: u8 = 0;
+/// Open water.
+pub const WATER: u8 = 1;
+/// Vegetation.
+pub const VEG: u8 = 2;
+/// Bare soil or sand.
+pub const BARE: u8 = 3;
+/// Built-up or bright man-made surface.
+pub const BUILT: u8 = 4;
+/// Cloud.
+pub const CLOUD: u8 = 5;
+/// Cloud shadow.
+pub const SHADOW: u8 = 6;
+
+/// The adaptive water threshold: Otsu on NDWI over `region`, clamped to
+/// `default ± 0.15`; the default when the region is empty.
+pub fn water_threshold<'a>(ndwi: ArrayView2<'a, f32>, region: ArrayView2<'a, bool>, default: f32) -> f32 {
+    otsu(masked(ndwi, region), -0.6, 0.8).map_or(default, |t| t.clamp(default - 0.15, default + 0.15))
+}
+
+/// Classifies one date.
+pub fn classify(ix: &Indices, valid: ArrayView2<bool>, unusable: ArrayView2<u8>, t_water: f32, cfg: &Config) -> Array2<u8> {
+    let (h, w) = valid.dim();
+    let mut out = Array2::<u8>::zeros((h, w));
+    let swir = ix.mndwi.is_some();
+    Zip::indexed(&mut out).par_for_each(|(r, c), o| {
+        if !valid[[r, c]] {
+            *o = NODATA;
+            return;
+        }
+        if unusable[[r, c]] != 0 {
+            *o = unusable[[r, c]];
+            return;
+        }
+        let (ndvi, ndwi, br) = (ix.ndvi[[r, c]], ix.ndwi[[r, c]], ix.brightness[[r, c]]);
+        let mndwi = ix.mndwi.as_ref().map_or(0.0, |a| a[[r, c]]);
+        *o = if ndwi > t_water || (swir && mndwi > 0.3 && ndvi < 0.1) {
+            WATER
+        } else if ndvi > cfg.veg_ndvi {
+            VEG
+        } else if ndvi < 0.3 && br > cfg.built_brightness {
+            BUILT
+        } else {
+            BARE
+        };
+    });
+    out
+}
+
+/// Cloud (5) and shadow (6) per date — `(before, after)` — 0 elsewhere, found by comparing
+/// the dates: a cloud core is much brighter in blue than the other date and
+/// large; it grows into connected pixels that brightened; a shadow core is
+/// darker in every band by `shadow_ratio`, near a cloud, and grows into
+/// connected darkened pixels. Both are then dilated by 3 pixels.
+pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a, f32>, valid: ArrayView2<bool>, cfg: &Config) -> (Array2<u8>, Array2<u8>) {
+    let (h, w) = valid.dim();
+    let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
+    for (k, (x, y)) in [(before, after), (after, before)].into_iter().enumerate() {
+        let out = &mut outs[k];
+        let bx = x.index_axis(Axis(0), BLUE);
+        let by = y.index_axis(Axis(0), BLUE);
+        let core = Zip::from(&bx).and(&by).and(&valid).map_collect(|&a, &b, &v| v && a > cfg.cloud_blue && a - b > cfg.cloud_blue_rise);
+        let (lab, comps) = label(core.view());
+        let big: Vec<bool> = std::iter::once(false).chain(comps.iter().map(|c| c.pixels >= cfg.cloud_min_pixels)).collect();
+        let core = lab.mapv(|l| big[l as usize]);
+        if !core.iter().any(|&v| v) {
+            continue;
+        }
+        let rise = Zip::from(&bx).and(&by).and(&valid).map_collect(|&a, &b, &v| v && a - b > 0.02);
+        let cloud = dilate(reconstruct(core.view(), rise.view(), cfg.cloud_grow_px).view(), Shape::Square, 3);
+        // Shadows: every band darker, near a cloud.
+        let nb = x.len_of(Axis(0));
+        let near = dilate(cloud.view(), Shape::Square, cfg.shadow_search_px);
+        let mut score = Array2::<f32>::zeros((h, w));
+        // Blue and green are left out: in a shadow they are dominated by
+        // path radiance (haze), so they darken far less than red and NIR.
+        Zip::indexed(&mut score).par_for_each(|(r, c), s| {
+            let mut worst = 0f32;
+            for b in crate::indices::RED..nb {
+                let ratio = x[[b, r, c]] / y[[b, r, c]].max(1e-4);
+                worst = worst.max(ratio);
+            }
+            *s = worst;
+        });
+        let shadow_core = Zip::from(&score).and(&near).and(&cloud).and(&valid).map_collect(|&s, &n, &c, &v| v && n && !c && s < cfg.shadow_ratio);
+        let darker = Zip::from(&score).and(&valid).map_collect(|&s, &v| v && s < 0.85);
+        let shadow = dilate(reconstruct(shadow_core.view(), darker.view(), cfg.cloud_grow_px / 2).view(), Shape::Square, 3);
+        Zip::from(out).and(&cloud).and(&shadow).for_each(|o, &c, &s| {
+            if c {
+                *o = CLOUD;
+            } else if s && *o == 0 {
+                *o = SHADOW;
+            }
+        });
+    }
+    let [b, a] = outs;
+    (b, a)
+}

@@ -20,43 +20,72 @@ pub fn interleave(a: ArrayView3<f32>) -> Array3<f32> {
     out
 }
 
-#[inline]
-fn d2(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
-}
-
 /// Misregistration-tolerant change for output rows `rows` of interleaved
 /// arrays `a` (earlier) and `b` (later): returns `(appeared, vanished)`, where
-/// `appeared` = `min_q |B(p) − A(q)|` (nothing like the later spectrum was
-/// nearby before: something new is here) and `vanished` = `min_q |A(p) − B(q)|`.
-/// The magnitude is their maximum. Rows of `a`/`b` outside `rows` serve as
-/// the halo; pixels beyond the arrays are skipped.
+/// `appeared` = `min_q |B(p) − A'(q)|` (nothing like the later spectrum was
+/// nearby before: something new is here) and `vanished` = `min_q |A(p) − B'(q)|`.
+/// `A'(q)` ranges over the pixels of the other date within `radius` and the
+/// 50/50 blends of horizontally, vertically and diagonally adjacent pairs
+/// among them: a sub-pixel shift resampled bilinearly mixes neighbouring
+/// spectra, and an edge between contrasting surfaces must not read as change.
+/// The magnitude is the larger of the two. Rows of `a`/`b` outside `rows`
+/// serve as the halo; pixels beyond the arrays are skipped.
 pub fn tolerant_rows(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize, rows: Range<usize>) -> (Array2<f32>, Array2<f32>) {
-    let (h, w, _) = a.dim();
-    let r = radius as isize;
+    let (h, w, nb) = a.dim();
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let (sa, sb) = (a.as_slice().unwrap_or(&[]), b.as_slice().unwrap_or(&[]));
     let mut appeared = Array2::<f32>::zeros((rows.len(), w));
     let mut vanished = Array2::<f32>::zeros((rows.len(), w));
-    appeared.axis_iter_mut(Axis(0)).into_par_iter().zip(vanished.axis_iter_mut(Axis(0))).enumerate().for_each(|(i, (mut orow, mut vrow))| {
-        let y = (rows.start + i) as isize;
-        let (y0, y1) = ((y - r).max(0) as usize, ((y + r) as usize).min(h - 1));
-        for x in 0..w {
-            let (x0, x1) = (x.saturating_sub(radius), (x + radius).min(w - 1));
-            let pa = a.slice(ndarray::s![y as usize, x, ..]);
-            let pb = b.slice(ndarray::s![y as usize, x, ..]);
-            let (pa, pb) = (pa.as_slice().unwrap_or(&[]), pb.as_slice().unwrap_or(&[]));
-            let (mut m1, mut m2) = (f32::INFINITY, f32::INFINITY);
-            for yy in y0..=y1 {
-                let ra = a.slice(ndarray::s![yy, x0..=x1, ..]);
-                let rb = b.slice(ndarray::s![yy, x0..=x1, ..]);
-                for (qa, qb) in ra.outer_iter().zip(rb.outer_iter()) {
-                    if let (Some(qa), Some(qb)) = (qa.as_slice(), qb.as_slice()) {
-                        m1 = m1.min(d2(pb, qa));
-                        m2 = m2.min(d2(pa, qb));
+    if sa.len() != h * w * nb || sb.len() != h * w * nb || nb > 8 {
+        return (appeared, vanished);
+    }
+    let px = |s: &[f32], y: usize, x: usize| -> [f32; 8] {
+        let mut o = [0f32; 8];
+        o[..nb].copy_from_slice(&s[(y * w + x) * nb..(y * w + x + 1) * nb]);
+        o
+    };
+    // Smallest squared distance from `p` to the spectra of `s` around (y, x),
+    // and to the blends of adjacent pairs.
+    let nearest = |p: &[f32; 8], s: &[f32], y0: usize, y1: usize, x0: usize, x1: usize| -> f32 {
+        let mut m = f32::INFINITY;
+        for yy in y0..=y1 {
+            for xx in x0..=x1 {
+                let q = px(s, yy, xx);
+                let mut d = 0f32;
+                for k in 0..nb {
+                    d += (p[k] - q[k]) * (p[k] - q[k]);
+                }
+                m = m.min(d);
+                let right = (xx < x1).then(|| px(s, yy, xx + 1));
+                let down = (yy < y1).then(|| px(s, yy + 1, xx));
+                for o in [right, down].into_iter().flatten() {
+                    let mut d = 0f32;
+                    for k in 0..nb {
+                        let v = p[k] - 0.5 * (q[k] + o[k]);
+                        d += v * v;
                     }
+                    m = m.min(d);
+                }
+                if let (Some(r), Some(dn)) = (right, down) {
+                    let dg = px(s, yy + 1, xx + 1);
+                    let mut d = 0f32;
+                    for k in 0..nb {
+                        let v = p[k] - 0.25 * (q[k] + r[k] + dn[k] + dg[k]);
+                        d += v * v;
+                    }
+                    m = m.min(d);
                 }
             }
-            orow[x] = m1.sqrt();
-            vrow[x] = m2.sqrt();
+        }
+        m
+    };
+    appeared.axis_iter_mut(Axis(0)).into_par_iter().zip(vanished.axis_iter_mut(Axis(0))).enumerate().for_each(|(i, (mut orow, mut vrow))| {
+        let y = rows.start + i;
+        let (y0, y1) = (y.saturating_sub(radius), (y + radius).min(h - 1));
+        for x in 0..w {
+            let (x0, x1) = (x.saturating_sub(radius), (x + radius).min(w - 1));
+            orow[x] = nearest(&px(sb, y, x), sa, y0, y1, x0, x1).sqrt();
+            vrow[x] = nearest(&px(sa, y, x), sb, y0, y1, x0, x1).sqrt();
         }
     });
     (appeared, vanished)

@@ -62,6 +62,11 @@ pub struct Config {
     /// Water-to-land or land-to-water change within this many pixels of the
     /// earlier shoreline is natural water-level change.
     pub shoreline_px: usize,
+    /// Wet ground (exposed by a falling water level) has MNDWI above this
+    /// (sensors with SWIR)...
+    pub wet_mndwi: f32,
+    /// ...or NDWI above this (four-band sensors).
+    pub wet_ndwi: f32,
     /// Cloud core: later-date blue reflectance above this...
     pub cloud_blue: f32,
     /// ...and blue brighter than the other date by this much.
@@ -99,12 +104,14 @@ impl Default for Config {
             normalize_keep: 0.5,
             misregistration_px: 2,
             min_change: 0.04,
-            max_change: 0.15,
+            max_change: 0.08,
             water_ndwi: 0.1,
             veg_ndvi: 0.33,
             built_brightness: 0.15,
             dark_soil_brightness: 0.085,
-            shoreline_px: 3,
+            shoreline_px: 5,
+            wet_mndwi: -0.3,
+            wet_ndwi: -0.25,
             cloud_blue: 0.28,
             cloud_blue_rise: 0.12,
             cloud_min_pixels: 30,

@@ -29,6 +29,26 @@ use std::time::Instant;
 /// The change classes, in class-code order (code = index + 1 in rasters).
 pub const CLASSES: [&str; 4] = ["occupation", "sand_mining", "dumping", "construction"];
 
+/// Codes of the `suppressed` raster: why a changed pixel inside the zone was
+/// or was not kept as an encroachment candidate.
+pub mod reason {
+    /// Not changed, or outside the zone.
+    pub const NONE: u8 = 0;
+    /// Kept: a candidate encroachment.
+    pub const CANDIDATE: u8 = 1;
+    /// Water-level change along the earlier shoreline (kept only where it
+    /// touches a candidate within `shoreline_px + 1` pixels).
+    pub const SHORELINE: u8 = 2;
+    /// Land turned (or stayed) vegetated: phenology, crop cycles, regrowth.
+    pub const VEGETATION: u8 = 3;
+    /// Land turned into dark bare soil: ploughing, moist soil.
+    pub const DARK_SOIL: u8 = 4;
+    /// Water stayed water: turbidity, sun glint.
+    pub const WATER_TO_WATER: u8 = 5;
+    /// Built stayed built: roofs repainted, shadows between buildings.
+    pub const BUILT_TO_BUILT: u8 = 6;
+}
+
 /// Everything a tile needs besides its own rasters.
 pub struct Context<'a> {
     /// Sensor layout.
@@ -241,6 +261,9 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     let any_change = Zip::from(&close(any.view(), Shape::Cross, cfg.close_iterations)).and(&usable).map_collect(|&c, &u| c && u);
     let changed = Zip::from(&appeared).and(&usable).map_collect(|&m, &u| u && m > threshold);
 
+    // Why each changed pixel in the zone is or is not a candidate (see
+    // `reason`); written with --emit-rasters as `suppressed`.
+    let mut why = Array2::<u8>::zeros((h, w));
     let candidates = if rules {
         let wb = lc_b.mapv(|c| c == WATER);
         let cap = (cfg.shoreline_px + 2).min(250) as u8;
@@ -248,29 +271,39 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         let d_land = distance_to(land_b.view(), cap);
         let d_water = distance_to(wb.view(), cap);
         let sh = cfg.shoreline_px as u8;
-        let mut cand = Array2::from_elem((h, w), false);
-        let mut natural = Array2::from_elem((h, w), false);
-        Zip::indexed(&mut cand).and(&mut natural).par_for_each(|(r, c), k, n| {
+        Zip::indexed(&mut why).par_for_each(|(r, c), k| {
             if !changed[[r, c]] || !zone[[r, c]] {
                 return;
             }
             let (b, a) = (lc_b[[r, c]], lc_a[[r, c]]);
             let (wbb, waa) = (b == WATER, a == WATER);
-            let not_encroach = (wbb && waa)
-                || (!wbb && a == VEG)
-                || (b == BUILT && a == BUILT)
-                || (a == BARE && !wbb && ixa.brightness[[r, c]] < cfg.dark_soil_brightness);
-            if not_encroach {
-                return;
-            }
-            *k = true;
-            // Near the earlier shoreline, water turning into dark bare ground
-            // (exposed mud, wet sand) or land turning into water or wet
-            // ground is the water level moving, not an encroachment.
+            // Near the earlier shoreline, water turning into wet bare ground
+            // (exposed mud, wet sand) or into bank vegetation, or land turning
+            // into water or wet ground, is the water level moving (or the bank
+            // seen through residual misregistration), not an encroachment. Wet
+            // ground: water-saturated sediment absorbs SWIR (MNDWI near 0);
+            // without SWIR, NDWI stays closer to 0 than on dry soil.
             let near_shore = if wbb { d_land[[r, c]] <= sh } else { d_water[[r, c]] <= sh };
-            *n = near_shore && (waa || (a == BARE && ixa.brightness[[r, c]] < cfg.built_brightness));
+            let wet = match &ixa.mndwi {
+                Some(m) => m[[r, c]] > cfg.wet_mndwi,
+                None => ixa.ndwi[[r, c]] > cfg.wet_ndwi,
+            };
+            *k = if wbb && waa {
+                reason::WATER_TO_WATER
+            } else if !wbb && a == VEG {
+                reason::VEGETATION
+            } else if b == BUILT && a == BUILT {
+                reason::BUILT_TO_BUILT
+            } else if a == BARE && !wbb && ixa.brightness[[r, c]] < cfg.dark_soil_brightness {
+                reason::DARK_SOIL
+            } else if near_shore && (waa || a == VEG || (a == BARE && wet && ixa.brightness[[r, c]] < cfg.built_brightness)) {
+                reason::SHORELINE
+            } else {
+                reason::CANDIDATE
+            };
         });
-        let core = Zip::from(&cand).and(&natural).map_collect(|&c, &n| c && !n);
+        let core = why.mapv(|k| k == reason::CANDIDATE);
+        let cand = why.mapv(|k| k == reason::CANDIDATE || k == reason::SHORELINE);
         reconstruct(core.view(), cand.view(), cfg.shoreline_px + 1)
     } else {
         Zip::from(&changed).and(&zone).map_collect(|&c, &z| c && z)
@@ -374,6 +407,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         write_geotiff(&p("change_class"), &grid, &[class_raster.view()], None)?;
         write_geotiff(&p("confidence"), &grid, &[conf_raster.view()], None)?;
         write_geotiff(&p("any_change"), &grid, &[any_change.mapv(u8::from).view()], None)?;
+        write_geotiff(&p("suppressed"), &grid, &[why.view()], None)?;
         let zones_u8 = Zip::from(&zone).and(&channel).map_collect(|&z, &c| u8::from(z) + u8::from(c));
         write_geotiff(&p("zones"), &grid, &[zones_u8.view()], None)?;
     }

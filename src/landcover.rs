@@ -84,7 +84,11 @@ pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a,
         if !core.iter().any(|&v| v) {
             continue;
         }
-        let rise = Zip::from(&bx).and(&by).and(&valid).map_collect(|&a, &b, &v| v && a - b > 0.02);
+        // Thin cloud brightens blue and does not darken NIR; new man-made
+        // surfaces on vegetation brighten blue too but lower NIR.
+        let nx = x.index_axis(Axis(0), crate::indices::NIR);
+        let ny = y.index_axis(Axis(0), crate::indices::NIR);
+        let rise = Zip::from(&bx).and(&by).and(&nx).and(&ny).and(&valid).map_collect(|&a, &b, &na, &nb_, &v| v && a - b > 0.02 && na - nb_ > -0.02);
         let cloud = dilate(reconstruct(core.view(), rise.view(), cfg.cloud_grow_px).view(), Shape::Square, 3);
         // Shadows: every band darker, near a cloud.
         let nb = x.len_of(Axis(0));

@@ -48,6 +48,9 @@ pub struct Config {
     pub min_change: f32,
     /// Upper bound on the adaptive change threshold.
     pub max_change: f32,
+    /// Hysteresis: pixels above this share of the change threshold join an
+    /// object connected to a pixel above the threshold.
+    pub hysteresis: f32,
     /// Default NDWI water threshold; the adaptive (Otsu on corridor NDWI)
     /// threshold is clamped to `water_ndwi ± 0.15`.
     pub water_ndwi: f32,
@@ -105,6 +108,7 @@ impl Default for Config {
             misregistration_px: 2,
             min_change: 0.04,
             max_change: 0.08,
+            hysteresis: 0.6,
             water_ndwi: 0.1,
             veg_ndvi: 0.33,
             built_brightness: 0.15,

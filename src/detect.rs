@@ -152,6 +152,19 @@ fn magnitude_blocks(a: &Array3<f32>, b: &Array3<f32>, radius: usize, block_rows:
     (ap, va)
 }
 
+/// Keeps the 4-connected components of `weak` that hold at least one pixel
+/// with `strength` above `strong`.
+fn hysteresis(weak: ndarray::ArrayView2<bool>, strength: ndarray::ArrayView2<f32>, strong: f32) -> Array2<bool> {
+    let (lab, comps) = label(weak);
+    let mut keep = vec![false; comps.len() + 1];
+    Zip::from(&lab).and(&strength).for_each(|&l, &m| {
+        if l != 0 && m > strong {
+            keep[l as usize] = true;
+        }
+    });
+    lab.mapv(|l| keep[l as usize])
+}
+
 /// Per-component statistics.
 #[derive(Debug, Default, Clone)]
 struct Stats {
@@ -259,7 +272,11 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     };
     let any = Zip::from(&mag).and(&usable).map_collect(|&m, &u| u && m > threshold);
     let any_change = Zip::from(&close(any.view(), Shape::Cross, cfg.close_iterations)).and(&usable).map_collect(|&c, &u| c && u);
-    let changed = Zip::from(&appeared).and(&usable).map_collect(|&m, &u| u && m > threshold);
+    // Hysteresis: pixels above `hysteresis × threshold` join an object when
+    // connected to a pixel above the threshold, so object edges blurred by
+    // resampling and weakly changed parts of a site are kept.
+    let weak = threshold * cfg.hysteresis;
+    let changed = Zip::from(&appeared).and(&usable).map_collect(|&m, &u| u && m > weak);
 
     // Why each changed pixel in the zone is or is not a candidate (see
     // `reason`); written with --emit-rasters as `suppressed`.
@@ -284,6 +301,9 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             // ground: water-saturated sediment absorbs SWIR (MNDWI near 0);
             // without SWIR, NDWI stays closer to 0 than on dry soil.
             let near_shore = if wbb { d_land[[r, c]] <= sh } else { d_water[[r, c]] <= sh };
+            // Bank vegetation over earlier water is explained by misregistration
+            // only right at the bank; further out it is reclaimed land.
+            let at_bank = wbb && d_land[[r, c]] as usize <= cfg.misregistration_px;
             let wet = match &ixa.mndwi {
                 Some(m) => m[[r, c]] > cfg.wet_mndwi,
                 None => ixa.ndwi[[r, c]] > cfg.wet_ndwi,
@@ -296,17 +316,19 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
                 reason::BUILT_TO_BUILT
             } else if a == BARE && !wbb && ixa.brightness[[r, c]] < cfg.dark_soil_brightness {
                 reason::DARK_SOIL
-            } else if near_shore && (waa || a == VEG || (a == BARE && wet && ixa.brightness[[r, c]] < cfg.built_brightness)) {
+            } else if (near_shore && (waa || (a == BARE && wet && ixa.brightness[[r, c]] < cfg.built_brightness))) || (at_bank && a == VEG) {
                 reason::SHORELINE
             } else {
                 reason::CANDIDATE
             };
         });
-        let core = why.mapv(|k| k == reason::CANDIDATE);
-        let cand = why.mapv(|k| k == reason::CANDIDATE || k == reason::SHORELINE);
-        reconstruct(core.view(), cand.view(), cfg.shoreline_px + 1)
+        let cand = why.mapv(|k| k == reason::CANDIDATE);
+        let core = hysteresis(cand.view(), appeared.view(), threshold);
+        let with_shore = why.mapv(|k| k == reason::CANDIDATE || k == reason::SHORELINE);
+        reconstruct(core.view(), with_shore.view(), cfg.shoreline_px + 1)
     } else {
-        Zip::from(&changed).and(&zone).map_collect(|&c, &z| c && z)
+        let cand = Zip::from(&changed).and(&zone).map_collect(|&c, &z| c && z);
+        hysteresis(cand.view(), appeared.view(), threshold)
     };
     let mut mask = close(candidates.view(), Shape::Cross, cfg.close_iterations);
     if cfg.open_iterations > 0 {

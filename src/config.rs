@@ -54,6 +54,8 @@ pub struct Config {
     /// Default NDWI water threshold; the adaptive (Otsu on corridor NDWI)
     /// threshold is clamped to `water_ndwi ± 0.15`.
     pub water_ndwi: f32,
+    /// Water is darker than this brightness (bright roofs can have NDWI near 0).
+    pub water_max_brightness: f32,
     /// NDVI above which a pixel is vegetation.
     pub veg_ndvi: f32,
     /// Brightness (mean of blue, green, red) above which non-vegetated land is
@@ -83,9 +85,12 @@ pub struct Config {
     pub shadow_ratio: f32,
     /// Shadows are only looked for within this many pixels of a cloud.
     pub shadow_search_px: usize,
-    /// Brightness texture (std. dev.) separating rough dumping from compact
+    /// Local contrast (mean brightness difference of adjacent pixels over mean
+    /// brightness) separating rough, heterogeneous dumping from homogeneous
     /// construction.
-    pub dumping_texture: f32,
+    pub dumping_contrast: f32,
+    /// Objects with a lower confidence are not reported.
+    pub min_confidence: f64,
     /// Closing iterations (3 × 3 cross) on the change mask.
     pub close_iterations: usize,
     /// Opening iterations (3 × 3 cross) on the change mask.
@@ -110,6 +115,7 @@ impl Default for Config {
             max_change: 0.08,
             hysteresis: 0.6,
             water_ndwi: 0.1,
+            water_max_brightness: 0.14,
             veg_ndvi: 0.33,
             built_brightness: 0.15,
             dark_soil_brightness: 0.085,
@@ -122,7 +128,8 @@ impl Default for Config {
             cloud_grow_px: 25,
             shadow_ratio: 0.6,
             shadow_search_px: 40,
-            dumping_texture: 0.04,
+            dumping_contrast: 0.16,
+            min_confidence: 0.0,
             close_iterations: 1,
             open_iterations: 0,
             simplify_m: 0.0,
@@ -156,7 +163,8 @@ impl Config {
             ("max_change", self.max_change as f64),
             ("simplify_m", self.simplify_m),
             ("built_brightness", self.built_brightness as f64),
-            ("dumping_texture", self.dumping_texture as f64),
+            ("dumping_contrast", self.dumping_contrast as f64),
+            ("min_confidence", self.min_confidence),
         ];
         for (k, v) in pos {
             if !v.is_finite() || v < 0.0 {

@@ -182,11 +182,26 @@ struct Stats {
     ndwi_b: f64,
     ndwi_a: f64,
     mag: f64,
+    /// Mean later-date reflectance per band.
+    spec_a: [f64; 5],
+    /// Sum of |brightness difference| over 4-adjacent pixel pairs inside the component.
+    contrast: f64,
+    pairs: f64,
+    /// Area over the area of the minimum rotated rectangle.
+    rectangularity: f64,
 }
 
 impl Stats {
     fn mean(&self, v: f64) -> f64 {
         v / self.n.max(1.0)
+    }
+    /// Mean pixel-to-pixel brightness difference relative to mean brightness.
+    fn local_contrast(&self) -> f64 {
+        if self.pairs == 0.0 {
+            0.0
+        } else {
+            self.contrast / self.pairs / self.mean(self.br_a).max(1e-3)
+        }
     }
     fn texture(&self) -> f64 {
         let m = self.mean(self.br_a);
@@ -194,16 +209,16 @@ impl Stats {
     }
 }
 
-/// Assigns a class from component statistics.
+/// Assigns a class from component statistics: mostly water before →
+/// occupation; new water, or dark wet bare ground → sand mining; otherwise
+/// heterogeneous (high local contrast) → dumping, homogeneous → construction.
 fn classify(st: &Stats, cfg: &Config) -> usize {
     let (fwb, fwa) = (st.mean(st.water_b), st.mean(st.water_a));
     if fwb >= 0.5 && fwa < 0.5 {
         0
-    } else if fwa >= 0.15 {
+    } else if fwa >= 0.15 || (st.mean(st.br_a) < 0.13 && st.mean(st.ndwi_a) > -0.25) {
         1
-    } else if st.mean(st.br_a) < 0.15 && st.mean(st.ndwi_a) > -0.3 && st.mean(st.bare_a) > 0.5 && st.texture() < cfg.dumping_texture as f64 {
-        1
-    } else if st.texture() > cfg.dumping_texture as f64 {
+    } else if st.local_contrast() > cfg.dumping_contrast as f64 {
         2
     } else {
         3
@@ -264,7 +279,6 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         (m.clone(), m)
     };
     drop(ia);
-    drop(ib);
     let threshold = if rules {
         otsu(masked(mag.view(), zu.view()), 0.0, 0.5).unwrap_or(cfg.min_change).clamp(cfg.min_change, cfg.max_change)
     } else {
@@ -348,9 +362,20 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         if comp.pixels < cfg.min_pixels || (comp.pixels as f64) * pixel_area < cfg.min_area_m2 {
             continue;
         }
-        let (st, pts) = stats(comp, &lab, &grid, &lc_b, &lc_a, &ixb, &ixa, &appeared);
-        let class = classify(&st, cfg);
+        let (mut st, pts) = stats(comp, &lab, &grid, &lc_b, &lc_a, &ixb, &ixa, &appeared, &ib);
+        // Confidence grows with the change relative to the threshold and with
+        // size (log-odds), so strong, large changes rank first.
+        let z = 2.0 * (st.mean(st.mag) / threshold as f64).ln() + 0.6 * (st.n / cfg.min_pixels as f64).ln() - 0.5;
+        let confidence = 1.0 / (1.0 + (-z).exp());
+        if confidence < cfg.min_confidence {
+            continue;
+        }
         let poly = trace(lab.view(), comp, &grid, 0);
+        st.rectangularity = {
+            use geo::MinimumRotatedRect;
+            poly.minimum_rotated_rect().map_or(0.0, |r| poly.unsigned_area() / r.unsigned_area().max(1e-9))
+        };
+        let class = classify(&st, cfg);
         let mut mp = MultiPolygon(vec![poly]);
         if cfg.simplify_m > 0.0 {
             let sm = mp.simplify_vw_preserve(cfg.simplify_m * cfg.simplify_m);
@@ -366,13 +391,15 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         let seg = &ctx.segments[near.segment];
         let cname = CLASSES[class];
         let obstructs = blocks_flow(cname) && index.channel_share(near.segment, &pts) >= 0.5;
-        let z = 2.0 * (st.mean(st.mag) / threshold as f64).ln() + 0.6 * (st.n / cfg.min_pixels as f64).ln() - 0.5;
-        let confidence = 1.0 / (1.0 + (-z).exp());
         if debug {
+            let sp: Vec<f64> = st.spec_a.iter().map(|v| round(st.mean(*v), 4)).collect();
             eprintln!(
-                "DEBUG {} r{}c{} n={} class={} fwb={:.2} fwa={:.2} vegb={:.2} barea={:.2} builta={:.2} bra={:.3} brb={:.3} tex={:.3} ndwia={:.2} mag={:.3} conf={:.2}",
-                tile.id, comp.r0, comp.c0, comp.pixels, cname, st.mean(st.water_b), st.mean(st.water_a), st.mean(st.veg_b), st.mean(st.bare_a), st.mean(st.built_a),
-                st.mean(st.br_a), st.mean(st.br_b), st.texture(), st.mean(st.ndwi_a), st.mean(st.mag), confidence
+                "DEBUG {}",
+                json!({"id": format!("{}-r{:05}c{:05}", tile.id, comp.r0, (comp.c0..comp.c1).find(|&c| lab[[comp.r0, c]] == comp.label).unwrap_or(comp.c0)),
+                    "n": comp.pixels, "class": cname, "fwb": round(st.mean(st.water_b), 3), "fwa": round(st.mean(st.water_a), 3), "vegb": round(st.mean(st.veg_b), 3),
+                    "barea": round(st.mean(st.bare_a), 3), "builta": round(st.mean(st.built_a), 3), "bra": round(st.mean(st.br_a), 4), "brb": round(st.mean(st.br_b), 4),
+                    "tex": round(st.texture(), 4), "lc": round(st.local_contrast(), 4), "rect": round(st.rectangularity, 3), "ndvia": round(st.mean(st.ndvi_a), 3),
+                    "ndwia": round(st.mean(st.ndwi_a), 3), "mag": round(st.mean(st.mag), 4), "spec": sp, "conf": round(confidence, 3)})
             );
         }
         for r in comp.r0..comp.r1 {
@@ -450,7 +477,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
 }
 
 #[allow(clippy::too_many_arguments)]
-fn stats(comp: &Component, lab: &Array2<u32>, grid: &Grid, lc_b: &Array2<u8>, lc_a: &Array2<u8>, ixb: &Indices, ixa: &Indices, mag: &Array2<f32>) -> (Stats, Vec<Coord<f64>>) {
+fn stats(comp: &Component, lab: &Array2<u32>, grid: &Grid, lc_b: &Array2<u8>, lc_a: &Array2<u8>, ixb: &Indices, ixa: &Indices, mag: &Array2<f32>, after: &Array3<f32>) -> (Stats, Vec<Coord<f64>>) {
     let mut st = Stats::default();
     let mut pts = Vec::with_capacity(comp.pixels);
     for r in comp.r0..comp.r1 {
@@ -474,6 +501,15 @@ fn stats(comp: &Component, lab: &Array2<u32>, grid: &Grid, lc_b: &Array2<u8>, lc
             st.ndwi_b += ixb.ndwi[[r, c]] as f64;
             st.ndwi_a += ixa.ndwi[[r, c]] as f64;
             st.mag += mag[[r, c]] as f64;
+            for (k, v) in st.spec_a.iter_mut().enumerate().take(after.dim().2) {
+                *v += after[[r, c, k]] as f64;
+            }
+            for (rr, cc) in [(r, c + 1), (r + 1, c)] {
+                if rr < lab.nrows() && cc < lab.ncols() && lab[[rr, cc]] == comp.label {
+                    st.contrast += (bra - ixa.brightness[[rr, cc]] as f64).abs();
+                    st.pairs += 1.0;
+                }
+            }
             let (x, y) = grid.to_map(c as f64 + 0.5, r as f64 + 0.5);
             pts.push(Coord { x, y });
         }

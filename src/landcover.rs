@@ -3,8 +3,9 @@
 //!
 //! Classes: 0 nodata, 1 water, 2 vegetation, 3 bare soil/sand, 4 built/bright,
 //! 5 cloud, 6 shadow. Rules (4 bands; SWIR sharpens water and built):
-//! water when NDWI > t (t from Otsu on corridor NDWI, clamped around the
-//! configured default) or, with SWIR, MNDWI > 0.3 with NDVI < 0.1;
+//! water when darker than `water_max_brightness` and NDWI > t (t from Otsu on
+//! corridor NDWI, clamped around the configured default) or, with SWIR,
+//! MNDWI > 0.3 with NDVI < 0.1;
 //! vegetation when NDVI > `veg_ndvi`; built when brightness >
 //! `built_brightness` and NDVI < 0.3; bare otherwise.
 
@@ -52,7 +53,7 @@ pub fn classify(ix: &Indices, valid: ArrayView2<bool>, unusable: ArrayView2<u8>,
         }
         let (ndvi, ndwi, br) = (ix.ndvi[[r, c]], ix.ndwi[[r, c]], ix.brightness[[r, c]]);
         let mndwi = ix.mndwi.as_ref().map_or(0.0, |a| a[[r, c]]);
-        *o = if ndwi > t_water || (swir && mndwi > 0.3 && ndvi < 0.1) {
+        *o = if br < cfg.water_max_brightness && (ndwi > t_water || (swir && mndwi > 0.3 && ndvi < 0.1)) {
             WATER
         } else if ndvi > cfg.veg_ndvi {
             VEG

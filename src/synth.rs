@@ -48,6 +48,10 @@ use std::path::Path;
 /// The embedded Natural Earth centreline of the Songhua near Harbin.
 const SONGHUA: &str = include_str!("../data/songhua_ne10m.geojson");
 
+/// Smallest spectral change (Euclidean distance of noiseless reflectance over
+/// the five bands) that counts as a changed pixel in the truth.
+pub const TRUTH_MIN_CHANGE: f32 = 0.05;
+
 /// Pixel size, metres.
 pub const PIXEL_M: f64 = 10.0;
 const EPSG: u32 = 32652;
@@ -693,7 +697,9 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                         _ => dm > w + 3.0 && d < 45.0,
                     }
                 };
-                if ok && !(dt < 3.0 && class != 3) {
+                // Sites keep their distance (25 px) so objects do not pile up.
+                let free = centres.iter().all(|&(_, cx, cy, _)| (cx - x).powi(2) + (cy - y).powi(2) > 625.0);
+                if ok && free && !(dt < 3.0 && class != 3) {
                     centres.push((class, x, y, outside));
                     break;
                 }
@@ -901,13 +907,14 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         // Truth: object pixels (on the reference grid) that changed, inside the
         // management zone, not hidden by cloud, shadow or nodata.
         let zones = corridor::zones(&grid, 0..sz, &projected);
-        for obj in &scene.objs {
+        for (oi, obj) in scene.objs.iter().enumerate() {
             let (c0, c1) = ((obj.bb[0].floor() as i64 - tx).max(0), (obj.bb[1].ceil() as i64 + 1 - tx).min(sz as i64));
             let (r0, r1) = ((obj.bb[2].floor() as i64 - ty).max(0), (obj.bb[3].ceil() as i64 + 1 - ty).min(sz as i64));
             if c0 >= c1 || r0 >= r1 {
                 continue;
             }
             let mut mask = Array2::from_elem((sz, sz), false);
+            let mut allowed = Array2::from_elem((sz, sz), false);
             let mut any = false;
             for r in r0 as usize..r1 as usize {
                 for c in c0 as usize..c1 as usize {
@@ -916,17 +923,35 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                     if !obj.contains(x, y) || !zones.zone[[r, c]] || unusable[[r, c]] || nodata[[r, c]] {
                         continue;
                     }
+                    allowed[[r, c]] = true;
                     let dm = scene.dist(x, y, true);
                     let dt = scene.dist(x, y, false);
-                    if scene.changed(obj, x, y, xi, yi, dm, dt).is_some() {
-                        mask[[r, c]] = true;
-                        any = true;
+                    // A pixel is truth where the object put a different
+                    // material: wet sand left wet sand inside a mining site is
+                    // not a change anyone can see.
+                    // The last object that changes a pixel is the one rendered there.
+                    let later = scene.objs[oi + 1..].iter().any(|o| o.contains(x, y) && scene.changed(o, x, y, xi, yi, dm, dt).is_some());
+                    if later {
+                        continue;
+                    }
+                    if let Some(after) = scene.changed(obj, x, y, xi, yi, dm, dt) {
+                        let before = scene.render(xi, yi, 0, dm, dt);
+                        let d2: f32 = before.iter().zip(&after).map(|(a, b)| (a - b) * (a - b)).sum();
+                        if d2.sqrt() > TRUTH_MIN_CHANGE {
+                            mask[[r, c]] = true;
+                            any = true;
+                        }
                     }
                 }
             }
             if !any {
                 continue;
             }
+            // Close one-pixel gaps inside the object (an annotator outlines
+            // the site, not every pixel), staying inside the object's usable
+            // part of the zone.
+            let closed = crate::morphology::close(mask.view(), crate::morphology::Shape::Square, 1);
+            ndarray::Zip::from(&mut mask).and(&closed).and(&allowed).for_each(|m, &c, &a| *m = *m || (c && a));
             let sub = mask.slice(s![r0 as usize..r1 as usize, ..]).to_owned();
             let (lab, comps) = label(sub.view());
             for comp in &comps {

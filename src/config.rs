@@ -61,6 +61,9 @@ pub struct Config {
     /// Brightness (mean of blue, green, red) above which non-vegetated land is
     /// built/bright.
     pub built_brightness: f32,
+    /// Bare ground brighter than this is sand (bars, beaches) for the
+    /// sand-removal rule.
+    pub sand_brightness: f32,
     /// Bare soil darker than this after the change is ploughing or moist soil,
     /// not an encroachment.
     pub dark_soil_brightness: f32,
@@ -118,6 +121,7 @@ impl Default for Config {
             water_max_brightness: 0.14,
             veg_ndvi: 0.33,
             built_brightness: 0.15,
+            sand_brightness: 0.13,
             dark_soil_brightness: 0.085,
             shoreline_px: 5,
             wet_mndwi: -0.3,
@@ -129,7 +133,7 @@ impl Default for Config {
             shadow_ratio: 0.6,
             shadow_search_px: 40,
             dumping_contrast: 0.16,
-            min_confidence: 0.0,
+            min_confidence: 0.5,
             close_iterations: 1,
             open_iterations: 0,
             simplify_m: 0.0,

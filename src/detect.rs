@@ -45,8 +45,6 @@ pub mod reason {
     pub const DARK_SOIL: u8 = 4;
     /// Water stayed water: turbidity, sun glint.
     pub const WATER_TO_WATER: u8 = 5;
-    /// Built stayed built: roofs repainted, shadows between buildings.
-    pub const BUILT_TO_BUILT: u8 = 6;
 }
 
 /// Everything a tile needs besides its own rasters.
@@ -189,6 +187,9 @@ struct Stats {
     pairs: f64,
     /// Area over the area of the minimum rotated rectangle.
     rectangularity: f64,
+    /// Share of pixels that survive one erosion (3 × 3 cross): 0 for lines
+    /// and slivers along edges, near 1 for solid blobs.
+    solidity: f64,
 }
 
 impl Stats {
@@ -223,6 +224,17 @@ fn classify(st: &Stats, cfg: &Config) -> usize {
     } else {
         3
     }
+}
+
+/// Probability that a component is a true change: a logistic model over the
+/// change relative to the threshold, size, solidity (slivers along edges are
+/// resampling artefacts) and local contrast. Coefficients were fitted by
+/// logistic regression on the components the detector found in synth seeds
+/// 1–3 (4 tiles of 1024², Sentinel-2 layout), labelled true when matched to
+/// truth at IoU ≥ 0.3; seeds 101–105 are kept for checking.
+fn confidence(st: &Stats, threshold: f64, min_pixels: usize) -> f64 {
+    let z = -2.411 + 2.065 * (st.mean(st.mag) / threshold).max(1e-6).ln() + 0.161 * (st.n / min_pixels.max(1) as f64).ln() + 4.898 * st.solidity + 1.032 * st.local_contrast().min(1.0);
+    1.0 / (1.0 + (-z).exp())
 }
 
 fn round(v: f64, d: i32) -> f64 {
@@ -270,13 +282,13 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     drop(after);
     // `appeared` drives encroachment (something new is here); the any-change
     // layer also keeps what vanished.
-    let (appeared, mag) = if rules {
+    let (mut appeared, vanished, mag) = if rules {
         let (ap, va) = magnitude_blocks(&ia, &ib, cfg.misregistration_px, cfg.block_rows);
         let m = Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y));
-        (ap, m)
+        (ap, va, m)
     } else {
         let m = change::cva(ia.view(), ib.view());
-        (m.clone(), m)
+        (m.clone(), m.clone(), m)
     };
     drop(ia);
     let threshold = if rules {
@@ -289,6 +301,20 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     // Hysteresis: pixels above `hysteresis × threshold` join an object when
     // connected to a pixel above the threshold, so object edges blurred by
     // resampling and weakly changed parts of a site are kept.
+    // Sand taken away: a bright bare surface (bar, beach) turned into water
+    // or darker wet ground. The new surface often existed nearby (the bar was
+    // wet at its edges, the river is next to it), so what counts there is
+    // what vanished.
+    if rules {
+        Zip::indexed(&mut appeared).and(&vanished).par_for_each(|(r, c), ap, &va| {
+            let (b, a) = (lc_b[[r, c]], lc_a[[r, c]]);
+            let bright_bare = (b == BARE || b == BUILT) && ixb.ndvi[[r, c]] < 0.2 && ixb.brightness[[r, c]] > cfg.sand_brightness;
+            let darker = (a == WATER || a == BARE) && ixa.brightness[[r, c]] < ixb.brightness[[r, c]] - 0.03;
+            if bright_bare && darker {
+                *ap = ap.max(va);
+            }
+        });
+    }
     let weak = threshold * cfg.hysteresis;
     let changed = Zip::from(&appeared).and(&usable).map_collect(|&m, &u| u && m > weak);
 
@@ -326,8 +352,6 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
                 reason::WATER_TO_WATER
             } else if !wbb && a == VEG {
                 reason::VEGETATION
-            } else if b == BUILT && a == BUILT {
-                reason::BUILT_TO_BUILT
             } else if a == BARE && !wbb && ixa.brightness[[r, c]] < cfg.dark_soil_brightness {
                 reason::DARK_SOIL
             } else if (near_shore && (waa || (a == BARE && wet && ixa.brightness[[r, c]] < cfg.built_brightness))) || (at_bank && a == VEG) {
@@ -351,6 +375,13 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     Zip::from(&mut mask).and(&zone).and(&usable).for_each(|m, &z, &u| *m = *m && z && u);
 
     let (lab, comps) = label(mask.view());
+    let eroded = crate::morphology::erode(mask.view(), Shape::Cross, 1);
+    let mut core_px = vec![0usize; comps.len() + 1];
+    Zip::from(&lab).and(&eroded).for_each(|&l, &e| {
+        if e {
+            core_px[l as usize] += 1;
+        }
+    });
     let index = SegmentIndex::new(ctx.segments, &projected);
     let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
     let pixel_area = grid.pixel_area();
@@ -363,10 +394,8 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             continue;
         }
         let (mut st, pts) = stats(comp, &lab, &grid, &lc_b, &lc_a, &ixb, &ixa, &appeared, &ib);
-        // Confidence grows with the change relative to the threshold and with
-        // size (log-odds), so strong, large changes rank first.
-        let z = 2.0 * (st.mean(st.mag) / threshold as f64).ln() + 0.6 * (st.n / cfg.min_pixels as f64).ln() - 0.5;
-        let confidence = 1.0 / (1.0 + (-z).exp());
+        st.solidity = core_px[comp.label as usize] as f64 / comp.pixels as f64;
+        let confidence = confidence(&st, threshold as f64, cfg.min_pixels);
         if confidence < cfg.min_confidence {
             continue;
         }
@@ -398,7 +427,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
                 json!({"id": format!("{}-r{:05}c{:05}", tile.id, comp.r0, (comp.c0..comp.c1).find(|&c| lab[[comp.r0, c]] == comp.label).unwrap_or(comp.c0)),
                     "n": comp.pixels, "class": cname, "fwb": round(st.mean(st.water_b), 3), "fwa": round(st.mean(st.water_a), 3), "vegb": round(st.mean(st.veg_b), 3),
                     "barea": round(st.mean(st.bare_a), 3), "builta": round(st.mean(st.built_a), 3), "bra": round(st.mean(st.br_a), 4), "brb": round(st.mean(st.br_b), 4),
-                    "tex": round(st.texture(), 4), "lc": round(st.local_contrast(), 4), "rect": round(st.rectangularity, 3), "ndvia": round(st.mean(st.ndvi_a), 3),
+                    "tex": round(st.texture(), 4), "lc": round(st.local_contrast(), 4), "rect": round(st.rectangularity, 3), "solid": round(st.solidity, 3), "thr": threshold, "ndvia": round(st.mean(st.ndvi_a), 3),
                     "ndwia": round(st.mean(st.ndwi_a), 3), "mag": round(st.mean(st.mag), 4), "spec": sp, "conf": round(confidence, 3)})
             );
         }

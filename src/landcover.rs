@@ -78,17 +78,17 @@ pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a,
         let out = &mut outs[k];
         let bx = x.index_axis(Axis(0), BLUE);
         let by = y.index_axis(Axis(0), BLUE);
-        let core = Zip::from(&bx).and(&by).and(&valid).map_collect(|&a, &b, &v| v && a > cfg.cloud_blue && a - b > cfg.cloud_blue_rise);
+        // Thin cloud brightens blue and does not darken NIR; new man-made
+        // surfaces on vegetation brighten blue too but lower NIR.
+        let nx = x.index_axis(Axis(0), crate::indices::NIR);
+        let ny = y.index_axis(Axis(0), crate::indices::NIR);
+        let core = Zip::from(&bx).and(&by).and(&nx).and(&ny).and(&valid).map_collect(|&a, &b, &na, &nb_, &v| v && a > cfg.cloud_blue && a - b > cfg.cloud_blue_rise && na - nb_ > -0.02);
         let (lab, comps) = label(core.view());
         let big: Vec<bool> = std::iter::once(false).chain(comps.iter().map(|c| c.pixels >= cfg.cloud_min_pixels)).collect();
         let core = lab.mapv(|l| big[l as usize]);
         if !core.iter().any(|&v| v) {
             continue;
         }
-        // Thin cloud brightens blue and does not darken NIR; new man-made
-        // surfaces on vegetation brighten blue too but lower NIR.
-        let nx = x.index_axis(Axis(0), crate::indices::NIR);
-        let ny = y.index_axis(Axis(0), crate::indices::NIR);
         let rise = Zip::from(&bx).and(&by).and(&nx).and(&ny).and(&valid).map_collect(|&a, &b, &na, &nb_, &v| v && a - b > 0.02 && na - nb_ > -0.02);
         let cloud = dilate(reconstruct(core.view(), rise.view(), cfg.cloud_grow_px).view(), Shape::Square, 3);
         // Shadows: every band darker, near a cloud.

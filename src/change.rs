@@ -185,6 +185,15 @@ mod tests {
     }
 
     #[test]
+    fn parallel_equals_serial() {
+        let a = Array3::from_shape_fn((40, 33, 4), |(r, c, b)| ((r * 7 + c * 13 + b * 5) % 17) as f32 / 17.0);
+        let b = Array3::from_shape_fn((40, 33, 4), |(r, c, b)| ((r * 5 + c * 11 + b * 3) % 19) as f32 / 19.0);
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| tolerant(a.view(), b.view(), 2));
+        let many = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(|| tolerant(a.view(), b.view(), 2));
+        assert_eq!(one, many);
+    }
+
+    #[test]
     fn otsu_splits_two_modes() {
         let v: Vec<f32> = (0..1000).map(|i| if i < 800 { 0.02 } else { 0.3 }).collect();
         let t = otsu(v.into_iter(), 0.0, 0.5).unwrap();

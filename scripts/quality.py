@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Detection quality on synth scenes: the numbers in the README.
+
+For each seed it synthesises a scene (cached under target/quality/), runs
+`riverwatch detect` with each method, scores it with `riverwatch eval --json`
+and sums the counts over the seeds. Usage:
+
+    cargo build --release
+    scripts/quality.py --seeds 1 2 3 --tiles 4 --size 1024 --sensor sentinel2-l2a
+"""
+import argparse, json, os, subprocess, sys
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--seeds", type=int, nargs="+", required=True)
+ap.add_argument("--tiles", type=int, default=4)
+ap.add_argument("--size", type=int, default=1024)
+ap.add_argument("--sensor", default="sentinel2-l2a")
+ap.add_argument("--methods", nargs="+", default=["rules", "cva-otsu"])
+ap.add_argument("--bin", default="target/release/riverwatch")
+a = ap.parse_args()
+
+def run(*args):
+    return subprocess.run([a.bin, *args], check=True, capture_output=True, text=True).stdout
+
+def prf(tp, fp, fn):
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+for method in a.methods:
+    tot = {k: [0, 0, 0] for k in ["objects", "class_aware", "obstruction"]}
+    mmu = [0, 0]; chief = [0.0, 0]; area = [0.0, 0.0, 0.0]; sizes = {}
+    for seed in a.seeds:
+        d = f"target/quality/{a.sensor}-s{seed}-{a.tiles}x{a.size}"
+        if not os.path.exists(f"{d}/truth.geojson"):
+            run("synth", "-o", d, "--seed", str(seed), "--tiles", str(a.tiles), "--size", str(a.size), "--sensor", a.sensor)
+        pred = f"{d}/pred-{method}.geojson"
+        subprocess.run([a.bin, "detect", f"{d}/manifest.json", "-o", pred, "--method", method], check=True, capture_output=True)
+        r = json.loads(run("eval", "--pred", pred, "--truth", f"{d}/truth.geojson", "--json"))
+        for k in tot:
+            tot[k][0] += r[k]["tp"]; tot[k][1] += r[k]["fp"]; tot[k][2] += r[k]["fn"]
+        for b in r["recall_by_size"]:
+            s = sizes.setdefault(b["size"], [0, 0]); s[0] += b["matched"]; s[1] += b["truth"]
+        big = [b for b in r["recall_by_size"] if b["size"] != "< 400 m²"]
+        mmu[0] += sum(b["matched"] for b in big); mmu[1] += sum(b["truth"] for b in big)
+        pairs = r["objects"]["tp"]
+        if r["chief_accuracy"] is not None:
+            chief[0] += r["chief_accuracy"] * pairs; chief[1] += pairs
+        area[0] += r["area"]["pred_m2"]; area[1] += r["area"]["truth_m2"]; area[2] += r["area"]["intersection_m2"]
+    o = prf(*tot["objects"]); c = prf(*tot["class_aware"]); ob = prf(*tot["obstruction"])
+    ap_, ar = (area[2] / area[0] if area[0] else 1.0), (area[2] / area[1] if area[1] else 1.0)
+    print(f"## {a.sensor}, method {method}, seeds {a.seeds}, {a.tiles} tiles of {a.size}²")
+    print(f"| object precision | object recall (≥ 400 m²) | object recall (all) | object F1 | class-aware F1 | obstruction F1 | chief accuracy | area IoU |")
+    print(f"|---|---|---|---|---|---|---|---|")
+    print(f"| {o[0]:.3f} | {mmu[0] / max(mmu[1], 1):.3f} | {o[1]:.3f} | {o[2]:.3f} | {c[2]:.3f} | {ob[2]:.3f} | {chief[0] / max(chief[1], 1):.4f} | {area[2] / max(area[0] + area[1] - area[2], 1e-9):.3f} |")
+    print("recall by size: " + ", ".join(f"{k}: {v[0]}/{v[1]} = {v[0] / max(v[1], 1):.3f}" for k, v in sizes.items()))
+    print(f"counts: TP {tot['objects'][0]}, FP {tot['objects'][1]}, FN {tot['objects'][2]}\n")
+    sys.stdout.flush()

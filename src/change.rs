@@ -31,61 +31,112 @@ pub fn interleave(a: ArrayView3<f32>) -> Array3<f32> {
 /// The magnitude is the larger of the two. Rows of `a`/`b` outside `rows`
 /// serve as the halo; pixels beyond the arrays are skipped.
 pub fn tolerant_rows(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize, rows: Range<usize>) -> (Array2<f32>, Array2<f32>) {
-    let (h, w, nb) = a.dim();
+    match a.dim().2 {
+        4 => tolerant_n::<4>(a, b, radius, rows),
+        5 => tolerant_n::<5>(a, b, radius, rows),
+        n => {
+            // Other band counts: pad to 8 lanes.
+            let pad = |x: ArrayView3<f32>| {
+                let (h, w, _) = x.dim();
+                let mut o = Array3::<f32>::zeros((h, w, 8));
+                o.slice_mut(ndarray::s![.., .., ..n.min(8)]).assign(&x.slice(ndarray::s![.., .., ..n.min(8)]));
+                o
+            };
+            tolerant_n::<8>(pad(a).view(), pad(b).view(), radius, rows)
+        }
+    }
+}
+
+/// Squared differences below this (reflectance 0.004, well under sensor
+/// noise) end the neighbourhood search early: the pixel is unchanged.
+const EARLY_EXIT2: f32 = 0.004 * 0.004;
+
+#[inline(always)]
+fn at<const N: usize>(s: &[f32], w: usize, y: usize, x: usize) -> Option<&[f32; N]> {
+    s.get((y * w + x) * N..).and_then(|t| t.first_chunk::<N>())
+}
+
+#[inline(always)]
+fn dist2<const N: usize>(p: &[f32; N], q: &[f32; N]) -> f32 {
+    let mut d = 0f32;
+    for k in 0..N {
+        let v = p[k] - q[k];
+        d += v * v;
+    }
+    d
+}
+
+#[inline(always)]
+fn dist2_pair<const N: usize>(p: &[f32; N], q: &[f32; N], o: &[f32; N]) -> f32 {
+    let mut d = 0f32;
+    for k in 0..N {
+        let v = p[k] - 0.5 * (q[k] + o[k]);
+        d += v * v;
+    }
+    d
+}
+
+#[inline(always)]
+fn dist2_quad<const N: usize>(p: &[f32; N], a: &[f32; N], b: &[f32; N], c: &[f32; N], e: &[f32; N]) -> f32 {
+    let mut d = 0f32;
+    for k in 0..N {
+        let v = p[k] - 0.25 * (a[k] + b[k] + c[k] + e[k]);
+        d += v * v;
+    }
+    d
+}
+
+/// Smallest squared distance from `p` to the spectra of `s` in the window
+/// rows `y0..=y1`, cols `x0..=x1` and to the blends of adjacent pairs and
+/// 2 × 2 groups. The centre is tried first so unchanged pixels stop early.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn nearest<const N: usize>(p: &[f32; N], s: &[f32], w: usize, (y, x): (usize, usize), y0: usize, y1: usize, x0: usize, x1: usize) -> f32 {
+    let mut m = at::<N>(s, w, y, x).map_or(f32::INFINITY, |q| dist2(p, q));
+    if m <= EARLY_EXIT2 {
+        return m;
+    }
+    for yy in y0..=y1 {
+        for xx in x0..=x1 {
+            let Some(q) = at::<N>(s, w, yy, xx) else { continue };
+            m = m.min(dist2(p, q));
+            let right = if xx < x1 { at::<N>(s, w, yy, xx + 1) } else { None };
+            let down = if yy < y1 { at::<N>(s, w, yy + 1, xx) } else { None };
+            if let Some(r) = right {
+                m = m.min(dist2_pair(p, q, r));
+            }
+            if let Some(dn) = down {
+                m = m.min(dist2_pair(p, q, dn));
+            }
+            if let (Some(r), Some(dn), Some(dg)) = (right, down, if xx < x1 && yy < y1 { at::<N>(s, w, yy + 1, xx + 1) } else { None }) {
+                m = m.min(dist2_quad(p, q, r, dn, dg));
+            }
+        }
+        if m <= EARLY_EXIT2 {
+            return m;
+        }
+    }
+    m
+}
+
+fn tolerant_n<const N: usize>(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize, rows: Range<usize>) -> (Array2<f32>, Array2<f32>) {
+    let (h, w, _) = a.dim();
     let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
     let (sa, sb) = (a.as_slice().unwrap_or(&[]), b.as_slice().unwrap_or(&[]));
     let mut appeared = Array2::<f32>::zeros((rows.len(), w));
     let mut vanished = Array2::<f32>::zeros((rows.len(), w));
-    if sa.len() != h * w * nb || sb.len() != h * w * nb || nb > 8 {
+    if sa.len() != h * w * N || sb.len() != h * w * N {
         return (appeared, vanished);
     }
-    let px = |s: &[f32], y: usize, x: usize| -> [f32; 8] {
-        let mut o = [0f32; 8];
-        o[..nb].copy_from_slice(&s[(y * w + x) * nb..(y * w + x + 1) * nb]);
-        o
-    };
-    // Smallest squared distance from `p` to the spectra of `s` around (y, x),
-    // and to the blends of adjacent pairs.
-    let nearest = |p: &[f32; 8], s: &[f32], y0: usize, y1: usize, x0: usize, x1: usize| -> f32 {
-        let mut m = f32::INFINITY;
-        for yy in y0..=y1 {
-            for xx in x0..=x1 {
-                let q = px(s, yy, xx);
-                let mut d = 0f32;
-                for k in 0..nb {
-                    d += (p[k] - q[k]) * (p[k] - q[k]);
-                }
-                m = m.min(d);
-                let right = (xx < x1).then(|| px(s, yy, xx + 1));
-                let down = (yy < y1).then(|| px(s, yy + 1, xx));
-                for o in [right, down].into_iter().flatten() {
-                    let mut d = 0f32;
-                    for k in 0..nb {
-                        let v = p[k] - 0.5 * (q[k] + o[k]);
-                        d += v * v;
-                    }
-                    m = m.min(d);
-                }
-                if let (Some(r), Some(dn)) = (right, down) {
-                    let dg = px(s, yy + 1, xx + 1);
-                    let mut d = 0f32;
-                    for k in 0..nb {
-                        let v = p[k] - 0.25 * (q[k] + r[k] + dn[k] + dg[k]);
-                        d += v * v;
-                    }
-                    m = m.min(d);
-                }
-            }
-        }
-        m
-    };
     appeared.axis_iter_mut(Axis(0)).into_par_iter().zip(vanished.axis_iter_mut(Axis(0))).enumerate().for_each(|(i, (mut orow, mut vrow))| {
         let y = rows.start + i;
         let (y0, y1) = (y.saturating_sub(radius), (y + radius).min(h - 1));
         for x in 0..w {
             let (x0, x1) = (x.saturating_sub(radius), (x + radius).min(w - 1));
-            orow[x] = nearest(&px(sb, y, x), sa, y0, y1, x0, x1).sqrt();
-            vrow[x] = nearest(&px(sa, y, x), sb, y0, y1, x0, x1).sqrt();
+            if let (Some(pb), Some(pa)) = (at::<N>(sb, w, y, x), at::<N>(sa, w, y, x)) {
+                orow[x] = nearest(pb, sa, w, (y, x), y0, y1, x0, x1).sqrt();
+                vrow[x] = nearest(pa, sb, w, (y, x), y0, y1, x0, x1).sqrt();
+            }
         }
     });
     (appeared, vanished)

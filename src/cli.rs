@@ -24,6 +24,31 @@ pub enum Cmd {
     Eval(EvalArgs),
     /// Detect changes in tile pairs and write flagged polygons.
     Detect(DetectArgs),
+    /// Run every tile of a manifest in parallel; merge seams; write dispatch
+    /// packages and a summary.
+    Batch(BatchArgs),
+}
+
+/// `batch` flags.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// Output folder.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Tiles in flight at once (memory grows with it).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Skip tiles already done with unchanged inputs and settings.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar, plain log lines only.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Settings shared by detect and batch.

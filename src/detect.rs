@@ -76,7 +76,7 @@ pub fn load_context_inputs(m: &Manifest, cfg: &Config) -> Result<(Vec<Segment>, 
 }
 
 /// What happened in one tile, for logs and the batch summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TileReport {
     /// Tile id.
     pub tile: String,

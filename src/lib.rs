@@ -11,11 +11,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod change;
 pub mod chiefs;
 pub mod config;
 pub mod corridor;
 pub mod detect;
+pub mod dispatch;
 pub mod error;
 pub mod eval;
 pub mod indices;

@@ -133,6 +133,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Detect(a) => detect(a),
+        Cmd::Batch(a) => {
+            let cfg = settings(&a.common)?;
+            let m = Manifest::load(&a.manifest)?;
+            let o = riverwatch::batch::BatchOptions { out: a.out.clone(), jobs: a.jobs.max(1), resume: a.resume, progress: !a.no_progress };
+            let r = riverwatch::batch::run(&m, &cfg, &o).with_context(|| format!("batch into {}", a.out.display()))?;
+            eprintln!(
+                "{} tile(s) processed, {} resumed, {} failed; {} polygon(s) in {}; dispatch pages in {}",
+                r.ok,
+                r.resumed,
+                r.failures.len(),
+                r.merged,
+                a.out.join("flagged.geojson").display(),
+                a.out.join("dispatch").display()
+            );
+            for (t, why) in &r.failures {
+                eprintln!("  failed: {t}: {why}");
+            }
+            Ok(if r.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Cmd::Eval(a) => {
             let mut preds = Vec::new();
             for p in &a.pred {

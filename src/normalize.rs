@@ -9,7 +9,7 @@ use ndarray::{ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
 use serde::Serialize;
 
 /// Fitted per-band gains and offsets (after → before).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Fit {
     /// Gain per band.
     pub gain: Vec<f32>,

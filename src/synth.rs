@@ -672,16 +672,20 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     let mut centres: Vec<(usize, f64, f64, bool)> = Vec::new();
     let tiles_xy: Vec<(i64, i64)> = layout.tiles.iter().map(|t| (t.1, t.2)).collect();
     let per_tile = ((o.size * o.size) as f64 / (512.0 * 512.0) * 18.0).round().max(6.0) as usize;
-    for &(tx, ty) in &tiles_xy {
+    for (tidx, &(tx, ty)) in tiles_xy.iter().enumerate() {
+        // Rows shared with the next tile: seam objects go there so that they
+        // really straddle two tiles.
+        let shared = tiles_xy.get(tidx + 1).map(|&(_, ny)| (ty.max(ny), (ty + size).min(ny + size))).filter(|(a, b)| b - a > 8);
         for n in 0..per_tile + 3 {
             let class = n % 4;
             let outside = n >= per_tile;
-            let seam = n % 5 == 4;
+            let seam = n % 3 == 2;
             for _ in 0..400 {
                 let mut x = tx as f64 + rng.range(0.0, size as f64);
-                let y = ty as f64 + rng.range(0.0, size as f64);
-                if seam {
-                    x = tx as f64 + if rng.f() < 0.5 { 0.0 } else { size as f64 } + rng.range(-6.0, 6.0);
+                let mut y = ty as f64 + rng.range(0.0, size as f64);
+                if let (true, Some((a, b))) = (seam, shared) {
+                    x = (tx + size) as f64 + rng.range(-6.0, 6.0);
+                    y = rng.range(a as f64, b as f64);
                 }
                 let dm = scene.dist(x, y, true);
                 let dt = scene.dist(x, y, false);
@@ -834,7 +838,7 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         let mut shadow = Array2::<bool>::from_elem((sz, sz), false);
         if clouds {
             let cseed = mix(o.seed ^ (ti as u64 * 31 + 5));
-            let cover = trng.range(0.6, 0.7) as f32;
+            let cover = trng.range(0.66, 0.72) as f32;
             let (sdx, sdy) = (14i64, 10i64);
             for r in 0..sz {
                 for c in 0..sz {

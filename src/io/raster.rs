@@ -174,14 +174,24 @@ impl DateReader {
     /// # Errors
     /// GDAL read failures (for example a truncated file), naming the file.
     pub fn read_rows(&self, rows: Range<usize>, width: usize) -> Result<Block> {
-        let h = rows.len();
+        self.read_window(rows, 0..width)
+    }
+
+    /// Reads a window (rows × cols) of every band as reflectance with the
+    /// validity mask.
+    ///
+    /// # Errors
+    /// GDAL read failures (for example a truncated file), naming the file.
+    pub fn read_window(&self, rows: Range<usize>, cols: Range<usize>) -> Result<Block> {
+        let (h, width) = (rows.len(), cols.len());
         let n = width * h;
         let mut out = Array3::<f32>::zeros((self.bands.len(), h, width));
         let mut valid = Array2::from_elem((h, width), true);
         let mut buf = vec![0f32; n];
+        let origin = (cols.start as isize, rows.start as isize);
         for (i, &b) in self.bands.iter().enumerate() {
             let band = self.ds.rasterband(b).map_err(|e| Error::gdal(&self.path, e))?;
-            band.read_into_slice::<f32>((0, rows.start as isize), (width, h), (width, h), &mut buf, None)
+            band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None)
                 .map_err(|e| Error::gdal(&self.path, format!("band {b}, rows {}..{}: {e}", rows.start, rows.end)))?;
             let nd = self.nodata[i].map(|v| v as f32);
             let mut plane = out.index_axis_mut(ndarray::Axis(0), i);
@@ -193,7 +203,7 @@ impl DateReader {
         }
         if let Some((mp, mds)) = &self.mask {
             let band = mds.rasterband(1).map_err(|e| Error::gdal(mp, e))?;
-            band.read_into_slice::<f32>((0, rows.start as isize), (width, h), (width, h), &mut buf, None).map_err(|e| Error::gdal(mp, e))?;
+            band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None).map_err(|e| Error::gdal(mp, e))?;
             ndarray::Zip::from(&mut valid).and(ArrayView2::from_shape((h, width), &buf).map_err(|e| Error::gdal(mp, e))?).for_each(|v, &m| *v &= m == 0.0);
         }
         // Bands are kept finite so kernels need no NaN branches; invalid pixels

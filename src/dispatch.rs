@@ -1,0 +1,346 @@
+//! Dispatch packages for rectification teams (一市一单): per city and county a
+//! GeoJSON, a CSV that opens in a spreadsheet with Chinese intact (UTF-8 with
+//! BOM), and a printable, self-contained HTML page with before/after
+//! true-colour chips (PNG, embedded) and an overview map (inline SVG).
+
+use crate::error::{Error, Result};
+use crate::io::raster::{Grid, TileReader, Transformer};
+use crate::io::vector::{collection_bytes, PolyFeature};
+use crate::io::write_atomic;
+use crate::manifest::Manifest;
+use crate::rivers::Segment;
+use geo::{BoundingRect, Centroid, MultiPolygon};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Folder name used when a polygon's chain has no city or county chief.
+pub const UNASSIGNED: &str = "未分配-unassigned";
+
+/// Chinese name of a class (四乱).
+pub fn class_zh(class: &str) -> &'static str {
+    match class {
+        "occupation" => "乱占",
+        "sand_mining" => "乱采",
+        "dumping" => "乱堆",
+        "construction" => "乱建",
+        _ => "",
+    }
+}
+
+/// Writes `OUT/dispatch/` anew: built in a temporary folder, then swapped in,
+/// so a crash never leaves a half-written or stale package behind.
+///
+/// # Errors
+/// Unwritable output, unreadable rasters for the chips.
+pub fn write_packages(out: &Path, feats: &[PolyFeature], m: &Manifest, segments: &[Segment]) -> Result<()> {
+    let tmp = out.join(format!(".dispatch.tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut groups: BTreeMap<(String, String), Vec<&PolyFeature>> = BTreeMap::new();
+    for f in feats {
+        let city = f.props.get("city").and_then(Value::as_str).unwrap_or(UNASSIGNED).to_string();
+        let county = f.props.get("county").and_then(Value::as_str).unwrap_or(UNASSIGNED).to_string();
+        groups.entry((city, county)).or_default().push(f);
+    }
+    let mut chips = Chips::new(m);
+    for ((city, county), list) in &groups {
+        let dir = tmp.join(city);
+        let owned: Vec<PolyFeature> = list.iter().map(|f| (*f).clone()).collect();
+        write_atomic(&dir.join(format!("{county}.geojson")), &collection_bytes(&owned))?;
+        write_atomic(&dir.join(format!("{county}.csv")), csv(list).as_bytes())?;
+        write_atomic(&dir.join(format!("{county}.html")), html(city, county, list, segments, &mut chips)?.as_bytes())?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let final_dir = out.join("dispatch");
+    let old = out.join(format!(".dispatch.old{}", std::process::id()));
+    if final_dir.exists() {
+        std::fs::rename(&final_dir, &old).map_err(|e| Error::io(&final_dir, e))?;
+    }
+    std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn centroid(f: &PolyFeature) -> (f64, f64) {
+    f.geometry.centroid().map_or((0.0, 0.0), |c| (c.x(), c.y()))
+}
+
+fn chain_titles(f: &PolyFeature) -> Vec<String> {
+    f.props.get("chain").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+}
+
+fn csv(list: &[&PolyFeature]) -> String {
+    // BOM so spreadsheet programs read UTF-8 (Chinese) correctly.
+    let mut s = String::from("\u{feff}");
+    s.push_str("id,class,class_zh,obstructs_flood_channel,area_m2,confidence,river,segment_id,chief_id,chief_title,chain,city,county,centroid_lon,centroid_lat,tiles,before_date,after_date\r\n");
+    for f in list {
+        let (x, y) = centroid(f);
+        let tiles = f.props.get("tiles").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        let num = |k: &str| f.props.get(k).map(|v| v.to_string()).unwrap_or_default();
+        let row = [
+            f.str("id").to_string(),
+            f.str("class").to_string(),
+            format!("{}{}", class_zh(f.str("class")), if f.flag("obstructs_flood_channel") { " 妨碍行洪" } else { "" }),
+            f.flag("obstructs_flood_channel").to_string(),
+            num("area_m2"),
+            num("confidence"),
+            f.str("river").to_string(),
+            f.str("segment_id").to_string(),
+            f.str("chief_id").to_string(),
+            f.str("chief_title").to_string(),
+            chain_titles(f).join(" > "),
+            f.str("city").to_string(),
+            f.str("county").to_string(),
+            format!("{x:.6}"),
+            format!("{y:.6}"),
+            tiles,
+            f.str("before_date").to_string(),
+            f.str("after_date").to_string(),
+        ];
+        s.push_str(&row.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(","));
+        s.push_str("\r\n");
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
+    for ch in data.chunks(3) {
+        let b = [ch[0], *ch.get(1).unwrap_or(&0), *ch.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= ch.len() {
+                s.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// Reads chips from the tiles' rasters, one open reader per tile.
+struct Chips<'a> {
+    m: &'a Manifest,
+    open: BTreeMap<String, Option<(TileReader, Transformer)>>,
+}
+
+impl<'a> Chips<'a> {
+    fn new(m: &'a Manifest) -> Self {
+        Chips { m, open: BTreeMap::new() }
+    }
+
+    /// Before and after PNGs (data URIs) around a polygon, outline drawn.
+    fn get(&mut self, f: &PolyFeature) -> Option<(String, String)> {
+        let tile = f.str("tile").to_string();
+        let m = self.m;
+        let entry = self.open.entry(tile.clone()).or_insert_with(|| {
+            let t = m.tiles.iter().find(|t| t.id == tile)?;
+            let r = TileReader::open(t, &m.sensor).ok()?;
+            let tr = Transformer::from_wgs84(&r.grid.wkt).ok()?;
+            Some((r, tr))
+        });
+        let (reader, tr) = entry.as_ref()?;
+        let mut g = f.geometry.clone();
+        tr.apply_geom(&mut g).ok()?;
+        let grid = &reader.grid;
+        let bb = g.bounding_rect()?;
+        let (c0, r0) = grid.to_pixel(bb.min().x, bb.max().y);
+        let (c1, r1) = grid.to_pixel(bb.max().x, bb.min().y);
+        let pad = 12.0;
+        let cs = (c0.floor() - pad).max(0.0) as usize;
+        let rs = (r0.floor() - pad).max(0.0) as usize;
+        let ce = ((c1.ceil() + pad) as usize).min(grid.width);
+        let re = ((r1.ceil() + pad) as usize).min(grid.height);
+        if ce <= cs || re <= rs {
+            return None;
+        }
+        let k = (180 / (ce - cs).max(re - rs)).clamp(1, 12) as u32;
+        let mut out = Vec::new();
+        for date in [&reader.before, &reader.after] {
+            let block = date.read_window(rs..re, cs..ce).ok()?;
+            out.push(format!("data:image/png;base64,{}", base64(&chip_png(&block, &g, grid, (cs, rs), k)?)));
+        }
+        let after = out.pop()?;
+        let before = out.pop()?;
+        Some((before, after))
+    }
+}
+
+fn chip_png(block: &crate::io::raster::Block, g: &MultiPolygon<f64>, grid: &Grid, origin: (usize, usize), k: u32) -> Option<Vec<u8>> {
+    let (_, h, w) = block.bands.dim();
+    let mut img = image::RgbImage::new(w as u32 * k, h as u32 * k);
+    // True colour with a fixed stretch (0–0.25 reflectance) and gamma 0.8,
+    // so chips of different dates and tiles compare directly.
+    for r in 0..h {
+        for c in 0..w {
+            let px = if block.valid[[r, c]] {
+                let v = |b: usize| ((block.bands[[b, r, c]] / 0.25).clamp(0.0, 1.0).powf(0.8) * 255.0) as u8;
+                image::Rgb([v(2), v(1), v(0)])
+            } else {
+                image::Rgb([40, 40, 40])
+            };
+            for dy in 0..k {
+                for dx in 0..k {
+                    img.put_pixel(c as u32 * k + dx, r as u32 * k + dy, px);
+                }
+            }
+        }
+    }
+    let to_img = |x: f64, y: f64| {
+        let (c, r) = grid.to_pixel(x, y);
+        ((c - origin.0 as f64) * k as f64, (r - origin.1 as f64) * k as f64)
+    };
+    for p in &g.0 {
+        for ring in std::iter::once(p.exterior()).chain(p.interiors()) {
+            for l in ring.lines() {
+                let (a, b) = (to_img(l.start.x, l.start.y), to_img(l.end.x, l.end.y));
+                let n = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
+                for i in 0..=n {
+                    let t = i as f64 / n as f64;
+                    let (x, y) = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
+                    for (ox, oy) in [(0i64, 0i64), (-1, 0), (0, -1), (-1, -1)] {
+                        let (xi, yi) = (x.round() as i64 + ox, y.round() as i64 + oy);
+                        if xi >= 0 && yi >= 0 && (xi as u32) < img.width() && (yi as u32) < img.height() {
+                            img.put_pixel(xi as u32, yi as u32, image::Rgb([255, 230, 0]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut bytes).write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8).ok()?;
+    Some(bytes)
+}
+
+use image::ImageEncoder as _;
+
+/// Inline SVG map of the county's polygons over the river centrelines.
+fn overview(list: &[&PolyFeature], segments: &[Segment]) -> String {
+    let mut bb = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    for f in list {
+        if let Some(r) = f.geometry.bounding_rect() {
+            bb = [bb[0].min(r.min().x), bb[1].min(r.min().y), bb[2].max(r.max().x), bb[3].max(r.max().y)];
+        }
+    }
+    if bb[0] > bb[2] {
+        return String::new();
+    }
+    let pad = 0.01;
+    let (x0, y0, x1, y1) = (bb[0] - pad, bb[1] - pad, bb[2] + pad, bb[3] + pad);
+    let kx = ((y0 + y1) / 2.0).to_radians().cos();
+    let (w, h) = (720.0, 720.0 * (y1 - y0) / ((x1 - x0) * kx).max(1e-9));
+    let h = h.clamp(200.0, 900.0);
+    let sx = |x: f64| (x - x0) / (x1 - x0) * w;
+    let sy = |y: f64| (y1 - y) / (y1 - y0) * h;
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w:.0} {h:.0}\" width=\"100%\" style=\"max-width:{w:.0}px;border:1px solid #999;background:#f4f6f0\">");
+    for seg in segments {
+        for ls in &seg.lines.0 {
+            if !ls.0.iter().any(|c| c.x >= x0 && c.x <= x1 && c.y >= y0 && c.y <= y1) {
+                continue;
+            }
+            let pts: Vec<String> = ls.0.iter().map(|c| format!("{:.1},{:.1}", sx(c.x), sy(c.y))).collect();
+            let _ = write!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"#2a6fdb\" stroke-width=\"3\"><title>{} {}</title></polyline>", pts.join(" "), esc(&seg.river), esc(&seg.id));
+        }
+    }
+    for (i, f) in list.iter().enumerate() {
+        let colour = match f.str("class") {
+            "occupation" => "#d62728",
+            "sand_mining" => "#ff7f0e",
+            "dumping" => "#8c564b",
+            _ => "#9467bd",
+        };
+        for p in &f.geometry.0 {
+            let pts: Vec<String> = p.exterior().0.iter().map(|c| format!("{:.1},{:.1}", sx(c.x), sy(c.y))).collect();
+            let _ = write!(s, "<polygon points=\"{}\" fill=\"{colour}\" fill-opacity=\"0.6\" stroke=\"{colour}\"/>", pts.join(" "));
+        }
+        let (cx, cy) = centroid(f);
+        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"#000\">{}</text>", sx(cx) + 4.0, sy(cy) - 4.0, i + 1);
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn html(city: &str, county: &str, list: &[&PolyFeature], segments: &[Segment], chips: &mut Chips<'_>) -> Result<String> {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{c} {k} 河湖四乱图斑清单</title><style>\
+body{{font-family:sans-serif;margin:1.5em;color:#111}} h1{{font-size:1.4em}} table{{border-collapse:collapse}}\
+td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;font-size:0.9em}}\
+.item{{page-break-inside:avoid;break-inside:avoid;border-top:2px solid #444;margin-top:1em;padding-top:0.5em}}\
+.chips img{{width:45%;image-rendering:pixelated;border:1px solid #666;margin-right:2%}} .flag{{color:#b00;font-weight:bold}}\
+@media print{{body{{margin:0.5cm}} .item{{page-break-inside:avoid}}}}</style></head><body>",
+        c = esc(city),
+        k = esc(county)
+    );
+    let _ = write!(s, "<h1>{} · {} — 河湖“四乱”疑似图斑清单 (river encroachment dispatch list)</h1>", esc(city), esc(county));
+    let _ = write!(s, "<p>{} polygon(s). Dates: {} → {}. Chips: true colour, before (left) and after (right), outline in yellow.</p>", list.len(), esc(list.first().map_or("", |f| f.str("before_date"))), esc(list.first().map_or("", |f| f.str("after_date"))));
+    s.push_str("<h2>Overview 总览</h2>");
+    s.push_str(&overview(list, segments));
+    s.push_str("<h2>Polygons 图斑</h2>");
+    for (i, f) in list.iter().enumerate() {
+        let (x, y) = centroid(f);
+        let class = f.str("class");
+        let flag = if f.flag("obstructs_flood_channel") { " <span class=\"flag\">妨碍行洪 obstructs flood channel</span>" } else { "" };
+        let chain = chain_titles(f).iter().map(|c| esc(c)).collect::<Vec<_>>().join(" → ");
+        let _ = write!(
+            s,
+            "<div class=\"item\"><h3>{n}. {id}</h3><table>\
+<tr><th>Class 类别</th><td>{class} {zh}{flag}</td><th>Area 面积</th><td>{area:.0} m²</td></tr>\
+<tr><th>River 河流</th><td>{river}</td><th>Segment 河段</th><td>{seg} ({dist:.0} m from centreline)</td></tr>\
+<tr><th>Responsible chief 责任河长</th><td>{title} ({chief})</td><th>Escalation 上报链</th><td>{chain}</td></tr>\
+<tr><th>Centroid 中心点</th><td>{x:.6}° E, {y:.6}° N</td><th>Confidence 置信度</th><td>{conf:.2}</td></tr></table>",
+            n = i + 1,
+            id = esc(f.str("id")),
+            class = esc(class),
+            zh = class_zh(class),
+            area = f.props.get("area_m2").and_then(Value::as_f64).unwrap_or(0.0),
+            river = esc(f.str("river")),
+            seg = esc(f.str("segment_id")),
+            dist = f.props.get("distance_m").and_then(Value::as_f64).unwrap_or(0.0),
+            title = esc(f.str("chief_title")),
+            chief = esc(f.str("chief_id")),
+            conf = f.props.get("confidence").and_then(Value::as_f64).unwrap_or(0.0),
+        );
+        match chips.get(f) {
+            Some((b, a)) => {
+                let _ = write!(s, "<div class=\"chips\"><img alt=\"before {id}\" src=\"{b}\"><img alt=\"after {id}\" src=\"{a}\"></div>", id = esc(f.str("id")));
+            }
+            None => s.push_str("<p><em>chips unavailable (tile raster not readable)</em></p>"),
+        }
+        s.push_str("</div>");
+    }
+    s.push_str("</body></html>\n");
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(class_zh("dumping"), "乱堆");
+    }
+}

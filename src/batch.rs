@@ -577,5 +577,6 @@ fn merge_group(members: &[Member<'_>], index: &SegmentIndex, segments: &[Segment
     props.insert("tiles".into(), json!(tiles));
     let mut geometry = union;
     to_wgs.apply_geom(&mut geometry)?;
+    crate::io::vector::round_geometry(&mut geometry);
     Ok(PolyFeature { geometry, props })
 }

@@ -442,6 +442,9 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         let link = chief_link(ctx.registry, &seg.chief_id);
         let mut wgs = mp;
         to_wgs.apply_geom(&mut wgs)?;
+        // Canonical precision now, so a feature read back from a file (on
+        // resume) is identical to one kept in memory.
+        crate::io::vector::round_geometry(&mut wgs);
         let first = (comp.r0, (comp.c0..comp.c1).find(|&c| lab[[comp.r0, c]] == comp.label).unwrap_or(comp.c0));
         let props = json!({
             "id": format!("{}-r{:05}c{:05}", tile.id, first.0, first.1),

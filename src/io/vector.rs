@@ -33,6 +33,12 @@ pub fn round7(v: f64) -> f64 {
     (v * 1e7).round() / 1e7
 }
 
+/// Rounds every coordinate to 7 decimals in place.
+pub fn round_geometry(g: &mut MultiPolygon<f64>) {
+    use geo::MapCoordsInPlace;
+    g.map_coords_in_place(|c| Coord { x: round7(c.x), y: round7(c.y) });
+}
+
 fn ring_json(r: &LineString<f64>) -> Value {
     Value::Array(r.0.iter().map(|c| json!([round7(c.x), round7(c.y)])).collect())
 }

@@ -19,7 +19,9 @@ deps:
 demo: deps
 	$(CARGO) build --release --quiet
 	$(BIN) validate sample-tiles/manifest.json
-	$(BIN) eval --pred sample-tiles/truth.geojson --truth sample-tiles/truth.geojson
+	$(BIN) batch sample-tiles/manifest.json -o $(OUT) --jobs 2
+	$(BIN) eval --pred $(OUT)/tiles/*.geojson --truth sample-tiles/truth.geojson
+	@echo "dispatch pages: $$(ls $(OUT)/dispatch/*/*.html)"
 
 test: deps
 	$(CARGO) test --quiet

@@ -265,10 +265,17 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
 
     // Clouds and shadows are found on the raw data (haze is far smaller than a
     // cloud's brightening) so normalisation can leave them out of its fit.
-    let (cs_b, cs_a) = if rules { landcover::clouds_and_shadows(before.view(), after.view(), valid.view(), cfg) } else { (Array2::zeros((h, w)), Array2::zeros((h, w))) };
+    let (mut cs_b, mut cs_a) = if rules { landcover::clouds_and_shadows(before.view(), after.view(), valid.view(), cfg) } else { (Array2::zeros((h, w)), Array2::zeros((h, w))) };
     let usable = Zip::from(&valid).and(&cs_b).and(&cs_a).map_collect(|&v, &a, &b| v && a == 0 && b == 0);
     let fit = if rules && cfg.normalize { normalize::fit(before.view(), after.view(), usable.view(), 3, 4, cfg.normalize_keep) } else { Fit::identity(before.dim().0) };
     normalize::apply(after.view_mut(), &fit);
+    // Thin cloud and haze patches show once haze differences are removed.
+    if rules {
+        let (tb, ta) = landcover::thin_clouds(before.view(), after.view(), valid.view(), cfg);
+        Zip::from(&mut cs_b).and(&tb).for_each(|c, &t| *c = (*c).max(t));
+        Zip::from(&mut cs_a).and(&ta).for_each(|c, &t| *c = (*c).max(t));
+    }
+    let usable = Zip::from(&valid).and(&cs_b).and(&cs_a).map_collect(|&v, &a, &b| v && a == 0 && b == 0);
     let ixb = indices(before.view());
     let ixa = indices(after.view());
     let zu = Zip::from(&zone).and(&usable).map_collect(|&z, &u| z && u);

@@ -119,3 +119,59 @@ pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a,
     let [b, a] = outs;
     (b, a)
 }
+
+/// Reflectance of a thick cloud (blue, green, red, NIR, SWIR1): the end member
+/// of the thin-cloud mixing test.
+pub const CLOUD_SPECTRUM: [f32; 5] = [0.42, 0.43, 0.45, 0.48, 0.36];
+
+/// Thin cloud and haze patches (5) per date — `(before, after)` — on
+/// radiometrically normalised data: a pixel whose spectrum moved from the
+/// other date's spectrum along the straight line towards [`CLOUD_SPECTRUM`]
+/// (linear mixing with a cloud, share `α`) is cloud-covered. Patches start
+/// where `α > 0.12` over at least `2 × cloud_min_pixels` pixels and grow into
+/// connected pixels with `α > 0.04` on the same line. New roofs, waste or
+/// fill change the spectrum in other directions and leave the line.
+pub fn thin_clouds<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a, f32>, valid: ArrayView2<bool>, cfg: &Config) -> (Array2<u8>, Array2<u8>) {
+    let (h, w) = valid.dim();
+    let nb = before.len_of(Axis(0)).min(5);
+    let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
+    for (k, (x, y)) in [(before, after), (after, before)].into_iter().enumerate() {
+        let mut alpha = Array2::<f32>::zeros((h, w));
+        Zip::indexed(&mut alpha).par_for_each(|(r, c), a| {
+            if !valid[[r, c]] {
+                return;
+            }
+            let (mut num, mut den) = (0f32, 0f32);
+            for b in 0..nb {
+                let d = CLOUD_SPECTRUM[b] - y[[b, r, c]];
+                num += (x[[b, r, c]] - y[[b, r, c]]) * d;
+                den += d * d;
+            }
+            let al = if den > 1e-6 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
+            let mut res = 0f32;
+            for b in 0..nb {
+                let v = x[[b, r, c]] - (y[[b, r, c]] + al * (CLOUD_SPECTRUM[b] - y[[b, r, c]]));
+                res += v * v;
+            }
+            // Off the mixing line: not cloud (negative marks it).
+            *a = if res.sqrt() < 0.02 + 0.08 * al { al } else { -1.0 };
+        });
+        let core = alpha.mapv(|a| a > 0.12);
+        let (lab, comps) = label(core.view());
+        let big: Vec<bool> = std::iter::once(false).chain(comps.iter().map(|c| c.pixels >= 2 * cfg.cloud_min_pixels)).collect();
+        let core = lab.mapv(|l| big[l as usize]);
+        if !core.iter().any(|&v| v) {
+            continue;
+        }
+        let grow = alpha.mapv(|a| a > 0.04);
+        let cloud = dilate(reconstruct(core.view(), grow.view(), cfg.cloud_grow_px).view(), Shape::Square, 2);
+        Zip::from(&mut outs[k]).and(&cloud).for_each(|o, &c| {
+            if c {
+                *o = CLOUD;
+            }
+        });
+    }
+    let [b, a] = outs;
+    (b, a)
+}
+

@@ -41,6 +41,8 @@ pub struct Config {
     /// Share of lowest-residual sample pixels kept as pseudo-invariant in each
     /// normalisation iteration.
     pub normalize_keep: f64,
+    /// Estimate and correct the global sub-pixel shift of the later image.
+    pub coregister: bool,
     /// Misregistration tolerance, pixels: the change magnitude at a pixel is
     /// the distance to the closest spectrum of the other date within this radius.
     pub misregistration_px: usize,
@@ -88,10 +90,6 @@ pub struct Config {
     pub shadow_ratio: f32,
     /// Shadows are only looked for within this many pixels of a cloud.
     pub shadow_search_px: usize,
-    /// Local contrast (mean brightness difference of adjacent pixels over mean
-    /// brightness) separating rough, heterogeneous dumping from homogeneous
-    /// construction.
-    pub dumping_contrast: f32,
     /// Objects with a lower confidence are not reported.
     pub min_confidence: f64,
     /// Closing iterations (3 × 3 cross) on the change mask.
@@ -113,6 +111,7 @@ impl Default for Config {
             block_rows: 512,
             normalize: true,
             normalize_keep: 0.5,
+            coregister: true,
             misregistration_px: 2,
             min_change: 0.04,
             max_change: 0.08,
@@ -132,7 +131,6 @@ impl Default for Config {
             cloud_grow_px: 25,
             shadow_ratio: 0.6,
             shadow_search_px: 40,
-            dumping_contrast: 0.16,
             min_confidence: 0.5,
             close_iterations: 1,
             open_iterations: 0,
@@ -167,7 +165,6 @@ impl Config {
             ("max_change", self.max_change as f64),
             ("simplify_m", self.simplify_m),
             ("built_brightness", self.built_brightness as f64),
-            ("dumping_contrast", self.dumping_contrast as f64),
             ("min_confidence", self.min_confidence),
         ];
         for (k, v) in pos {

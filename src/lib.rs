@@ -15,6 +15,7 @@ pub mod batch;
 pub mod change;
 pub mod chiefs;
 pub mod config;
+pub mod coregister;
 pub mod corridor;
 pub mod detect;
 pub mod dispatch;

@@ -740,6 +740,7 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     let index = SegmentIndex::new(&segments, &projected);
     let mut truth: Vec<PolyFeature> = Vec::new();
     let mut manifest_tiles = Vec::new();
+    let mut shifts = Vec::new();
     std::fs::create_dir_all(out.join("tiles")).map_err(|e| Error::io(out.join("tiles"), e))?;
     let to_wgs = Transformer::to_wgs84(&wkt)?;
     for (ti, (id, tx, ty)) in layout.tiles.iter().enumerate() {
@@ -907,6 +908,7 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
             after_json["mask"] = json!(mpath);
         }
         manifest_tiles.push(json!({"id": id, "before": {"image": bpath, "date": BEFORE_DATE}, "after": after_json}));
+        shifts.push(json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": mask_file}));
 
         // Truth: object pixels (on the reference grid) that changed, inside the
         // management zone, not hidden by cloud, shadow or nodata.
@@ -984,7 +986,7 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     let manifest = json!({"version": 1, "sensor": o.sensor, "rivers": "rivers.geojson", "chiefs": "chiefs.json", "tiles": manifest_tiles});
     crate::io::write_atomic(&out.join("manifest.json"), format!("{}\n", serde_json::to_string_pretty(&manifest).unwrap_or_default()).as_bytes())?;
     let meta = json!({"generator": "riverwatch synth", "seed": o.seed, "tiles": o.tiles, "size": o.size, "sensor": o.sensor,
-        "water_level_change_px": (scene.level_px * 100.0).round() / 100.0, "objects": scene.objs.len()});
+        "water_level_change_px": (scene.level_px * 100.0).round() / 100.0, "objects": scene.objs.len(), "tiles_detail": shifts});
     crate::io::write_atomic(&out.join("synth.json"), format!("{}\n", serde_json::to_string_pretty(&meta).unwrap_or_default()).as_bytes())?;
     Ok(SynthSummary { tiles: layout.tiles.len(), truth: truth.len(), segments: segments.len() })
 }

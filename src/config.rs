@@ -77,6 +77,9 @@ pub struct Config {
     pub wet_mndwi: f32,
     /// ...or NDWI above this (four-band sensors).
     pub wet_ndwi: f32,
+    /// Vegetation over earlier water within this many pixels of the earlier
+    /// bank is the bank itself (residual misregistration, mixed pixels).
+    pub bank_px: usize,
     /// Cloud core: later-date blue reflectance above this...
     pub cloud_blue: f32,
     /// ...and blue brighter than the other date by this much.
@@ -122,9 +125,10 @@ impl Default for Config {
             built_brightness: 0.15,
             sand_brightness: 0.13,
             dark_soil_brightness: 0.085,
-            shoreline_px: 5,
+            shoreline_px: 3,
             wet_mndwi: -0.3,
             wet_ndwi: -0.25,
+            bank_px: 1,
             cloud_blue: 0.28,
             cloud_blue_rise: 0.12,
             cloud_min_pixels: 30,

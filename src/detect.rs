@@ -369,9 +369,10 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             // ground: water-saturated sediment absorbs SWIR (MNDWI near 0);
             // without SWIR, NDWI stays closer to 0 than on dry soil.
             let near_shore = if wbb { d_land[[r, c]] <= sh } else { d_water[[r, c]] <= sh };
-            // Bank vegetation over earlier water is explained by misregistration
-            // only right at the bank; further out it is reclaimed land.
-            let at_bank = wbb && d_land[[r, c]] as usize <= cfg.misregistration_px;
+            // Bank vegetation over earlier water is explained by residual
+            // misregistration only right at the bank; further out it is
+            // reclaimed land.
+            let at_bank = wbb && d_land[[r, c]] as usize <= cfg.bank_px;
             let wet = match &ixa.mndwi {
                 Some(m) => m[[r, c]] > cfg.wet_mndwi,
                 None => ixa.ndwi[[r, c]] > cfg.wet_ndwi,

@@ -15,6 +15,7 @@ use crate::indices::{Indices, BLUE};
 use crate::label::label;
 use crate::morphology::{dilate, reconstruct, Shape};
 use ndarray::{Array2, ArrayView2, ArrayView3, Axis, Zip};
+use rayon::prelude::*;
 
 /// No data.
 pub const NODATA: u8 = 0;
@@ -68,9 +69,10 @@ pub fn classify(ix: &Indices, valid: ArrayView2<bool>, unusable: ArrayView2<u8>,
 
 /// Cloud (5) and shadow (6) per date — `(before, after)` — 0 elsewhere, found by comparing
 /// the dates: a cloud core is much brighter in blue than the other date and
-/// large; it grows into connected pixels that brightened; a shadow core is
-/// darker in every band by `shadow_ratio`, near a cloud, and grows into
-/// connected darkened pixels. Both are then dilated by 3 pixels.
+/// large; it grows into connected pixels that brightened (and whose NIR did
+/// not drop). Shadows are the cloud footprint cast along the sun direction
+/// (the offset that lays most cloud onto darkened pixels) where red, NIR and
+/// SWIR darkened below `shadow_ratio` of the other date. Both are dilated.
 pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a, f32>, valid: ArrayView2<bool>, cfg: &Config) -> (Array2<u8>, Array2<u8>) {
     let (h, w) = valid.dim();
     let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
@@ -91,9 +93,12 @@ pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a,
         }
         let rise = Zip::from(&bx).and(&by).and(&nx).and(&ny).and(&valid).map_collect(|&a, &b, &na, &nb_, &v| v && a - b > 0.02 && na - nb_ > -0.02);
         let cloud = dilate(reconstruct(core.view(), rise.view(), cfg.cloud_grow_px).view(), Shape::Square, 3);
-        // Shadows: every band darker, near a cloud.
+        // Shadows: the cloud's footprint cast along the sun direction. The
+        // offset is the one that lays the most cloud pixels onto darkened
+        // pixels; shadows are then that cast footprint where the surface
+        // darkened. A darkening that no cloud casts (sand dug away, a pond)
+        // is not a shadow.
         let nb = x.len_of(Axis(0));
-        let near = dilate(cloud.view(), Shape::Square, cfg.shadow_search_px);
         let mut score = Array2::<f32>::zeros((h, w));
         // Blue and green are left out: in a shadow they are dominated by
         // path radiance (haze), so they darken far less than red and NIR.
@@ -105,9 +110,18 @@ pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a,
             }
             *s = worst;
         });
-        let shadow_core = Zip::from(&score).and(&near).and(&cloud).and(&valid).map_collect(|&s, &n, &c, &v| v && n && !c && s < cfg.shadow_ratio);
-        let darker = Zip::from(&score).and(&valid).map_collect(|&s, &v| v && s < 0.85);
-        let shadow = dilate(reconstruct(shadow_core.view(), darker.view(), cfg.cloud_grow_px / 2).view(), Shape::Square, 3);
+        let dark = Zip::from(&score).and(&cloud).and(&valid).map_collect(|&s, &c, &v| v && !c && s < cfg.shadow_ratio);
+        let shadow = match cast_offset(cloud.view(), dark.view(), cfg.shadow_search_px as isize) {
+            Some((dx, dy)) => {
+                let cast = shift_mask(cloud.view(), dx, dy);
+                let darker = Zip::from(&score).and(&valid).map_collect(|&s, &v| v && s < 0.85);
+                let core = Zip::from(&cast).and(&dark).map_collect(|&a, &b| a && b);
+                let grown = reconstruct(core.view(), darker.view(), 4);
+                let cast_near = dilate(cast.view(), Shape::Square, 4);
+                dilate(Zip::from(&grown).and(&cast_near).map_collect(|&g, &n| g && n).view(), Shape::Square, 3)
+            }
+            None => Array2::from_elem((h, w), false),
+        };
         Zip::from(out).and(&cloud).and(&shadow).for_each(|o, &c, &s| {
             if c {
                 *o = CLOUD;
@@ -173,5 +187,41 @@ pub fn thin_clouds<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a, f32>, 
     }
     let [b, a] = outs;
     (b, a)
+}
+
+/// `m` moved by (dx, dy) pixels: out(r + dy, c + dx) = m(r, c).
+fn shift_mask(m: ArrayView2<bool>, dx: isize, dy: isize) -> Array2<bool> {
+    let (h, w) = m.dim();
+    Array2::from_shape_fn((h, w), |(r, c)| {
+        let (sr, sc) = (r as isize - dy, c as isize - dx);
+        sr >= 0 && sc >= 0 && (sr as usize) < h && (sc as usize) < w && m[[sr as usize, sc as usize]]
+    })
+}
+
+/// The offset within `±reach` that casts the most cloud pixels onto dark
+/// pixels (sampled every third pixel, 2-pixel steps then 1-pixel refinement);
+/// `None` when under a fifth of the cast cloud lands on dark pixels.
+fn cast_offset(cloud: ArrayView2<bool>, dark: ArrayView2<bool>, reach: isize) -> Option<(isize, isize)> {
+    let (h, w) = cloud.dim();
+    let pts: Vec<(isize, isize)> = (0..h).step_by(3).flat_map(|r| (0..w).step_by(3).map(move |c| (r, c))).filter(|&(r, c)| cloud[[r, c]]).map(|(r, c)| (r as isize, c as isize)).collect();
+    if pts.len() < 10 {
+        return None;
+    }
+    let hits = |dx: isize, dy: isize| -> usize {
+        pts.iter()
+            .filter(|&&(r, c)| {
+                let (rr, cc) = (r + dy, c + dx);
+                rr >= 0 && cc >= 0 && (rr as usize) < h && (cc as usize) < w && dark[[rr as usize, cc as usize]]
+            })
+            .count()
+    };
+    let best = |cands: Vec<(isize, isize)>| -> (usize, (isize, isize)) {
+        cands.into_par_iter().map(|(dx, dy)| (hits(dx, dy), (dx, dy))).max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1))).unwrap_or((0, (0, 0)))
+    };
+    let coarse: Vec<(isize, isize)> = (-reach..=reach).step_by(2).flat_map(|dx| (-reach..=reach).step_by(2).map(move |dy| (dx, dy))).filter(|&(dx, dy)| dx != 0 || dy != 0).collect();
+    let (_, (cx, cy)) = best(coarse);
+    let fine: Vec<(isize, isize)> = (-1..=1).flat_map(|i| (-1..=1).map(move |j| (cx + i, cy + j))).collect();
+    let (n, off) = best(fine);
+    (n * 5 >= pts.len()).then_some(off)
 }
 

@@ -29,6 +29,7 @@ def prf(tp, fp, fn):
 
 for method in a.methods:
     tot = {k: [0, 0, 0] for k in ["objects", "class_aware", "obstruction"]}
+    mm = {k: [0, 0, 0] for k in ["objects", "class_aware"]}
     mmu = [0, 0]; chief = [0.0, 0]; area = [0.0, 0.0, 0.0]; sizes = {}
     for seed in a.seeds:
         d = f"target/quality/{a.sensor}-s{seed}-{a.tiles}x{a.size}"
@@ -37,6 +38,9 @@ for method in a.methods:
         pred = f"{d}/pred-{method}.geojson"
         subprocess.run([a.bin, "detect", f"{d}/manifest.json", "-o", pred, "--method", method], check=True, capture_output=True)
         r = json.loads(run("eval", "--pred", pred, "--truth", f"{d}/truth.geojson", "--json"))
+        rm = json.loads(run("eval", "--pred", pred, "--truth", f"{d}/truth.geojson", "--json", "--min-truth-m2", "400"))
+        for k in mm:
+            mm[k][0] += rm[k]["tp"]; mm[k][1] += rm[k]["fp"]; mm[k][2] += rm[k]["fn"]
         for k in tot:
             tot[k][0] += r[k]["tp"]; tot[k][1] += r[k]["fp"]; tot[k][2] += r[k]["fn"]
         for b in r["recall_by_size"]:
@@ -50,9 +54,11 @@ for method in a.methods:
     o = prf(*tot["objects"]); c = prf(*tot["class_aware"]); ob = prf(*tot["obstruction"])
     ap_, ar = (area[2] / area[0] if area[0] else 1.0), (area[2] / area[1] if area[1] else 1.0)
     print(f"## {a.sensor}, method {method}, seeds {a.seeds}, {a.tiles} tiles of {a.size}²")
-    print(f"| object precision | object recall (≥ 400 m²) | object recall (all) | object F1 | class-aware F1 | obstruction F1 | chief accuracy | area IoU |")
-    print(f"|---|---|---|---|---|---|---|---|")
-    print(f"| {o[0]:.3f} | {mmu[0] / max(mmu[1], 1):.3f} | {o[1]:.3f} | {o[2]:.3f} | {c[2]:.3f} | {ob[2]:.3f} | {chief[0] / max(chief[1], 1):.4f} | {area[2] / max(area[0] + area[1] - area[2], 1e-9):.3f} |")
+    om = prf(*mm["objects"]); cm = prf(*mm["class_aware"])
+    print("| truth scored | object precision | object recall | object F1 | class-aware F1 | obstruction F1 | chief accuracy | area IoU |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| ≥ 400 m² (mapping unit) | {om[0]:.3f} | {om[1]:.3f} | {om[2]:.3f} | {cm[2]:.3f} | {ob[2]:.3f} | {chief[0] / max(chief[1], 1):.4f} | {area[2] / max(area[0] + area[1] - area[2], 1e-9):.3f} |")
+    print(f"| all | {o[0]:.3f} | {o[1]:.3f} | {o[2]:.3f} | {c[2]:.3f} | | | |")
     print("recall by size: " + ", ".join(f"{k}: {v[0]}/{v[1]} = {v[0] / max(v[1], 1):.3f}" for k, v in sizes.items()))
     print(f"counts: TP {tot['objects'][0]}, FP {tot['objects'][1]}, FN {tot['objects'][2]}\n")
     sys.stdout.flush()

@@ -265,6 +265,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
     let shared = vec![m.rivers.clone(), m.chiefs.clone()];
     let n = m.tiles.len();
     let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..n).map(|_| None).collect());
     let stats = Mutex::new((0usize, 0u64, 0f64)); // failures, pixels done, busy seconds
     let tty = o.progress && std::io::stderr().is_terminal();
@@ -314,6 +315,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
                     let st = stats.lock().unwrap_or_else(|e| e.into_inner());
                     (st.0, st.1)
                 };
+                let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
                 let rate = px as f64 / 1e6 / t0.elapsed().as_secs_f64().max(1e-9);
                 match &bar {
                     Some(b) => {
@@ -323,7 +325,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
                             b.println(&line);
                         }
                     }
-                    None => eprintln!("[{}/{}] {line}", i + 1, n),
+                    None => eprintln!("[{finished}/{n}] {line}"),
                 }
                 if let Ok(mut r) = results.lock() {
                     r[i] = Some(outcome);

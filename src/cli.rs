@@ -160,4 +160,7 @@ pub struct EvalArgs {
     /// Truth size, m², for the "recall at the mapping unit" line.
     #[arg(long, default_value_t = 400.0)]
     pub mmu_m2: f64,
+    /// Score only truth objects of at least this area, m² (0 = all).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_truth_m2: f64,
 }

@@ -5,8 +5,9 @@
 //! has to absorb what is left (local distortions).
 //!
 //! The shift minimises the mean absolute difference over edge pixels (the top
-//! fifth by gradient, where a shift shows), first on a 0.5-pixel grid within
-//! `±max_px`, then on a 0.125-pixel grid around the best; sampling is bilinear.
+//! fifth by gradient, where a shift shows; at most 20,000 of them spread over
+//! the tile), first on a 0.5-pixel grid within `±max_px`, then on a
+//! 0.125-pixel grid around the best; sampling is bilinear.
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 use rayon::prelude::*;
@@ -50,7 +51,9 @@ pub fn estimate_shift(before: ArrayView3<f32>, after: ArrayView3<f32>, valid: Ar
     cand.select_nth_unstable_by(k, |a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
     let mut pts: Vec<(usize, usize)> = cand[..k].iter().map(|&(_, r, c)| (r, c)).collect();
     pts.sort_unstable();
-    pts.truncate(60_000);
+    // An even spread over the tile, at most 20,000 points.
+    let step = pts.len().div_ceil(20_000).max(1);
+    let pts: Vec<(usize, usize)> = pts.into_iter().step_by(step).collect();
     let bands: Vec<ArrayView2<f32>> = (0..nb).map(|b| after.index_axis(Axis(0), b)).collect();
     let cost = |dx: f32, dy: f32| -> f64 {
         pts.iter()

@@ -102,7 +102,7 @@ pub struct Report {
     pub tiles: usize,
     /// Prediction polygons.
     pub predictions: usize,
-    /// Truth polygons.
+    /// Truth polygons scored.
     pub truths: usize,
     /// Class-agnostic object scores.
     pub objects: Prf,
@@ -175,6 +175,15 @@ fn objs<'a>(v: &[&'a PolyFeature], tr: &Transformer) -> Result<Vec<Obj<'a>>> {
 /// # Errors
 /// When a coordinate transformation cannot be built.
 pub fn evaluate(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64) -> Result<Report> {
+    evaluate_with(preds, truth, mmu_m2, 0.0)
+}
+
+/// As [`evaluate`], scoring only truth objects of at least `min_truth_m2`
+/// (a prediction that matches nothing else counts as a false positive).
+///
+/// # Errors
+/// When a coordinate transformation cannot be built.
+pub fn evaluate_with(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64, min_truth_m2: f64) -> Result<Report> {
     let mut tiles: BTreeMap<&str, (Vec<&PolyFeature>, Vec<&PolyFeature>)> = BTreeMap::new();
     for p in preds {
         tiles.entry(p.str("tile")).or_default().0.push(p);
@@ -191,13 +200,15 @@ pub fn evaluate(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64) -> Re
     let bins = [("< 400 m²", 0.0, 400.0), ("400–2,000 m²", 400.0, 2000.0), ("> 2,000 m²", 2000.0, f64::INFINITY)];
     let mut size_counts = [(0usize, 0usize); 3];
     let (mut mmu_t, mut mmu_m) = (0usize, 0usize);
+    let mut truths_scored = 0usize;
     for (_, (ps, ts)) in tiles.iter() {
         // Metric CRS: UTM zone of the tile's features.
         let all: Vec<geo::Coord<f64>> = ps.iter().chain(ts.iter()).filter_map(|f| f.geometry.bounding_rect()).map(|r| r.center()).collect();
         let (lon, lat) = all.iter().fold((0.0, 0.0), |a, c| (a.0 + c.x, a.1 + c.y));
         let n = all.len().max(1) as f64;
         let tr = Transformer::from_wgs84(&utm_wkt(lon / n, lat / n)?)?;
-        let (po, to) = (objs(ps, &tr)?, objs(ts, &tr)?);
+        let (po, mut to) = (objs(ps, &tr)?, objs(ts, &tr)?);
+        to.retain(|o| o.area >= min_truth_m2);
         let mut pairs = Vec::new();
         for (i, p) in po.iter().enumerate() {
             for (j, t) in to.iter().enumerate() {
@@ -245,6 +256,7 @@ pub fn evaluate(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64) -> Re
             let nt = to.iter().filter(|o| o.f.str("class") == c).count();
             per_class.entry(c.to_string()).or_insert_with(|| Prf::new(0, 0, 0)).add(Prf::new(tp, np - tp, nt - tp));
         }
+        truths_scored += to.len();
         let up = unary_union(po.iter().map(|o| &o.g));
         let ut = unary_union(to.iter().map(|o| &o.g));
         area.pred_m2 += up.unsigned_area();
@@ -258,7 +270,7 @@ pub fn evaluate(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64) -> Re
     Ok(Report {
         tiles: tiles.len(),
         predictions: preds.len(),
-        truths: truth.len(),
+        truths: truths_scored,
         objects,
         recall_at_mmu: ratio(mmu_m as f64, mmu_t as f64),
         mmu_m2,

@@ -158,7 +158,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 preds.extend(vector::read_collection(p).with_context(|| "reading predictions".to_string())?);
             }
             let truth = vector::read_collection(&a.truth).context("reading truth")?;
-            let r = riverwatch::eval::evaluate(&preds, &truth, a.mmu_m2)?;
+            let r = riverwatch::eval::evaluate_with(&preds, &truth, a.mmu_m2, a.min_truth_m2)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

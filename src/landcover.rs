@@ -84,7 +84,10 @@ pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a,
         // surfaces on vegetation brighten blue too but lower NIR.
         let nx = x.index_axis(Axis(0), crate::indices::NIR);
         let ny = y.index_axis(Axis(0), crate::indices::NIR);
-        let core = Zip::from(&bx).and(&by).and(&nx).and(&ny).and(&valid).map_collect(|&a, &b, &na, &nb_, &v| v && a > cfg.cloud_blue && a - b > cfg.cloud_blue_rise && na - nb_ > -0.02);
+        let core = Zip::from(&bx).and(&by).and(&nx).and(&ny).and(&valid).par_map_collect(|&a, &b, &na, &nb_, &v| v && a > cfg.cloud_blue && a - b > cfg.cloud_blue_rise && na - nb_ > -0.02);
+        if !core.iter().any(|&v| v) {
+            continue;
+        }
         let (lab, comps) = label(core.view());
         let big: Vec<bool> = std::iter::once(false).chain(comps.iter().map(|c| c.pixels >= cfg.cloud_min_pixels)).collect();
         let core = lab.mapv(|l| big[l as usize]);
@@ -102,11 +105,10 @@ pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a,
         let mut score = Array2::<f32>::zeros((h, w));
         // Blue and green are left out: in a shadow they are dominated by
         // path radiance (haze), so they darken far less than red and NIR.
-        Zip::indexed(&mut score).par_for_each(|(r, c), s| {
+        Zip::from(&mut score).and(x.lanes(Axis(0))).and(y.lanes(Axis(0))).par_for_each(|s, xs, ys| {
             let mut worst = 0f32;
             for b in crate::indices::RED..nb {
-                let ratio = x[[b, r, c]] / y[[b, r, c]].max(1e-4);
-                worst = worst.max(ratio);
+                worst = worst.max(xs[b] / ys[b].max(1e-4));
             }
             *s = worst;
         });
@@ -151,26 +153,29 @@ pub fn thin_clouds<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a, f32>, 
     let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
     for (k, (x, y)) in [(before, after), (after, before)].into_iter().enumerate() {
         let mut alpha = Array2::<f32>::zeros((h, w));
-        Zip::indexed(&mut alpha).par_for_each(|(r, c), a| {
-            if !valid[[r, c]] {
+        Zip::from(&mut alpha).and(x.lanes(Axis(0))).and(y.lanes(Axis(0))).and(&valid).par_for_each(|a, xs, ys, &v| {
+            if !v {
                 return;
             }
             let (mut num, mut den) = (0f32, 0f32);
             for b in 0..nb {
-                let d = CLOUD_SPECTRUM[b] - y[[b, r, c]];
-                num += (x[[b, r, c]] - y[[b, r, c]]) * d;
+                let d = CLOUD_SPECTRUM[b] - ys[b];
+                num += (xs[b] - ys[b]) * d;
                 den += d * d;
             }
             let al = if den > 1e-6 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
             let mut res = 0f32;
             for b in 0..nb {
-                let v = x[[b, r, c]] - (y[[b, r, c]] + al * (CLOUD_SPECTRUM[b] - y[[b, r, c]]));
+                let v = xs[b] - (ys[b] + al * (CLOUD_SPECTRUM[b] - ys[b]));
                 res += v * v;
             }
             // Off the mixing line: not cloud (negative marks it).
             *a = if res.sqrt() < 0.02 + 0.08 * al { al } else { -1.0 };
         });
         let core = alpha.mapv(|a| a > 0.12);
+        if !core.iter().any(|&v| v) {
+            continue;
+        }
         let (lab, comps) = label(core.view());
         let big: Vec<bool> = std::iter::once(false).chain(comps.iter().map(|c| c.pixels >= 2 * cfg.cloud_min_pixels)).collect();
         let core = lab.mapv(|l| big[l as usize]);

@@ -68,31 +68,83 @@ pub fn close(m: ArrayView2<bool>, shape: Shape, n: usize) -> Array2<bool> {
     erode(dilate(m, shape, n).view(), shape, n)
 }
 
-/// Grows `seed` inside `mask` by at most `steps` 4-connected pixels.
+/// Grows `seed` inside `mask` by at most `steps` 4-connected pixels
+/// (bounded geodesic reconstruction), by breadth-first search: the cost
+/// follows the grown area, not `steps` × the raster.
 pub fn reconstruct(seed: ArrayView2<bool>, mask: ArrayView2<bool>, steps: usize) -> Array2<bool> {
-    let mut a = Zip::from(&seed).and(&mask).map_collect(|&s, &m| s && m);
+    let (h, w) = mask.dim();
+    let mut out = Zip::from(&seed).and(&mask).map_collect(|&s, &m| s && m);
+    let mut frontier: Vec<(usize, usize)> = out.indexed_iter().filter(|(_, &v)| v).map(|(i, _)| i).collect();
     for _ in 0..steps {
-        let d = step(a.view(), Shape::Cross, true);
-        a = Zip::from(&d).and(&mask).map_collect(|&d, &m| d && m);
-    }
-    a
-}
-
-/// Distance in pixels (chessboard, capped at `cap`) to the nearest `true` pixel.
-pub fn distance_to(m: ArrayView2<bool>, cap: u8) -> Array2<u8> {
-    let mut d = m.mapv(|v| if v { 0u8 } else { cap });
-    let mut cur = m.to_owned();
-    for k in 1..cap {
-        let next = step(cur.view(), Shape::Square, true);
-        Zip::from(&mut d).and(&next).and(&cur).for_each(|d, &n, &c| {
-            if n && !c {
-                *d = k;
-            }
-        });
-        if next == cur {
+        if frontier.is_empty() {
             break;
         }
-        cur = next;
+        let mut next = Vec::new();
+        for (r, c) in frontier {
+            let mut visit = |rr: usize, cc: usize| {
+                if mask[[rr, cc]] && !out[[rr, cc]] {
+                    out[[rr, cc]] = true;
+                    next.push((rr, cc));
+                }
+            };
+            if r > 0 {
+                visit(r - 1, c);
+            }
+            if r + 1 < h {
+                visit(r + 1, c);
+            }
+            if c > 0 {
+                visit(r, c - 1);
+            }
+            if c + 1 < w {
+                visit(r, c + 1);
+            }
+        }
+        frontier = next;
+    }
+    out
+}
+
+/// Distance in pixels (chessboard, capped at `cap`) to the nearest `true`
+/// pixel, by the two-pass distance transform.
+pub fn distance_to(m: ArrayView2<bool>, cap: u8) -> Array2<u8> {
+    let (h, w) = m.dim();
+    let mut d = m.mapv(|v| if v { 0u8 } else { cap });
+    for r in 0..h {
+        for c in 0..w {
+            let mut v = d[[r, c]];
+            if r > 0 {
+                v = v.min(d[[r - 1, c]].saturating_add(1));
+                if c > 0 {
+                    v = v.min(d[[r - 1, c - 1]].saturating_add(1));
+                }
+                if c + 1 < w {
+                    v = v.min(d[[r - 1, c + 1]].saturating_add(1));
+                }
+            }
+            if c > 0 {
+                v = v.min(d[[r, c - 1]].saturating_add(1));
+            }
+            d[[r, c]] = v.min(cap);
+        }
+    }
+    for r in (0..h).rev() {
+        for c in (0..w).rev() {
+            let mut v = d[[r, c]];
+            if r + 1 < h {
+                v = v.min(d[[r + 1, c]].saturating_add(1));
+                if c > 0 {
+                    v = v.min(d[[r + 1, c - 1]].saturating_add(1));
+                }
+                if c + 1 < w {
+                    v = v.min(d[[r + 1, c + 1]].saturating_add(1));
+                }
+            }
+            if c + 1 < w {
+                v = v.min(d[[r, c + 1]].saturating_add(1));
+            }
+            d[[r, c]] = v.min(cap);
+        }
     }
     d
 }
@@ -116,6 +168,31 @@ mod tests {
             prop_assert_eq!(close(c.view(), Shape::Square, 1), c);
             // Opening shrinks, closing grows.
             prop_assert!(Zip::from(&o).and(&m).all(|&o, &m| !o || m));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fast_reconstruct_and_distance_equal_iterated_dilation(bits in proptest::collection::vec(any::<bool>(), 99), seeds in proptest::collection::vec(any::<bool>(), 99)) {
+            let m = mask(&bits, 11);
+            let s = mask(&seeds, 11).mapv(|v| v) & &m.mapv(|v| v);
+            let sparse = Zip::from(&s).and(&mask(&seeds, 11)).map_collect(|&a, &b| a && b);
+            // Iterated: dilate (cross) inside the mask.
+            let mut it = Zip::from(&sparse).and(&m).map_collect(|&a, &b| a && b);
+            for _ in 0..3 {
+                let d = dilate(it.view(), Shape::Cross, 1);
+                it = Zip::from(&d).and(&m).map_collect(|&a, &b| a && b);
+            }
+            prop_assert_eq!(reconstruct(sparse.view(), m.view(), 3), it);
+            // Chessboard distance by iterated square dilation.
+            let mut expect = m.mapv(|v| if v { 0u8 } else { 4 });
+            let mut cur = m.clone();
+            for k in 1..4u8 {
+                let next = dilate(cur.view(), Shape::Square, 1);
+                Zip::from(&mut expect).and(&next).and(&cur).for_each(|e, &n, &c| if n && !c { *e = k });
+                cur = next;
+            }
+            prop_assert_eq!(distance_to(m.view(), 4), expect);
         }
     }
 

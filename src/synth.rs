@@ -718,21 +718,6 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         scene.objs.push(Obj { class, poly, bb, variant: mix(o.seed ^ (i as u64 * 7919)) });
     }
 
-    if let Ok(p) = std::env::var("RIVERWATCH_PROBE") {
-        let v: Vec<f64> = p.split(',').filter_map(|s| s.parse().ok()).collect();
-        for (i, ob) in scene.objs.iter().enumerate() {
-            if v.len() == 2 && ob.contains(v[0] + 0.5, v[1] + 0.5) {
-                eprintln!("probe: object {i} class {} bb {:?} centre {:?}", ob.class, ob.bb, centres.get(i));
-            }
-        }
-        if v.len() == 2 {
-            let (x, y) = (v[0] + 0.5, v[1] + 0.5);
-            let (dm, dt) = (scene.dist(x, y, true), scene.dist(x, y, false));
-            for t in 0..2 {
-                eprintln!("probe t={t} dm={dm:.1} dt={dt:.1} w={:.1} {:?}", scene.half_width(x, y), scene.render(v[0] as i64, v[1] as i64, t, dm, dt));
-            }
-        }
-    }
     // Registry and rivers.
     let registry = Registry::from_chiefs(&out.join("chiefs.json"), chiefs())?;
     write_chiefs(&out.join("chiefs.json"), &registry)?;
@@ -1016,22 +1001,4 @@ fn write_rivers(path: &Path, segs: &[Segment], wkt: &str, defaults: &[(bool, boo
     }
     let v = json!({"type": "FeatureCollection", "features": feats});
     crate::io::write_atomic(path, format!("{}\n", serde_json::to_string(&v).unwrap_or_default()).as_bytes())
-}
-
-#[cfg(test)]
-mod probe {
-    #[test]
-    #[ignore]
-    fn probe_pixel() {
-        let v: Vec<i64> = std::env::var("PROBE").unwrap().split(',').map(|s| s.parse().unwrap()).collect();
-        let s = super::Scene { seed: super::mix(7), pieces: vec![], objs: vec![], villages: vec![], roads: vec![], bridges: vec![], level_px: 0.0 };
-        for t in 0..2 {
-            let (x, y) = (v[0] as f64 + 0.5, v[1] as f64 + 0.5);
-            let r = s.base(x, y, v[0], v[1], t, 1e9, 1e9, 15.0, 0.0);
-            let (u, w) = (x * 0.966 + y * 0.259, -x * 0.259 + y * 0.966);
-            let (pu, pv) = ((u / 28.0).floor() as i64, (w / 18.0).floor() as i64);
-            let ph = super::hash(s.seed, pu, pv, 50);
-            eprintln!("t={t} {:?} kind={} stage={}", r, ph % 100, super::hash(s.seed, pu, pv, 51 + t as u64) % 5);
-        }
-    }
 }

@@ -72,6 +72,9 @@ pub struct Config {
     /// Water-to-land or land-to-water change within this many pixels of the
     /// earlier shoreline is natural water-level change.
     pub shoreline_px: usize,
+    /// Keep compact blobs inside the shoreline band as candidates (only long
+    /// thin bands are water-level change).
+    pub compact_shore: bool,
     /// Wet ground (exposed by a falling water level) has MNDWI above this
     /// (sensors with SWIR)...
     pub wet_mndwi: f32,
@@ -126,6 +129,7 @@ impl Default for Config {
             sand_brightness: 0.13,
             dark_soil_brightness: 0.085,
             shoreline_px: 3,
+            compact_shore: true,
             wet_mndwi: -0.3,
             wet_ndwi: -0.25,
             bank_px: 1,
@@ -135,7 +139,7 @@ impl Default for Config {
             cloud_grow_px: 25,
             shadow_ratio: 0.6,
             shadow_search_px: 40,
-            min_confidence: 0.5,
+            min_confidence: 0.4,
             close_iterations: 1,
             open_iterations: 0,
             simplify_m: 0.0,

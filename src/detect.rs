@@ -389,6 +389,23 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
                 reason::CANDIDATE
             };
         });
+        // A water-level change is a long thin band along the shore; a compact
+        // blob in that band (a small pond fill, a pit) is an object.
+        if cfg.compact_shore {
+            let shore = why.mapv(|k| k == reason::SHORELINE);
+            let (lab, comps) = label(shore.view());
+            let mut promote = vec![false; comps.len() + 1];
+            for c in &comps {
+                let (bh, bw) = (c.r1 - c.r0, c.c1 - c.c0);
+                let compact = bh.max(bw) <= 2 * bh.min(bw) && c.pixels * 2 >= bh * bw && c.pixels >= cfg.min_pixels;
+                promote[c.label as usize] = compact;
+            }
+            Zip::from(&mut why).and(&lab).for_each(|k, &l| {
+                if l != 0 && promote[l as usize] {
+                    *k = reason::CANDIDATE;
+                }
+            });
+        }
         let cand = why.mapv(|k| k == reason::CANDIDATE);
         let core = hysteresis(cand.view(), appeared.view(), threshold);
         let with_shore = why.mapv(|k| k == reason::CANDIDATE || k == reason::SHORELINE);

@@ -139,7 +139,7 @@ impl Default for Config {
             cloud_grow_px: 25,
             shadow_ratio: 0.6,
             shadow_search_px: 40,
-            min_confidence: 0.4,
+            min_confidence: 0.45,
             close_iterations: 1,
             open_iterations: 0,
             simplify_m: 0.0,

@@ -83,7 +83,7 @@ impl Sensor {
             Value::Object(_) => {
                 let s: Sensor = serde_json::from_value(v.clone()).map_err(|e| format!("sensor: {e}"))?;
                 let all = s.bands.order();
-                if all.iter().any(|&b| b == 0) {
+                if all.contains(&0) {
                     return Err("sensor: band numbers are 1-based".into());
                 }
                 if all.iter().collect::<BTreeSet<_>>().len() != all.len() {

@@ -210,8 +210,7 @@ fn scale_spec(a: Spec, f: f32) -> Spec {
 
 // ---------------------------------------------------------------- scene
 
-/// Change classes, in the order used by the flagged output.
-pub const CLASSES: [&str; 4] = ["occupation", "sand_mining", "dumping", "construction"];
+use crate::detect::CLASSES;
 
 #[derive(Clone)]
 struct Obj {

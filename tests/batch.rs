@@ -116,7 +116,7 @@ fn kill_9_then_resume_gives_the_uninterrupted_result() {
         let o = batch(&m, &out, &["--jobs", "2", "--resume"]);
         assert!(o.status.success(), "{}", text(&o));
         assert_same(&reference, &out);
-        if wait_records >= 2 && wait_records < 8 {
+        if (2..8).contains(&wait_records) {
             let s = json(&out.join("summary.json"));
             assert!(s["tiles"]["resumed"].as_u64().unwrap() >= 1, "resume redid everything: {s:#}");
         }

@@ -12,11 +12,18 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// (bands, rows, cols) → (rows, cols, bands).
+/// (bands, rows, cols) → (rows, cols, bands), row by row in parallel.
 pub fn interleave(a: ArrayView3<f32>) -> Array3<f32> {
-    let v = a.permuted_axes([1, 2, 0]);
-    let mut out = Array3::<f32>::zeros(v.dim());
-    Zip::from(&mut out).and(&v).par_for_each(|o, &x| *o = x);
+    let (nb, h, w) = a.dim();
+    let mut out = Array3::<f32>::zeros((h, w, nb));
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(r, mut row)| {
+        for b in 0..nb {
+            let src = a.slice(ndarray::s![b, r, ..]);
+            for (c, &v) in src.iter().enumerate() {
+                row[[c, b]] = v;
+            }
+        }
+    });
     out
 }
 

@@ -12,7 +12,7 @@ OUT ?= out
 deps:
 	@if ! command -v gdal-config >/dev/null 2>&1 || ! command -v ogrinfo >/dev/null 2>&1 || ! command -v pkg-config >/dev/null 2>&1; then \
 		echo "installing libgdal-dev gdal-bin pkg-config"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgdal-dev gdal-bin pkg-config clang >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgdal-dev gdal-bin pkg-config >/dev/null; \
 	fi
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 

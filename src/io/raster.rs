@@ -213,17 +213,13 @@ impl DateReader {
                 px.fill(0.0);
             }
         });
-        Ok(out_block(out, valid))
+        Ok(Block { bands: out, valid })
     }
 
     /// The image file.
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
-
-fn out_block(bands: Array3<f32>, valid: Array2<bool>) -> Block {
-    Block { bands, valid }
 }
 
 /// Both dates of a tile, opened and checked to share a grid.

@@ -216,14 +216,14 @@ impl Stats {
 
 /// Assigns a class from component statistics: mostly water before →
 /// occupation; new water, or dark wet bare ground → sand mining; otherwise
-/// construction or dumping by [`built_score`].
-fn classify(st: &Stats) -> usize {
+/// construction or dumping by [`built_score`] (with NDBI when SWIR is there).
+fn classify(st: &Stats, swir: bool) -> usize {
     let (fwb, fwa) = (st.mean(st.water_b), st.mean(st.water_a));
     if fwb >= 0.5 && fwa < 0.5 {
         0
     } else if fwa >= 0.15 || (st.mean(st.br_a) < 0.13 && st.mean(st.ndwi_a) > -0.25) {
         1
-    } else if built_score(st) > 0.0 {
+    } else if built_score(st, swir) > 0.0 {
         3
     } else {
         2
@@ -234,9 +234,17 @@ fn classify(st: &Stats) -> usize {
 /// new buildings are brighter, homogeneous (low local contrast) and, for
 /// tiled roofs, red-dominant; dumped waste is a rough mixture. Logistic
 /// regression on detected objects of synth seeds 1–3 (91 % correct there).
-fn built_score(st: &Stats) -> f64 {
+fn built_score(st: &Stats, swir: bool) -> f64 {
     let red_blue = st.spec_a[2] / st.spec_a[0].max(1e-6);
-    -18.868 - 27.166 * st.local_contrast() + 62.636 * st.mean(st.br_a) + 11.476 * red_blue - 3.863 * st.solidity
+    if swir {
+        // With SWIR, NDBI separates roofs and concrete from waste: fitted on
+        // seeds 1–6 (91 % correct there, against 87 % without it).
+        let ndbi = (st.spec_a[4] - st.spec_a[3]) / (st.spec_a[4] + st.spec_a[3]).max(1e-9);
+        -20.191 - 26.271 * st.local_contrast() + 31.248 * st.mean(st.br_a) + 13.041 * red_blue - 1.432 * st.solidity + 56.428 * st.texture() + 2.269 * st.mean(st.built_a)
+            - 16.793 * ndbi
+    } else {
+        -18.868 - 27.166 * st.local_contrast() + 62.636 * st.mean(st.br_a) + 11.476 * red_blue - 3.863 * st.solidity
+    }
 }
 
 /// Probability that a component is a true change: a logistic model over the
@@ -457,7 +465,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         if rules && confidence < cfg.min_confidence {
             continue;
         }
-        let class = classify(&st);
+        let class = classify(&st, ixa.mndwi.is_some());
         let mut mp = MultiPolygon(vec![poly]);
         if cfg.simplify_m > 0.0 {
             let sm = mp.simplify_vw_preserve(cfg.simplify_m * cfg.simplify_m);

@@ -16,7 +16,7 @@
 use crate::chiefs::Registry;
 use crate::config::Config;
 use crate::corridor;
-use crate::detect::{detect_tile, load_context_inputs, Context, TileReport};
+use crate::detect::{detect_tile, load_context_inputs, round, Context, TileReport};
 use crate::error::{Error, Result};
 use crate::io::raster::{Grid, Transformer};
 use crate::io::vector::{read_collection, write_collection, PolyFeature};
@@ -453,10 +453,6 @@ fn num(v: Option<&Value>) -> f64 {
     v.and_then(Value::as_f64).unwrap_or(0.0)
 }
 
-fn round(v: f64, d: i32) -> f64 {
-    let k = 10f64.powi(d);
-    (v * k).round() / k
-}
 
 /// Merges polygons of the same class in different tiles that touch across a
 /// seam into one feature (area, evidence, segment, chief and flag recomputed;

@@ -264,7 +264,8 @@ fn confidence(st: &Stats, threshold: f64, min_pixels: usize) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
-fn round(v: f64, d: i32) -> f64 {
+/// Rounds to `d` decimals (output precision of numeric properties).
+pub(crate) fn round(v: f64, d: i32) -> f64 {
     let k = 10f64.powi(d);
     (v * k).round() / k
 }

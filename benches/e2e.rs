@@ -13,7 +13,12 @@ use std::path::PathBuf;
 fn manifest() -> Manifest {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/e2e2048");
     if !dir.join("manifest.json").exists() {
-        let o = riverwatch::synth::SynthOptions { seed: 42, tiles: 1, size: 2048, sensor: "sentinel2-l2a".into() };
+        let o = riverwatch::synth::SynthOptions {
+            seed: 42,
+            tiles: 1,
+            size: 2048,
+            sensor: "sentinel2-l2a".into(),
+        };
         riverwatch::synth::synth(&dir, &o).expect("synth");
     }
     Manifest::load(&dir.join("manifest.json")).expect("manifest")
@@ -23,22 +28,37 @@ fn e2e(c: &mut Criterion) {
     let m = manifest();
     let cfg = Config::default();
     let (segments, registry): (_, Registry) = load_context_inputs(&m, &cfg).expect("inputs");
-    let ctx = Context { sensor: &m.sensor, segments: &segments, registry: &registry, config: &cfg };
+    let ctx = Context {
+        sensor: &m.sensor,
+        segments: &segments,
+        registry: &registry,
+        config: &cfg,
+    };
     let tile = &m.tiles[0];
     let mut g = c.benchmark_group("tile-2048");
-    g.sample_size(10).throughput(Throughput::Elements(2048 * 2048));
+    g.sample_size(10)
+        .throughput(Throughput::Elements(2048 * 2048));
     g.bench_function("gdal_read_only", |b| {
         b.iter(|| {
             let r = TileReader::open(tile, &m.sensor).expect("open");
             let mut n = 0usize;
             for start in (0..r.grid.height).step_by(cfg.block_rows) {
-                let (x, y) = r.read_rows(start..(start + cfg.block_rows).min(r.grid.height)).expect("read");
+                let (x, y) = r
+                    .read_rows(start..(start + cfg.block_rows).min(r.grid.height))
+                    .expect("read");
                 n += x.bands.len() + y.bands.len();
             }
             n
         })
     });
-    g.bench_function("detect", |b| b.iter(|| detect_tile(tile, &ctx, None).expect("detect").features.len()));
+    g.bench_function("detect", |b| {
+        b.iter(|| {
+            detect_tile(tile, &ctx, None)
+                .expect("detect")
+                .features
+                .len()
+        })
+    });
     g.finish();
 }
 

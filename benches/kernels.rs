@@ -7,16 +7,27 @@ use riverwatch::manifest::Manifest;
 use riverwatch::{change, indices, label, landcover, morphology, normalize};
 use std::path::PathBuf;
 
-fn data() -> (ndarray::Array3<f32>, ndarray::Array3<f32>, ndarray::Array2<bool>) {
+fn data() -> (
+    ndarray::Array3<f32>,
+    ndarray::Array3<f32>,
+    ndarray::Array2<bool>,
+) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/k1024");
     if !dir.join("manifest.json").exists() {
-        let o = riverwatch::synth::SynthOptions { seed: 42, tiles: 1, size: 1024, sensor: "sentinel2-l2a".into() };
+        let o = riverwatch::synth::SynthOptions {
+            seed: 42,
+            tiles: 1,
+            size: 1024,
+            sensor: "sentinel2-l2a".into(),
+        };
         riverwatch::synth::synth(&dir, &o).expect("synth");
     }
     let m = Manifest::load(&dir.join("manifest.json")).expect("manifest");
     let r = TileReader::open(&m.tiles[0], &m.sensor).expect("open");
     let (b, a) = r.read_rows(0..r.grid.height).expect("read");
-    let valid = ndarray::Zip::from(&b.valid).and(&a.valid).map_collect(|&x, &y| x && y);
+    let valid = ndarray::Zip::from(&b.valid)
+        .and(&a.valid)
+        .map_collect(|&x, &y| x && y);
     (b.bands, a.bands, valid)
 }
 
@@ -27,16 +38,26 @@ fn kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("kernels-1024");
     g.sample_size(10).throughput(Throughput::Elements(px));
     g.bench_function("indices", |b| b.iter(|| indices::indices(before.view())));
-    g.bench_function("normalize_fit", |b| b.iter(|| normalize::fit(before.view(), after.view(), valid.view(), 3, 4, 0.5)));
-    g.bench_function("clouds_and_shadows", |b| b.iter(|| landcover::clouds_and_shadows(before.view(), after.view(), valid.view(), &cfg)));
+    g.bench_function("normalize_fit", |b| {
+        b.iter(|| normalize::fit(before.view(), after.view(), valid.view(), 3, 4, 0.5))
+    });
+    g.bench_function("clouds_and_shadows", |b| {
+        b.iter(|| landcover::clouds_and_shadows(before.view(), after.view(), valid.view(), &cfg))
+    });
     let ia = change::interleave(before.view());
     let ib = change::interleave(after.view());
-    g.bench_function("interleave", |b| b.iter(|| change::interleave(before.view())));
-    g.bench_function("tolerant_change_r2", |b| b.iter(|| change::tolerant(ia.view(), ib.view(), 2)));
+    g.bench_function("interleave", |b| {
+        b.iter(|| change::interleave(before.view()))
+    });
+    g.bench_function("tolerant_change_r2", |b| {
+        b.iter(|| change::tolerant(ia.view(), ib.view(), 2))
+    });
     g.bench_function("cva", |b| b.iter(|| change::cva(ia.view(), ib.view())));
     let mag = change::cva(ia.view(), ib.view());
     let mask = mag.mapv(|m| m > 0.08);
-    g.bench_function("close_cross", |b| b.iter(|| morphology::close(mask.view(), morphology::Shape::Cross, 1)));
+    g.bench_function("close_cross", |b| {
+        b.iter(|| morphology::close(mask.view(), morphology::Shape::Cross, 1))
+    });
     g.bench_function("label", |b| b.iter(|| label::label(mask.view())));
     g.finish();
 }

@@ -9,7 +9,10 @@ use riverwatch::rivers::Segment;
 struct Lcg(u64);
 impl Lcg {
     fn f(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -31,8 +34,20 @@ fn network(n: usize, rng: &mut Lcg) -> (Vec<Segment>, Vec<Projected>) {
             pts.push(Coord { x, y });
         }
         let lines = MultiLineString(vec![LineString(pts)]);
-        segs.push(Segment { id: format!("S{i:06}"), river: "r".into(), chief_id: "c".into(), corridor_m: 500.0, channel_m: 200.0, lines: lines.clone() });
-        proj.push(Projected { index: i, lines, corridor_m: 500.0, channel_m: 200.0 });
+        segs.push(Segment {
+            id: format!("S{i:06}"),
+            river: "r".into(),
+            chief_id: "c".into(),
+            corridor_m: 500.0,
+            channel_m: 200.0,
+            lines: lines.clone(),
+        });
+        proj.push(Projected {
+            index: i,
+            lines,
+            corridor_m: 500.0,
+            channel_m: 200.0,
+        });
     }
     (segs, proj)
 }
@@ -47,15 +62,21 @@ fn link(c: &mut Criterion) {
             let v = s.lines.0[0].0[(rng.f() * 8.0) as usize];
             let (x, y) = (v.x + (rng.f() - 0.5) * 800.0, v.y + (rng.f() - 0.5) * 800.0);
             let d = 20.0 + rng.f() * 60.0;
-            MultiPolygon(vec![polygon![(x: x, y: y), (x: x + d, y: y), (x: x + d, y: y + d), (x: x, y: y + d)]])
+            MultiPolygon(vec![
+                polygon![(x: x, y: y), (x: x + d, y: y), (x: x + d, y: y + d), (x: x, y: y + d)],
+            ])
         })
         .collect();
     let mut g = c.benchmark_group("link");
     g.sample_size(10);
-    g.bench_function("bulk_load_100k_segments", |b| b.iter(|| SegmentIndex::new(&segs, &proj)));
+    g.bench_function("bulk_load_100k_segments", |b| {
+        b.iter(|| SegmentIndex::new(&segs, &proj))
+    });
     let index = SegmentIndex::new(&segs, &proj);
     g.throughput(Throughput::Elements(polys.len() as u64));
-    g.bench_function("nearest_1M_polygons", |b| b.iter(|| polys.iter().filter_map(|p| index.nearest(p)).count()));
+    g.bench_function("nearest_1M_polygons", |b| {
+        b.iter(|| polys.iter().filter_map(|p| index.nearest(p)).count())
+    });
     g.finish();
 }
 

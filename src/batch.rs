@@ -140,7 +140,13 @@ fn fingerprint(t: &Tile, shared: &[PathBuf]) -> String {
     for p in tile_files(t).iter().chain(shared) {
         let meta = std::fs::metadata(p);
         let (len, mtime) = match &meta {
-            Ok(m) => (m.len(), m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos())),
+            Ok(m) => (
+                m.len(),
+                m.modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos()),
+            ),
             Err(_) => (u64::MAX, 0),
         };
         h.update(format!("{}|{len}|{mtime}\n", p.display()).as_bytes());
@@ -149,8 +155,14 @@ fn fingerprint(t: &Tile, shared: &[PathBuf]) -> String {
 }
 
 enum Outcome {
-    Done { record: TileRecord, features: Vec<PolyFeature>, resumed: bool },
-    Failed { record: TileRecord },
+    Done {
+        record: TileRecord,
+        features: Vec<PolyFeature>,
+        resumed: bool,
+    },
+    Failed {
+        record: TileRecord,
+    },
 }
 
 fn record_path(out: &Path, tile: &str) -> PathBuf {
@@ -162,9 +174,18 @@ fn geojson_path(out: &Path, tile: &str) -> PathBuf {
 }
 
 /// A finished earlier result for this tile, if it is still valid.
-fn resumable(out: &Path, tile: &str, fp: &str, cfg_hash: &str) -> Option<(TileRecord, Vec<PolyFeature>)> {
+fn resumable(
+    out: &Path,
+    tile: &str,
+    fp: &str,
+    cfg_hash: &str,
+) -> Option<(TileRecord, Vec<PolyFeature>)> {
     let rec: TileRecord = crate::io::read_json(&record_path(out, tile)).ok()?;
-    if rec.status != "ok" || rec.fingerprint != fp || rec.config_hash != cfg_hash || rec.version != env!("CARGO_PKG_VERSION") {
+    if rec.status != "ok"
+        || rec.fingerprint != fp
+        || rec.config_hash != cfg_hash
+        || rec.version != env!("CARGO_PKG_VERSION")
+    {
         return None;
     }
     let gj = geojson_path(out, tile);
@@ -196,8 +217,15 @@ fn process(t: &Tile, ctx: &Context<'_>, out: &Path, fp: String, cfg_hash: &str) 
     // A panic in one tile is that tile's failure, never the batch's.
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| detect_tile(t, ctx, None)))
         .unwrap_or_else(|p| {
-            let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "panic".into());
-            Err(Error::Tile { tile: t.id.clone(), msg: format!("internal error: {msg}") })
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            Err(Error::Tile {
+                tile: t.id.clone(),
+                msg: format!("internal error: {msg}"),
+            })
         });
     let done = res.and_then(|r| {
         let gj = geojson_path(out, &t.id);
@@ -206,7 +234,11 @@ fn process(t: &Tile, ctx: &Context<'_>, out: &Path, fp: String, cfg_hash: &str) 
         let mut inputs = Vec::new();
         for p in tile_files(t) {
             let (bytes, sha256) = sha256_file(&p)?;
-            inputs.push(InputSum { path: p.display().to_string(), bytes, sha256 });
+            inputs.push(InputSum {
+                path: p.display().to_string(),
+                bytes,
+                sha256,
+            });
         }
         Ok((r, sha, inputs))
     });
@@ -221,7 +253,11 @@ fn process(t: &Tile, ctx: &Context<'_>, out: &Path, fp: String, cfg_hash: &str) 
             record.grid = Some((r.grid.wkt.clone(), r.grid.gt, r.grid.width, r.grid.height));
             record.report = Some(r.report);
             match write_record(out, &record) {
-                Ok(()) => Outcome::Done { record, features: r.features, resumed: false },
+                Ok(()) => Outcome::Done {
+                    record,
+                    features: r.features,
+                    resumed: false,
+                },
                 Err(e) => {
                     record.status = "failed".into();
                     record.reason = Some(e.to_string());
@@ -240,7 +276,10 @@ fn process(t: &Tile, ctx: &Context<'_>, out: &Path, fp: String, cfg_hash: &str) 
 }
 
 fn write_record(out: &Path, r: &TileRecord) -> Result<()> {
-    let text = serde_json::to_string_pretty(r).map_err(|e| Error::Json { path: record_path(out, &r.tile), msg: e.to_string() })?;
+    let text = serde_json::to_string_pretty(r).map_err(|e| Error::Json {
+        path: record_path(out, &r.tile),
+        msg: e.to_string(),
+    })?;
     write_atomic(&record_path(out, &r.tile), text.as_bytes())
 }
 
@@ -259,7 +298,12 @@ fn peak_rss_mb() -> Option<f64> {
 pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> {
     let t0 = Instant::now();
     let (segments, registry) = load_context_inputs(m, cfg)?;
-    let ctx = Context { sensor: &m.sensor, segments: &segments, registry: &registry, config: cfg };
+    let ctx = Context {
+        sensor: &m.sensor,
+        segments: &segments,
+        registry: &registry,
+        config: cfg,
+    };
     std::fs::create_dir_all(o.out.join("tiles")).map_err(|e| Error::io(o.out.join("tiles"), e))?;
     let cfg_hash = cfg.hash();
     let shared = vec![m.rivers.clone(), m.chiefs.clone()];
@@ -271,7 +315,9 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
     let tty = o.progress && std::io::stderr().is_terminal();
     let bar = if tty {
         let b = indicatif::ProgressBar::new(n as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tiles · {msg} · ETA {eta}") {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} tiles · {msg} · ETA {eta}",
+        ) {
             b.set_style(style);
         }
         Some(b)
@@ -288,26 +334,43 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
                 }
                 let t = &m.tiles[i];
                 let fp = fingerprint(t, &shared);
-                let outcome = match o.resume.then(|| resumable(&o.out, &t.id, &fp, &cfg_hash)).flatten() {
-                    Some((record, features)) => Outcome::Done { record, features, resumed: true },
+                let outcome = match o
+                    .resume
+                    .then(|| resumable(&o.out, &t.id, &fp, &cfg_hash))
+                    .flatten()
+                {
+                    Some((record, features)) => Outcome::Done {
+                        record,
+                        features,
+                        resumed: true,
+                    },
                     None => process(t, &ctx, &o.out, fp, &cfg_hash),
                 };
                 let line = {
                     let mut st = stats.lock().unwrap_or_else(|e| e.into_inner());
                     match &outcome {
-                        Outcome::Done { record, resumed, .. } => {
+                        Outcome::Done {
+                            record, resumed, ..
+                        } => {
                             st.1 += record.pixels;
                             st.2 += if *resumed { 0.0 } else { record.seconds };
                             let mpix = record.pixels as f64 / 1e6 / record.seconds.max(1e-9);
                             if *resumed {
                                 format!("tile {}: resumed ({} polygons)", t.id, record.polygons)
                             } else {
-                                format!("tile {}: {} polygons in {:.1} s ({:.1} MPix/s)", t.id, record.polygons, record.seconds, mpix)
+                                format!(
+                                    "tile {}: {} polygons in {:.1} s ({:.1} MPix/s)",
+                                    t.id, record.polygons, record.seconds, mpix
+                                )
                             }
                         }
                         Outcome::Failed { record } => {
                             st.0 += 1;
-                            format!("tile {}: FAILED: {}", t.id, record.reason.as_deref().unwrap_or("?"))
+                            format!(
+                                "tile {}: FAILED: {}",
+                                t.id,
+                                record.reason.as_deref().unwrap_or("?")
+                            )
                         }
                     }
                 };
@@ -343,14 +406,27 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
     let (mut ok, mut resumed) = (0, 0);
     for (t, r) in m.tiles.iter().zip(results) {
         match r {
-            Some(Outcome::Done { record, features, resumed: was }) => {
+            Some(Outcome::Done {
+                record,
+                features,
+                resumed: was,
+            }) => {
                 if was {
                     resumed += 1;
                 } else {
                     ok += 1;
                 }
                 if let Some((wkt, gt, w, h)) = record.grid.clone() {
-                    per_tile.push((t.id.clone(), features, Grid { width: w, height: h, gt, wkt }));
+                    per_tile.push((
+                        t.id.clone(),
+                        features,
+                        Grid {
+                            width: w,
+                            height: h,
+                            gt,
+                            wkt,
+                        },
+                    ));
                 }
                 records.push(record);
             }
@@ -365,20 +441,45 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
     write_collection(&o.out.join("flagged.geojson"), &merged)?;
     crate::dispatch::write_packages(&o.out, &merged, m, &segments)?;
     let wall = t0.elapsed().as_secs_f64();
-    write_summary(&o.out, m, cfg, &records, &failures, &merged, wall, ok, resumed)?;
-    Ok(BatchResult { ok, resumed, failures, merged: merged.len() })
+    write_summary(
+        &o.out, m, cfg, &records, &failures, &merged, wall, ok, resumed,
+    )?;
+    Ok(BatchResult {
+        ok,
+        resumed,
+        failures,
+        merged: merged.len(),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_summary(out: &Path, m: &Manifest, cfg: &Config, records: &[TileRecord], failures: &[(String, String)], merged: &[PolyFeature], wall: f64, ok: usize, resumed: usize) -> Result<()> {
+fn write_summary(
+    out: &Path,
+    m: &Manifest,
+    cfg: &Config,
+    records: &[TileRecord],
+    failures: &[(String, String)],
+    merged: &[PolyFeature],
+    wall: f64,
+    ok: usize,
+    resumed: usize,
+) -> Result<()> {
     let mut by_class: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_city: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_county: BTreeMap<String, usize> = BTreeMap::new();
     let (mut obs_t, mut obs_f) = (0, 0);
     for f in merged {
         *by_class.entry(f.str("class").to_string()).or_default() += 1;
-        let city = f.props.get("city").and_then(Value::as_str).unwrap_or(crate::dispatch::UNASSIGNED);
-        let county = f.props.get("county").and_then(Value::as_str).unwrap_or(crate::dispatch::UNASSIGNED);
+        let city = f
+            .props
+            .get("city")
+            .and_then(Value::as_str)
+            .unwrap_or(crate::dispatch::UNASSIGNED);
+        let county = f
+            .props
+            .get("county")
+            .and_then(Value::as_str)
+            .unwrap_or(crate::dispatch::UNASSIGNED);
         *by_city.entry(city.to_string()).or_default() += 1;
         *by_county.entry(format!("{city}/{county}")).or_default() += 1;
         if f.flag("obstructs_flood_channel") {
@@ -392,7 +493,11 @@ fn write_summary(out: &Path, m: &Manifest, cfg: &Config, records: &[TileRecord],
     let mut inputs: Vec<InputSum> = processed.iter().flat_map(|r| r.inputs.clone()).collect();
     for p in [&m.path, &m.rivers, &m.chiefs] {
         if let Ok((bytes, sha256)) = sha256_file(p) {
-            inputs.push(InputSum { path: p.display().to_string(), bytes, sha256 });
+            inputs.push(InputSum {
+                path: p.display().to_string(),
+                bytes,
+                sha256,
+            });
         }
     }
     let v = json!({
@@ -424,7 +529,10 @@ fn write_summary(out: &Path, m: &Manifest, cfg: &Config, records: &[TileRecord],
         })).collect::<Vec<_>>(),
         "inputs": inputs,
     });
-    let text = serde_json::to_string_pretty(&v).map_err(|e| Error::Json { path: out.join("summary.json"), msg: e.to_string() })?;
+    let text = serde_json::to_string_pretty(&v).map_err(|e| Error::Json {
+        path: out.join("summary.json"),
+        msg: e.to_string(),
+    })?;
     write_atomic(&out.join("summary.json"), format!("{text}\n").as_bytes())
 }
 
@@ -437,7 +545,10 @@ fn snap(mp: &mut MultiPolygon<f64>, g: &Grid) {
     mp.map_coords_in_place(|c| {
         let (fx, fy) = ((c.x - ox) / sx, (c.y - oy) / sy);
         let (rx, ry) = (ox + fx.round() * sx, oy + fy.round() * sy);
-        Coord { x: if (rx - c.x).abs() < 0.05 { rx } else { c.x }, y: if (ry - c.y).abs() < 0.05 { ry } else { c.y } }
+        Coord {
+            x: if (rx - c.x).abs() < 0.05 { rx } else { c.x },
+            y: if (ry - c.y).abs() < 0.05 { ry } else { c.y },
+        }
     });
 }
 
@@ -453,7 +564,6 @@ fn num(v: Option<&Value>) -> f64 {
     v.and_then(Value::as_f64).unwrap_or(0.0)
 }
 
-
 /// Merges polygons of the same class in different tiles that touch across a
 /// seam into one feature (area, evidence, segment, chief and flag recomputed;
 /// `tile` is the lowest tile id, `tiles` lists all). Every output feature gets
@@ -461,7 +571,11 @@ fn num(v: Option<&Value>) -> f64 {
 ///
 /// # Errors
 /// When coordinates cannot be transformed.
-pub fn merge_seams(per_tile: &[(String, Vec<PolyFeature>, Grid)], segments: &[Segment], registry: &Registry) -> Result<Vec<PolyFeature>> {
+pub fn merge_seams(
+    per_tile: &[(String, Vec<PolyFeature>, Grid)],
+    segments: &[Segment],
+    registry: &Registry,
+) -> Result<Vec<PolyFeature>> {
     let mut out = Vec::new();
     let mut by_crs: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (_, _, g)) in per_tile.iter().enumerate() {
@@ -486,13 +600,28 @@ pub fn merge_seams(per_tile: &[(String, Vec<PolyFeature>, Grid)], segments: &[Se
         let rects: Vec<GeomWithData<Rectangle<[f64; 2]>, usize>> = items
             .iter()
             .enumerate()
-            .filter_map(|(k, (_, _, mp))| mp.bounding_rect().map(|r| GeomWithData::new(Rectangle::from_corners([r.min().x - 0.5, r.min().y - 0.5], [r.max().x + 0.5, r.max().y + 0.5]), k)))
+            .filter_map(|(k, (_, _, mp))| {
+                mp.bounding_rect().map(|r| {
+                    GeomWithData::new(
+                        Rectangle::from_corners(
+                            [r.min().x - 0.5, r.min().y - 0.5],
+                            [r.max().x + 0.5, r.max().y + 0.5],
+                        ),
+                        k,
+                    )
+                })
+            })
             .collect();
         let tree = RTree::bulk_load(rects);
         let mut parent: Vec<usize> = (0..items.len()).collect();
         for (k, (ti, f, mp)) in items.iter().enumerate() {
-            let Some(r) = mp.bounding_rect() else { continue };
-            let env = AABB::from_corners([r.min().x - 0.5, r.min().y - 0.5], [r.max().x + 0.5, r.max().y + 0.5]);
+            let Some(r) = mp.bounding_rect() else {
+                continue;
+            };
+            let env = AABB::from_corners(
+                [r.min().x - 0.5, r.min().y - 0.5],
+                [r.max().x + 0.5, r.max().y + 0.5],
+            );
             for other in tree.locate_in_envelope_intersecting(&env) {
                 let j = other.data;
                 if j <= k || items[j].0 == *ti || items[j].1.str("class") != f.str("class") {
@@ -519,31 +648,66 @@ pub fn merge_seams(per_tile: &[(String, Vec<PolyFeature>, Grid)], segments: &[Se
                 out.push(f);
                 continue;
             }
-            out.push(merge_group(&members.iter().map(|&k| (&per_tile[items[k].0], items[k].1, &items[k].2)).collect::<Vec<_>>(), &index, segments, registry, &to)?);
+            out.push(merge_group(
+                &members
+                    .iter()
+                    .map(|&k| (&per_tile[items[k].0], items[k].1, &items[k].2))
+                    .collect::<Vec<_>>(),
+                &index,
+                segments,
+                registry,
+                &to,
+            )?);
         }
     }
     out.sort_by(|a, b| (a.str("tile"), a.str("id")).cmp(&(b.str("tile"), b.str("id"))));
     Ok(out)
 }
 
-type Member<'a> = (&'a (String, Vec<PolyFeature>, Grid), &'a PolyFeature, &'a MultiPolygon<f64>);
+type Member<'a> = (
+    &'a (String, Vec<PolyFeature>, Grid),
+    &'a PolyFeature,
+    &'a MultiPolygon<f64>,
+);
 
-fn merge_group(members: &[Member<'_>], index: &SegmentIndex, segments: &[Segment], registry: &Registry, to_wgs: &Transformer) -> Result<PolyFeature> {
+fn merge_group(
+    members: &[Member<'_>],
+    index: &SegmentIndex,
+    segments: &[Segment],
+    registry: &Registry,
+    to_wgs: &Transformer,
+) -> Result<PolyFeature> {
     let mut ms: Vec<&Member<'_>> = members.iter().collect();
     ms.sort_by(|a, b| (a.0 .0.as_str(), a.1.str("id")).cmp(&(b.0 .0.as_str(), b.1.str("id"))));
     let first = ms[0];
     let union = unary_union(ms.iter().map(|m| m.2));
-    let px: Vec<f64> = ms.iter().map(|m| num(m.1.props.get("evidence").and_then(|e| e.get("pixels")))).collect();
+    let px: Vec<f64> = ms
+        .iter()
+        .map(|m| num(m.1.props.get("evidence").and_then(|e| e.get("pixels"))))
+        .collect();
     let total: f64 = px.iter().sum::<f64>().max(1.0);
-    let wmean = |get: &dyn Fn(&PolyFeature) -> f64| ms.iter().zip(&px).map(|(m, w)| get(m.1) * w).sum::<f64>() / total;
-    let ev = |k: &'static str| move |f: &PolyFeature| num(f.props.get("evidence").and_then(|e| e.get(k)));
+    let wmean = |get: &dyn Fn(&PolyFeature) -> f64| {
+        ms.iter().zip(&px).map(|(m, w)| get(m.1) * w).sum::<f64>() / total
+    };
+    let ev = |k: &'static str| {
+        move |f: &PolyFeature| num(f.props.get("evidence").and_then(|e| e.get(k)))
+    };
     let mut tiles: Vec<String> = ms.iter().map(|m| m.0 .0.clone()).collect();
     tiles.dedup();
     let mut props: Map<String, Value> = first.1.props.clone();
     let class = first.1.str("class").to_string();
-    props.insert("id".into(), json!(format!("{}-m{}", first.1.str("id"), ms.len())));
+    props.insert(
+        "id".into(),
+        json!(format!("{}-m{}", first.1.str("id"), ms.len())),
+    );
     props.insert("area_m2".into(), json!(round(union.unsigned_area(), 2)));
-    props.insert("confidence".into(), json!(round(wmean(&|f: &PolyFeature| num(f.props.get("confidence"))), 3)));
+    props.insert(
+        "confidence".into(),
+        json!(round(
+            wmean(&|f: &PolyFeature| num(f.props.get("confidence"))),
+            3
+        )),
+    );
     props.insert(
         "evidence".into(),
         json!({

@@ -16,14 +16,17 @@ use std::ops::Range;
 pub fn interleave(a: ArrayView3<f32>) -> Array3<f32> {
     let (nb, h, w) = a.dim();
     let mut out = Array3::<f32>::zeros((h, w, nb));
-    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(r, mut row)| {
-        for b in 0..nb {
-            let src = a.slice(ndarray::s![b, r, ..]);
-            for (c, &v) in src.iter().enumerate() {
-                row[[c, b]] = v;
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(r, mut row)| {
+            for b in 0..nb {
+                let src = a.slice(ndarray::s![b, r, ..]);
+                for (c, &v) in src.iter().enumerate() {
+                    row[[c, b]] = v;
+                }
             }
-        }
-    });
+        });
     out
 }
 
@@ -37,7 +40,12 @@ pub fn interleave(a: ArrayView3<f32>) -> Array3<f32> {
 /// spectra, and an edge between contrasting surfaces must not read as change.
 /// The magnitude is the larger of the two. Rows of `a`/`b` outside `rows`
 /// serve as the halo; pixels beyond the arrays are skipped.
-pub fn tolerant_rows(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize, rows: Range<usize>) -> (Array2<f32>, Array2<f32>) {
+pub fn tolerant_rows(
+    a: ArrayView3<f32>,
+    b: ArrayView3<f32>,
+    radius: usize,
+    rows: Range<usize>,
+) -> (Array2<f32>, Array2<f32>) {
     match a.dim().2 {
         4 => tolerant_n::<4>(a, b, radius, rows),
         5 => tolerant_n::<5>(a, b, radius, rows),
@@ -46,7 +54,8 @@ pub fn tolerant_rows(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize, rows
             let pad = |x: ArrayView3<f32>| {
                 let (h, w, _) = x.dim();
                 let mut o = Array3::<f32>::zeros((h, w, 8));
-                o.slice_mut(ndarray::s![.., .., ..n.min(8)]).assign(&x.slice(ndarray::s![.., .., ..n.min(8)]));
+                o.slice_mut(ndarray::s![.., .., ..n.min(8)])
+                    .assign(&x.slice(ndarray::s![.., .., ..n.min(8)]));
                 o
             };
             tolerant_n::<8>(pad(a).view(), pad(b).view(), radius, rows)
@@ -85,7 +94,13 @@ fn dist2_pair<const N: usize>(p: &[f32; N], q: &[f32; N], o: &[f32; N]) -> f32 {
 }
 
 #[inline(always)]
-fn dist2_quad<const N: usize>(p: &[f32; N], a: &[f32; N], b: &[f32; N], c: &[f32; N], e: &[f32; N]) -> f32 {
+fn dist2_quad<const N: usize>(
+    p: &[f32; N],
+    a: &[f32; N],
+    b: &[f32; N],
+    c: &[f32; N],
+    e: &[f32; N],
+) -> f32 {
     let mut d = 0f32;
     for k in 0..N {
         let v = p[k] - 0.25 * (a[k] + b[k] + c[k] + e[k]);
@@ -99,7 +114,16 @@ fn dist2_quad<const N: usize>(p: &[f32; N], a: &[f32; N], b: &[f32; N], c: &[f32
 /// 2 × 2 groups. The centre is tried first so unchanged pixels stop early.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn nearest<const N: usize>(p: &[f32; N], s: &[f32], w: usize, (y, x): (usize, usize), y0: usize, y1: usize, x0: usize, x1: usize) -> f32 {
+fn nearest<const N: usize>(
+    p: &[f32; N],
+    s: &[f32],
+    w: usize,
+    (y, x): (usize, usize),
+    y0: usize,
+    y1: usize,
+    x0: usize,
+    x1: usize,
+) -> f32 {
     let mut m = at::<N>(s, w, y, x).map_or(f32::INFINITY, |q| dist2(p, q));
     if m <= EARLY_EXIT2 {
         return m;
@@ -117,16 +141,34 @@ fn nearest<const N: usize>(p: &[f32; N], s: &[f32], w: usize, (y, x): (usize, us
     }
     for yy in y0..=y1 {
         for xx in x0..=x1 {
-            let Some(q) = at::<N>(s, w, yy, xx) else { continue };
-            let right = if xx < x1 { at::<N>(s, w, yy, xx + 1) } else { None };
-            let down = if yy < y1 { at::<N>(s, w, yy + 1, xx) } else { None };
+            let Some(q) = at::<N>(s, w, yy, xx) else {
+                continue;
+            };
+            let right = if xx < x1 {
+                at::<N>(s, w, yy, xx + 1)
+            } else {
+                None
+            };
+            let down = if yy < y1 {
+                at::<N>(s, w, yy + 1, xx)
+            } else {
+                None
+            };
             if let Some(r) = right {
                 m = m.min(dist2_pair(p, q, r));
             }
             if let Some(dn) = down {
                 m = m.min(dist2_pair(p, q, dn));
             }
-            if let (Some(r), Some(dn), Some(dg)) = (right, down, if xx < x1 && yy < y1 { at::<N>(s, w, yy + 1, xx + 1) } else { None }) {
+            if let (Some(r), Some(dn), Some(dg)) = (
+                right,
+                down,
+                if xx < x1 && yy < y1 {
+                    at::<N>(s, w, yy + 1, xx + 1)
+                } else {
+                    None
+                },
+            ) {
                 m = m.min(dist2_quad(p, q, r, dn, dg));
             }
         }
@@ -137,7 +179,12 @@ fn nearest<const N: usize>(p: &[f32; N], s: &[f32], w: usize, (y, x): (usize, us
     m
 }
 
-fn tolerant_n<const N: usize>(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize, rows: Range<usize>) -> (Array2<f32>, Array2<f32>) {
+fn tolerant_n<const N: usize>(
+    a: ArrayView3<f32>,
+    b: ArrayView3<f32>,
+    radius: usize,
+    rows: Range<usize>,
+) -> (Array2<f32>, Array2<f32>) {
     let (h, w, _) = a.dim();
     let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
     let (sa, sb) = (a.as_slice().unwrap_or(&[]), b.as_slice().unwrap_or(&[]));
@@ -146,17 +193,22 @@ fn tolerant_n<const N: usize>(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: us
     if sa.len() != h * w * N || sb.len() != h * w * N {
         return (appeared, vanished);
     }
-    appeared.axis_iter_mut(Axis(0)).into_par_iter().zip(vanished.axis_iter_mut(Axis(0))).enumerate().for_each(|(i, (mut orow, mut vrow))| {
-        let y = rows.start + i;
-        let (y0, y1) = (y.saturating_sub(radius), (y + radius).min(h - 1));
-        for x in 0..w {
-            let (x0, x1) = (x.saturating_sub(radius), (x + radius).min(w - 1));
-            if let (Some(pb), Some(pa)) = (at::<N>(sb, w, y, x), at::<N>(sa, w, y, x)) {
-                orow[x] = nearest(pb, sa, w, (y, x), y0, y1, x0, x1).sqrt();
-                vrow[x] = nearest(pa, sb, w, (y, x), y0, y1, x0, x1).sqrt();
+    appeared
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(vanished.axis_iter_mut(Axis(0)))
+        .enumerate()
+        .for_each(|(i, (mut orow, mut vrow))| {
+            let y = rows.start + i;
+            let (y0, y1) = (y.saturating_sub(radius), (y + radius).min(h - 1));
+            for x in 0..w {
+                let (x0, x1) = (x.saturating_sub(radius), (x + radius).min(w - 1));
+                if let (Some(pb), Some(pa)) = (at::<N>(sb, w, y, x), at::<N>(sa, w, y, x)) {
+                    orow[x] = nearest(pb, sa, w, (y, x), y0, y1, x0, x1).sqrt();
+                    vrow[x] = nearest(pa, sb, w, (y, x), y0, y1, x0, x1).sqrt();
+                }
             }
-        }
-    });
+        });
     (appeared, vanished)
 }
 
@@ -171,9 +223,17 @@ pub fn tolerant(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize) -> Array2
 pub fn cva(a: ArrayView3<f32>, b: ArrayView3<f32>) -> Array2<f32> {
     let (h, w, _) = a.dim();
     let mut out = Array2::<f32>::zeros((h, w));
-    Zip::from(&mut out).and(a.lanes(Axis(2))).and(b.lanes(Axis(2))).par_for_each(|o, pa, pb| {
-        *o = pa.iter().zip(pb.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt();
-    });
+    Zip::from(&mut out)
+        .and(a.lanes(Axis(2)))
+        .and(b.lanes(Axis(2)))
+        .par_for_each(|o, pa, pb| {
+            *o = pa
+                .iter()
+                .zip(pb.iter())
+                .map(|(x, y)| (x - y) * (x - y))
+                .sum::<f32>()
+                .sqrt();
+        });
     out
 }
 
@@ -192,7 +252,11 @@ pub fn otsu(values: impl Iterator<Item = f32>, lo: f32, hi: f32) -> Option<f32> 
     if n < 2 {
         return None;
     }
-    let total: f64 = hist.iter().enumerate().map(|(i, &c)| i as f64 * c as f64).sum();
+    let total: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| i as f64 * c as f64)
+        .sum();
     let (mut w0, mut s0, mut best, mut arg) = (0f64, 0f64, -1f64, 0usize);
     for (i, &c) in hist.iter().enumerate() {
         w0 += c as f64;
@@ -212,7 +276,10 @@ pub fn otsu(values: impl Iterator<Item = f32>, lo: f32, hi: f32) -> Option<f32> 
 }
 
 /// Values of `a` where `m` is true.
-pub fn masked<'a>(a: ArrayView2<'a, f32>, m: ArrayView2<'a, bool>) -> impl Iterator<Item = f32> + 'a {
+pub fn masked<'a>(
+    a: ArrayView2<'a, f32>,
+    m: ArrayView2<'a, bool>,
+) -> impl Iterator<Item = f32> + 'a {
     a.into_iter().zip(m).filter(|(_, &k)| k).map(|(&v, _)| v)
 }
 
@@ -223,7 +290,13 @@ mod tests {
 
     fn scene(shift: usize) -> Array3<f32> {
         // Stripes 3 px wide in two bands, shifted right by `shift`.
-        Array3::from_shape_fn((20, 20, 2), |(_, c, b)| if ((c + 20 - shift) / 3) % 2 == 0 { 0.1 + b as f32 * 0.2 } else { 0.3 })
+        Array3::from_shape_fn((20, 20, 2), |(_, c, b)| {
+            if ((c + 20 - shift) / 3) % 2 == 0 {
+                0.1 + b as f32 * 0.2
+            } else {
+                0.3
+            }
+        })
     }
 
     #[test]
@@ -232,7 +305,10 @@ mod tests {
         for s in 1..=2 {
             let m = tolerant(a.view(), scene(s).view(), 2);
             // Away from the wrap-around at the edges.
-            assert!(m.slice(ndarray::s![.., 4..16]).iter().all(|&v| v < 1e-6), "shift {s}: {m:?}");
+            assert!(
+                m.slice(ndarray::s![.., 4..16]).iter().all(|&v| v < 1e-6),
+                "shift {s}: {m:?}"
+            );
             assert!(cva(a.view(), scene(s).view()).iter().any(|&v| v > 0.1));
         }
         let mut b = a.clone();
@@ -248,23 +324,42 @@ mod tests {
         b[[5, 5, 1]] = 0.8;
         let whole = tolerant(a.view(), b.view(), 2);
         // Block rows 8..14 computed from rows 6..16 (halo 2).
-        let (ap, va) = tolerant_rows(a.slice(ndarray::s![6..16, .., ..]), b.slice(ndarray::s![6..16, .., ..]), 2, 2..8);
+        let (ap, va) = tolerant_rows(
+            a.slice(ndarray::s![6..16, .., ..]),
+            b.slice(ndarray::s![6..16, .., ..]),
+            2,
+            2..8,
+        );
         let part = Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y));
         assert_eq!(part, whole.slice(ndarray::s![8..14, ..]));
     }
 
     #[test]
     fn parallel_equals_serial() {
-        let a = Array3::from_shape_fn((40, 33, 4), |(r, c, b)| ((r * 7 + c * 13 + b * 5) % 17) as f32 / 17.0);
-        let b = Array3::from_shape_fn((40, 33, 4), |(r, c, b)| ((r * 5 + c * 11 + b * 3) % 19) as f32 / 19.0);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| tolerant(a.view(), b.view(), 2));
-        let many = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(|| tolerant(a.view(), b.view(), 2));
+        let a = Array3::from_shape_fn((40, 33, 4), |(r, c, b)| {
+            ((r * 7 + c * 13 + b * 5) % 17) as f32 / 17.0
+        });
+        let b = Array3::from_shape_fn((40, 33, 4), |(r, c, b)| {
+            ((r * 5 + c * 11 + b * 3) % 19) as f32 / 19.0
+        });
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| tolerant(a.view(), b.view(), 2));
+        let many = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap()
+            .install(|| tolerant(a.view(), b.view(), 2));
         assert_eq!(one, many);
     }
 
     #[test]
     fn otsu_splits_two_modes() {
-        let v: Vec<f32> = (0..1000).map(|i| if i < 800 { 0.02 } else { 0.3 }).collect();
+        let v: Vec<f32> = (0..1000)
+            .map(|i| if i < 800 { 0.02 } else { 0.3 })
+            .collect();
         let t = otsu(v.into_iter(), 0.0, 0.5).unwrap();
         assert!(t > 0.02 && t < 0.3, "{t}");
     }

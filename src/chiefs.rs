@@ -89,24 +89,40 @@ impl Registry {
         let mut problems = Vec::new();
         let mut chiefs = BTreeMap::new();
         for (i, v) in file.chiefs.into_iter().enumerate() {
-            let id_hint = v.get("id").and_then(|x| x.as_str()).unwrap_or("?").to_string();
+            let id_hint = v
+                .get("id")
+                .and_then(|x| x.as_str())
+                .unwrap_or("?")
+                .to_string();
             match serde_json::from_value::<Chief>(v) {
                 Ok(c) => {
                     if let Some(p) = region_problem(&c.region) {
-                        problems.push(format!("{}: chief {:?}: region {:?} {p}", path.display(), c.id, c.region));
+                        problems.push(format!(
+                            "{}: chief {:?}: region {:?} {p}",
+                            path.display(),
+                            c.id,
+                            c.region
+                        ));
                     }
                     if c.id.is_empty() {
                         problems.push(format!("{}: chief #{i}: empty id", path.display()));
                     }
                     if chiefs.contains_key(&c.id) {
-                        problems.push(format!("{}: chief {:?} appears twice", path.display(), c.id));
+                        problems.push(format!(
+                            "{}: chief {:?} appears twice",
+                            path.display(),
+                            c.id
+                        ));
                     }
                     chiefs.insert(c.id.clone(), c);
                 }
                 Err(e) => problems.push(format!("{}: chief #{i} ({id_hint}): {e}", path.display())),
             }
         }
-        let reg = Registry { path: path.to_path_buf(), chiefs };
+        let reg = Registry {
+            path: path.to_path_buf(),
+            chiefs,
+        };
         problems.extend(reg.structure_problems());
         if problems.is_empty() {
             Ok(reg)
@@ -120,9 +136,16 @@ impl Registry {
     /// # Errors
     /// As [`Registry::load`].
     pub fn from_chiefs(path: &Path, list: Vec<Chief>) -> Result<Registry> {
-        let reg = Registry { path: path.to_path_buf(), chiefs: list.into_iter().map(|c| (c.id.clone(), c)).collect() };
+        let reg = Registry {
+            path: path.to_path_buf(),
+            chiefs: list.into_iter().map(|c| (c.id.clone(), c)).collect(),
+        };
         let p = reg.structure_problems();
-        if p.is_empty() { Ok(reg) } else { Err(Error::Many(p)) }
+        if p.is_empty() {
+            Ok(reg)
+        } else {
+            Err(Error::Many(p))
+        }
     }
 
     fn structure_problems(&self) -> Vec<String> {
@@ -131,12 +154,22 @@ impl Registry {
         for c in self.chiefs.values() {
             match (&c.parent, c.level) {
                 (None, Level::Province) => {}
-                (None, l) => out.push(format!("{f}: chief {:?} ({}) has no parent; only a province may be top", c.id, l.as_str())),
+                (None, l) => out.push(format!(
+                    "{f}: chief {:?} ({}) has no parent; only a province may be top",
+                    c.id,
+                    l.as_str()
+                )),
                 (Some(p), _) => match self.chiefs.get(p) {
-                    None => out.push(format!("{f}: chief {:?}: parent {:?} does not exist", c.id, p)),
+                    None => out.push(format!(
+                        "{f}: chief {:?}: parent {:?} does not exist",
+                        c.id, p
+                    )),
                     Some(pc) if pc.level >= c.level => out.push(format!(
                         "{f}: chief {:?} ({}) has parent {:?} of level {}, which is not higher",
-                        c.id, c.level.as_str(), p, pc.level.as_str()
+                        c.id,
+                        c.level.as_str(),
+                        p,
+                        pc.level.as_str()
                     )),
                     Some(_) => {}
                 },
@@ -146,7 +179,10 @@ impl Registry {
             let mut steps = 0;
             while let Some(p) = cur {
                 if p == c.id {
-                    out.push(format!("{f}: chief {:?} is its own ancestor (parent cycle)", c.id));
+                    out.push(format!(
+                        "{f}: chief {:?} is its own ancestor (parent cycle)",
+                        c.id
+                    ));
                     break;
                 }
                 steps += 1;
@@ -195,7 +231,10 @@ impl Registry {
 
     /// Region of the chief of `level` in the chain of `id`, if any.
     pub fn region_at(&self, id: &str, level: Level) -> Option<String> {
-        self.chain(id).into_iter().find(|c| c.level == level).map(|c| c.region.clone())
+        self.chain(id)
+            .into_iter()
+            .find(|c| c.level == level)
+            .map(|c| c.region.clone())
     }
 }
 
@@ -204,14 +243,24 @@ mod tests {
     use super::*;
 
     fn chief(id: &str, level: Level, parent: Option<&str>) -> Chief {
-        Chief { id: id.into(), level, title: id.into(), region: id.into(), parent: parent.map(Into::into) }
+        Chief {
+            id: id.into(),
+            level,
+            title: id.into(),
+            region: id.into(),
+            parent: parent.map(Into::into),
+        }
     }
 
     #[test]
     fn chain_goes_to_province() {
         let r = Registry::from_chiefs(
             Path::new("x"),
-            vec![chief("p", Level::Province, None), chief("c", Level::City, Some("p")), chief("v", Level::Village, Some("c"))],
+            vec![
+                chief("p", Level::Province, None),
+                chief("c", Level::City, Some("p")),
+                chief("v", Level::Village, Some("c")),
+            ],
         )
         .unwrap();
         let ids: Vec<_> = r.chain("v").iter().map(|c| c.id.as_str()).collect();
@@ -224,7 +273,11 @@ mod tests {
     fn rejects_cycles_missing_parents_and_order() {
         let e = Registry::from_chiefs(
             Path::new("x"),
-            vec![chief("a", Level::City, Some("b")), chief("b", Level::County, Some("a")), chief("c", Level::Village, Some("zz"))],
+            vec![
+                chief("a", Level::City, Some("b")),
+                chief("b", Level::County, Some("a")),
+                chief("c", Level::Village, Some("zz")),
+            ],
         )
         .unwrap_err()
         .to_string();

@@ -154,8 +154,10 @@ impl Config {
     /// [`Error::Config`] naming the file and the bad key or value.
     pub fn from_toml(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let c: Config = toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        c.check().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let c: Config =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        c.check()
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         Ok(c)
     }
 
@@ -177,7 +179,9 @@ impl Config {
         ];
         for (k, v) in pos {
             if !v.is_finite() || v < 0.0 {
-                return Err(Error::Config(format!("{k} = {v} must be a finite non-negative number")));
+                return Err(Error::Config(format!(
+                    "{k} = {v} must be a finite non-negative number"
+                )));
             }
         }
         if self.channel_m > self.corridor_m {
@@ -187,17 +191,24 @@ impl Config {
             return Err(Error::Config("normalize_keep must be in 0.05–1".into()));
         }
         if self.min_change > self.max_change {
-            return Err(Error::Config("min_change must not exceed max_change".into()));
+            return Err(Error::Config(
+                "min_change must not exceed max_change".into(),
+            ));
         }
         if self.block_rows == 0 || self.misregistration_px > 8 {
-            return Err(Error::Config("block_rows must be ≥ 1 and misregistration_px ≤ 8".into()));
+            return Err(Error::Config(
+                "block_rows must be ≥ 1 and misregistration_px ≤ 8".into(),
+            ));
         }
         Ok(())
     }
 
     /// Width defaults for loading river segments.
     pub fn widths(&self) -> WidthDefaults {
-        WidthDefaults { corridor_m: self.corridor_m, channel_m: self.channel_m }
+        WidthDefaults {
+            corridor_m: self.corridor_m,
+            channel_m: self.channel_m,
+        }
     }
 
     /// A short stable hash of the settings (for resumable batches).
@@ -219,6 +230,11 @@ mod tests {
         assert_eq!(c.method, Method::CvaOtsu);
         assert_eq!(c.corridor_m, 500.0);
         assert!(toml::from_str::<Config>("min_pixel = 9").is_err());
-        assert!(Config { channel_m: 900.0, ..Config::default() }.check().is_err());
+        assert!(Config {
+            channel_m: 900.0,
+            ..Config::default()
+        }
+        .check()
+        .is_err());
     }
 }

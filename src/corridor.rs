@@ -35,7 +35,12 @@ pub fn project(segments: &[Segment], wkt: &str) -> Result<Vec<Projected>> {
         .map(|(index, s)| {
             let mut lines = s.lines.clone();
             t.apply_geom(&mut lines)?;
-            Ok(Projected { index, lines, corridor_m: s.corridor_m, channel_m: s.channel_m })
+            Ok(Projected {
+                index,
+                lines,
+                corridor_m: s.corridor_m,
+                channel_m: s.channel_m,
+            })
         })
         .collect()
 }
@@ -54,7 +59,11 @@ pub struct Zones {
 pub fn dist2_point_segment(p: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 {
     let (dx, dy) = (b.x - a.x, b.y - a.y);
     let l2 = dx * dx + dy * dy;
-    let t = if l2 > 0.0 { (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0) } else { 0.0 };
+    let t = if l2 > 0.0 {
+        (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let (qx, qy) = (a.x + t * dx - p.x, a.y + t * dy - p.y);
     qx * qx + qy * qy
 }
@@ -69,7 +78,18 @@ pub fn zones(grid: &Grid, rows: Range<usize>, segs: &[Projected]) -> Zones {
                 ls.0.windows(2).map(move |w| {
                     let (a, b) = (w[0], w[1]);
                     let r = s.corridor_m;
-                    (a, b, r * r, s.channel_m * s.channel_m, [a.x.min(b.x) - r, a.x.max(b.x) + r, a.y.min(b.y) - r, a.y.max(b.y) + r])
+                    (
+                        a,
+                        b,
+                        r * r,
+                        s.channel_m * s.channel_m,
+                        [
+                            a.x.min(b.x) - r,
+                            a.x.max(b.x) + r,
+                            a.y.min(b.y) - r,
+                            a.y.max(b.y) + r,
+                        ],
+                    )
                 })
             })
         })
@@ -77,27 +97,31 @@ pub fn zones(grid: &Grid, rows: Range<usize>, segs: &[Projected]) -> Zones {
     let w = grid.width;
     let mut zone = Array2::from_elem((rows.len(), w), false);
     let mut channel = Array2::from_elem((rows.len(), w), false);
-    zone.axis_iter_mut(Axis(0)).into_par_iter().zip(channel.axis_iter_mut(Axis(0))).enumerate().for_each(|(i, (mut zr, mut cr))| {
-        let row = (rows.start + i) as f64 + 0.5;
-        let (_, y) = grid.to_map(0.5, row);
-        for (a, b, c2, h2, bb) in pieces.iter().filter(|p| y >= p.4[2] && y <= p.4[3]) {
-            let c0 = (grid.to_pixel(bb[0], y).0.floor().max(0.0)) as usize;
-            let c1 = (grid.to_pixel(bb[1], y).0.ceil().max(0.0) as usize).min(w);
-            for c in c0..c1 {
-                if zr[c] && cr[c] {
-                    continue;
-                }
-                let (x, _) = grid.to_map(c as f64 + 0.5, row);
-                let d2 = dist2_point_segment(Coord { x, y }, *a, *b);
-                if d2 <= *c2 {
-                    zr[c] = true;
-                    if d2 <= *h2 {
-                        cr[c] = true;
+    zone.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(channel.axis_iter_mut(Axis(0)))
+        .enumerate()
+        .for_each(|(i, (mut zr, mut cr))| {
+            let row = (rows.start + i) as f64 + 0.5;
+            let (_, y) = grid.to_map(0.5, row);
+            for (a, b, c2, h2, bb) in pieces.iter().filter(|p| y >= p.4[2] && y <= p.4[3]) {
+                let c0 = (grid.to_pixel(bb[0], y).0.floor().max(0.0)) as usize;
+                let c1 = (grid.to_pixel(bb[1], y).0.ceil().max(0.0) as usize).min(w);
+                for c in c0..c1 {
+                    if zr[c] && cr[c] {
+                        continue;
+                    }
+                    let (x, _) = grid.to_map(c as f64 + 0.5, row);
+                    let d2 = dist2_point_segment(Coord { x, y }, *a, *b);
+                    if d2 <= *c2 {
+                        zr[c] = true;
+                        if d2 <= *h2 {
+                            cr[c] = true;
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     Zones { zone, channel }
 }
 
@@ -108,15 +132,34 @@ mod tests {
 
     #[test]
     fn zone_width_matches_corridor() {
-        let grid = Grid { width: 200, height: 100, gt: [0.0, 10.0, 0.0, 1000.0, 0.0, -10.0], wkt: String::new() };
-        let seg = Projected { index: 0, lines: MultiLineString(vec![LineString::from(vec![(0.0, 500.0), (2000.0, 500.0)])]), corridor_m: 200.0, channel_m: 50.0 };
+        let grid = Grid {
+            width: 200,
+            height: 100,
+            gt: [0.0, 10.0, 0.0, 1000.0, 0.0, -10.0],
+            wkt: String::new(),
+        };
+        let seg = Projected {
+            index: 0,
+            lines: MultiLineString(vec![LineString::from(vec![(0.0, 500.0), (2000.0, 500.0)])]),
+            corridor_m: 200.0,
+            channel_m: 50.0,
+        };
         let z = zones(&grid, 0..100, &[seg]);
         // Rows whose centre lies within 200 m of y=500: centres 305..695 → 40 rows.
         let rows_in = (0..100).filter(|&r| z.zone[[r, 100]]).count();
         assert_eq!(rows_in, 40);
         assert_eq!((0..100).filter(|&r| z.channel[[r, 100]]).count(), 10);
         // Same result computed in two row blocks.
-        let a = zones(&grid, 0..37, &[Projected { index: 0, lines: MultiLineString(vec![LineString::from(vec![(0.0, 500.0), (2000.0, 500.0)])]), corridor_m: 200.0, channel_m: 50.0 }]);
+        let a = zones(
+            &grid,
+            0..37,
+            &[Projected {
+                index: 0,
+                lines: MultiLineString(vec![LineString::from(vec![(0.0, 500.0), (2000.0, 500.0)])]),
+                corridor_m: 200.0,
+                channel_m: 50.0,
+            }],
+        );
         assert_eq!(a.zone, z.zone.slice(ndarray::s![0..37, ..]));
     }
 }

@@ -66,8 +66,19 @@ pub struct Context<'a> {
 pub fn load_context_inputs(m: &Manifest, cfg: &Config) -> Result<(Vec<Segment>, Registry)> {
     let reg = Registry::load(&m.chiefs)?;
     let segs = crate::rivers::load(&m.rivers, cfg.widths())?;
-    let missing: Vec<String> =
-        segs.iter().filter(|s| reg.get(&s.chief_id).is_none()).map(|s| format!("{}: segment {:?}: chief_id {:?} is not in {}", m.rivers.display(), s.id, s.chief_id, m.chiefs.display())).collect();
+    let missing: Vec<String> = segs
+        .iter()
+        .filter(|s| reg.get(&s.chief_id).is_none())
+        .map(|s| {
+            format!(
+                "{}: segment {:?}: chief_id {:?} is not in {}",
+                m.rivers.display(),
+                s.id,
+                s.chief_id,
+                m.chiefs.display()
+            )
+        })
+        .collect();
     if missing.is_empty() {
         Ok((segs, reg))
     } else {
@@ -133,21 +144,37 @@ fn read_all(reader: &TileReader, block_rows: usize) -> Result<Pixels> {
         });
         p.before.slice_mut(s![.., start..end, ..]).assign(&b.bands);
         p.after.slice_mut(s![.., start..end, ..]).assign(&a.bands);
-        Zip::from(p.valid.slice_mut(s![start..end, ..])).and(&b.valid).and(&a.valid).for_each(|v, &x, &y| *v = x && y);
+        Zip::from(p.valid.slice_mut(s![start..end, ..]))
+            .and(&b.valid)
+            .and(&a.valid)
+            .for_each(|v, &x, &y| *v = x && y);
     }
-    px.ok_or_else(|| Error::Tile { tile: reader.tile.clone(), msg: "raster has no rows".into() })
+    px.ok_or_else(|| Error::Tile {
+        tile: reader.tile.clone(),
+        msg: "raster has no rows".into(),
+    })
 }
 
 /// Misregistration-tolerant appearance and disappearance magnitudes computed
 /// in row blocks with a halo, so the same kernel serves a streaming reader.
-fn magnitude_blocks(a: &Array3<f32>, b: &Array3<f32>, radius: usize, block_rows: usize) -> (Array2<f32>, Array2<f32>) {
+fn magnitude_blocks(
+    a: &Array3<f32>,
+    b: &Array3<f32>,
+    radius: usize,
+    block_rows: usize,
+) -> (Array2<f32>, Array2<f32>) {
     let (h, w, _) = a.dim();
     let mut ap = Array2::<f32>::zeros((h, w));
     let mut va = Array2::<f32>::zeros((h, w));
     for start in (0..h).step_by(block_rows) {
         let end = (start + block_rows).min(h);
         let (h0, h1) = (start.saturating_sub(radius), (end + radius).min(h));
-        let (x, y) = change::tolerant_rows(a.slice(s![h0..h1, .., ..]), b.slice(s![h0..h1, .., ..]), radius, start - h0..end - h0);
+        let (x, y) = change::tolerant_rows(
+            a.slice(s![h0..h1, .., ..]),
+            b.slice(s![h0..h1, .., ..]),
+            radius,
+            start - h0..end - h0,
+        );
         ap.slice_mut(s![start..end, ..]).assign(&x);
         va.slice_mut(s![start..end, ..]).assign(&y);
     }
@@ -156,7 +183,11 @@ fn magnitude_blocks(a: &Array3<f32>, b: &Array3<f32>, radius: usize, block_rows:
 
 /// Keeps the 4-connected components of `weak` that hold at least one pixel
 /// with `strength` above `strong`.
-fn hysteresis(weak: ndarray::ArrayView2<bool>, strength: ndarray::ArrayView2<f32>, strong: f32) -> Array2<bool> {
+fn hysteresis(
+    weak: ndarray::ArrayView2<bool>,
+    strength: ndarray::ArrayView2<f32>,
+    strong: f32,
+) -> Array2<bool> {
     let (lab, comps) = label(weak);
     let mut keep = vec![false; comps.len() + 1];
     Zip::from(&lab).and(&strength).for_each(|&l, &m| {
@@ -240,10 +271,14 @@ fn built_score(st: &Stats, swir: bool) -> f64 {
         // With SWIR, NDBI separates roofs and concrete from waste: fitted on
         // seeds 1–6 (91 % correct there, against 87 % without it).
         let ndbi = (st.spec_a[4] - st.spec_a[3]) / (st.spec_a[4] + st.spec_a[3]).max(1e-9);
-        -20.191 - 26.271 * st.local_contrast() + 31.248 * st.mean(st.br_a) + 13.041 * red_blue - 1.432 * st.solidity + 56.428 * st.texture() + 2.269 * st.mean(st.built_a)
+        -20.191 - 26.271 * st.local_contrast() + 31.248 * st.mean(st.br_a) + 13.041 * red_blue
+            - 1.432 * st.solidity
+            + 56.428 * st.texture()
+            + 2.269 * st.mean(st.built_a)
             - 16.793 * ndbi
     } else {
-        -18.868 - 27.166 * st.local_contrast() + 62.636 * st.mean(st.br_a) + 11.476 * red_blue - 3.863 * st.solidity
+        -18.868 - 27.166 * st.local_contrast() + 62.636 * st.mean(st.br_a) + 11.476 * red_blue
+            - 3.863 * st.solidity
     }
 }
 
@@ -256,7 +291,11 @@ fn built_score(st: &Stats, swir: bool) -> f64 {
 /// Sentinel-2 layout), labelled true when matched to truth at IoU ≥ 0.3;
 /// seeds 101–105 are kept for checking.
 fn confidence(st: &Stats, threshold: f64, min_pixels: usize) -> f64 {
-    let z = -0.557 + 2.621 * (st.mean(st.mag) / threshold).max(1e-6).ln() + 0.348 * (st.n / min_pixels.max(1) as f64).ln() + 3.575 * st.solidity - 1.303 * st.local_contrast().min(1.0)
+    let z = -0.557
+        + 2.621 * (st.mean(st.mag) / threshold).max(1e-6).ln()
+        + 0.348 * (st.n / min_pixels.max(1) as f64).ln()
+        + 3.575 * st.solidity
+        - 1.303 * st.local_contrast().min(1.0)
         - 0.27 * st.mean(st.water_b)
         + 1.45 * st.mean(st.veg_b)
         - 21.85 * st.mean(st.br_a)
@@ -281,12 +320,19 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     let reader = TileReader::open(tile, ctx.sensor)?;
     let grid = reader.grid.clone();
     let (h, w) = (grid.height, grid.width);
-    let Pixels { before, after, valid } = read_all(&reader, cfg.block_rows)?;
+    let Pixels {
+        before,
+        after,
+        valid,
+    } = read_all(&reader, cfg.block_rows)?;
     let mut after = after;
     drop(reader);
     let n_valid = valid.iter().filter(|&&v| v).count();
     if n_valid == 0 {
-        return Err(Error::Tile { tile: tile.id.clone(), msg: "no pixel is valid on both dates (all nodata or masked)".into() });
+        return Err(Error::Tile {
+            tile: tile.id.clone(),
+            msg: "no pixel is valid on both dates (all nodata or masked)".into(),
+        });
     }
     let projected = corridor::project(ctx.segments, &grid.wkt)?;
     let Zones { zone, channel } = corridor::zones(&grid, 0..h, &projected);
@@ -294,12 +340,35 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
 
     // Clouds and shadows are found on the raw data (haze is far smaller than a
     // cloud's brightening) so normalisation can leave them out of its fit.
-    let (mut cs_b, mut cs_a) = if rules { landcover::clouds_and_shadows(before.view(), after.view(), valid.view(), cfg) } else { (Array2::zeros((h, w)), Array2::zeros((h, w))) };
-    let usable = Zip::from(&valid).and(&cs_b).and(&cs_a).map_collect(|&v, &a, &b| v && a == 0 && b == 0);
-    let fit = if rules && cfg.normalize { normalize::fit(before.view(), after.view(), usable.view(), 3, 4, cfg.normalize_keep) } else { Fit::identity(before.dim().0) };
+    let (mut cs_b, mut cs_a) = if rules {
+        landcover::clouds_and_shadows(before.view(), after.view(), valid.view(), cfg)
+    } else {
+        (Array2::zeros((h, w)), Array2::zeros((h, w)))
+    };
+    let usable = Zip::from(&valid)
+        .and(&cs_b)
+        .and(&cs_a)
+        .map_collect(|&v, &a, &b| v && a == 0 && b == 0);
+    let fit = if rules && cfg.normalize {
+        normalize::fit(
+            before.view(),
+            after.view(),
+            usable.view(),
+            3,
+            4,
+            cfg.normalize_keep,
+        )
+    } else {
+        Fit::identity(before.dim().0)
+    };
     normalize::apply(after.view_mut(), &fit);
     let (after, valid, shift) = if rules && cfg.coregister {
-        let (dx, dy) = crate::coregister::estimate_shift(before.view(), after.view(), usable.view(), cfg.misregistration_px as f32);
+        let (dx, dy) = crate::coregister::estimate_shift(
+            before.view(),
+            after.view(),
+            usable.view(),
+            cfg.misregistration_px as f32,
+        );
         let (a, v) = crate::coregister::apply_shift(after.view(), valid.view(), dx, dy);
         (a, v, [dx, dy])
     } else {
@@ -308,14 +377,24 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     // Thin cloud and haze patches show once haze differences are removed.
     if rules {
         let (tb, ta) = landcover::thin_clouds(before.view(), after.view(), valid.view(), cfg);
-        Zip::from(&mut cs_b).and(&tb).for_each(|c, &t| *c = (*c).max(t));
-        Zip::from(&mut cs_a).and(&ta).for_each(|c, &t| *c = (*c).max(t));
+        Zip::from(&mut cs_b)
+            .and(&tb)
+            .for_each(|c, &t| *c = (*c).max(t));
+        Zip::from(&mut cs_a)
+            .and(&ta)
+            .for_each(|c, &t| *c = (*c).max(t));
     }
-    let usable = Zip::from(&valid).and(&cs_b).and(&cs_a).map_collect(|&v, &a, &b| v && a == 0 && b == 0);
+    let usable = Zip::from(&valid)
+        .and(&cs_b)
+        .and(&cs_a)
+        .map_collect(|&v, &a, &b| v && a == 0 && b == 0);
     let ixb = indices(before.view());
     let ixa = indices(after.view());
     let zu = Zip::from(&zone).and(&usable).map_collect(|&z, &u| z && u);
-    let tw = [landcover::water_threshold(ixb.ndwi.view(), zu.view(), cfg.water_ndwi), landcover::water_threshold(ixa.ndwi.view(), zu.view(), cfg.water_ndwi)];
+    let tw = [
+        landcover::water_threshold(ixb.ndwi.view(), zu.view(), cfg.water_ndwi),
+        landcover::water_threshold(ixa.ndwi.view(), zu.view(), cfg.water_ndwi),
+    ];
     let lc_b = landcover::classify(&ixb, valid.view(), cs_b.view(), tw[0], cfg);
     let lc_a = landcover::classify(&ixa, valid.view(), cs_a.view(), tw[1], cfg);
 
@@ -335,12 +414,18 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     };
     drop(ia);
     let threshold = if rules {
-        otsu(masked(mag.view(), zu.view()), 0.0, 0.5).unwrap_or(cfg.min_change).clamp(cfg.min_change, cfg.max_change)
+        otsu(masked(mag.view(), zu.view()), 0.0, 0.5)
+            .unwrap_or(cfg.min_change)
+            .clamp(cfg.min_change, cfg.max_change)
     } else {
         otsu(masked(mag.view(), zu.view()), 0.0, 0.5).unwrap_or(cfg.min_change)
     };
-    let any = Zip::from(&mag).and(&usable).map_collect(|&m, &u| u && m > threshold);
-    let any_change = Zip::from(&close(any.view(), Shape::Cross, cfg.close_iterations)).and(&usable).map_collect(|&c, &u| c && u);
+    let any = Zip::from(&mag)
+        .and(&usable)
+        .map_collect(|&m, &u| u && m > threshold);
+    let any_change = Zip::from(&close(any.view(), Shape::Cross, cfg.close_iterations))
+        .and(&usable)
+        .map_collect(|&c, &u| c && u);
     // Hysteresis: pixels above `hysteresis × threshold` join an object when
     // connected to a pixel above the threshold, so object edges blurred by
     // resampling and weakly changed parts of a site are kept.
@@ -349,17 +434,24 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     // wet at its edges, the river is next to it), so what counts there is
     // what vanished.
     if rules {
-        Zip::indexed(&mut appeared).and(&vanished).par_for_each(|(r, c), ap, &va| {
-            let (b, a) = (lc_b[[r, c]], lc_a[[r, c]]);
-            let bright_bare = (b == BARE || b == BUILT) && ixb.ndvi[[r, c]] < 0.2 && ixb.brightness[[r, c]] > cfg.sand_brightness;
-            let darker = (a == WATER || a == BARE) && ixa.brightness[[r, c]] < ixb.brightness[[r, c]] - 0.03;
-            if bright_bare && darker {
-                *ap = ap.max(va);
-            }
-        });
+        Zip::indexed(&mut appeared)
+            .and(&vanished)
+            .par_for_each(|(r, c), ap, &va| {
+                let (b, a) = (lc_b[[r, c]], lc_a[[r, c]]);
+                let bright_bare = (b == BARE || b == BUILT)
+                    && ixb.ndvi[[r, c]] < 0.2
+                    && ixb.brightness[[r, c]] > cfg.sand_brightness;
+                let darker = (a == WATER || a == BARE)
+                    && ixa.brightness[[r, c]] < ixb.brightness[[r, c]] - 0.03;
+                if bright_bare && darker {
+                    *ap = ap.max(va);
+                }
+            });
     }
     let weak = threshold * cfg.hysteresis;
-    let changed = Zip::from(&appeared).and(&usable).map_collect(|&m, &u| u && m > weak);
+    let changed = Zip::from(&appeared)
+        .and(&usable)
+        .map_collect(|&m, &u| u && m > weak);
 
     // Why each changed pixel in the zone is or is not a candidate (see
     // `reason`); written with --emit-rasters as `suppressed`.
@@ -383,7 +475,11 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             // seen through residual misregistration), not an encroachment. Wet
             // ground: water-saturated sediment absorbs SWIR (MNDWI near 0);
             // without SWIR, NDWI stays closer to 0 than on dry soil.
-            let near_shore = if wbb { d_land[[r, c]] <= sh } else { d_water[[r, c]] <= sh };
+            let near_shore = if wbb {
+                d_land[[r, c]] <= sh
+            } else {
+                d_water[[r, c]] <= sh
+            };
             // Bank vegetation over earlier water is explained by residual
             // misregistration only right at the bank; further out it is
             // reclaimed land.
@@ -398,7 +494,10 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
                 reason::VEGETATION
             } else if a == BARE && !wbb && ixa.brightness[[r, c]] < cfg.dark_soil_brightness {
                 reason::DARK_SOIL
-            } else if (near_shore && (waa || (a == BARE && wet && ixa.brightness[[r, c]] < cfg.built_brightness))) || (at_bank && a == VEG) {
+            } else if (near_shore
+                && (waa || (a == BARE && wet && ixa.brightness[[r, c]] < cfg.built_brightness)))
+                || (at_bank && a == VEG)
+            {
                 reason::SHORELINE
             } else {
                 reason::CANDIDATE
@@ -412,7 +511,9 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             let mut promote = vec![false; comps.len() + 1];
             for c in &comps {
                 let (bh, bw) = (c.r1 - c.r0, c.c1 - c.c0);
-                let compact = bh.max(bw) <= 2 * bh.min(bw) && c.pixels * 2 >= bh * bw && c.pixels >= cfg.min_pixels;
+                let compact = bh.max(bw) <= 2 * bh.min(bw)
+                    && c.pixels * 2 >= bh * bw
+                    && c.pixels >= cfg.min_pixels;
                 promote[c.label as usize] = compact;
             }
             Zip::from(&mut why).and(&lab).for_each(|k, &l| {
@@ -433,7 +534,10 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     if cfg.open_iterations > 0 {
         mask = open(mask.view(), Shape::Cross, cfg.open_iterations);
     }
-    Zip::from(&mut mask).and(&zone).and(&usable).for_each(|m, &z, &u| *m = *m && z && u);
+    Zip::from(&mut mask)
+        .and(&zone)
+        .and(&usable)
+        .for_each(|m, &z, &u| *m = *m && z && u);
 
     let (lab, comps) = label(mask.view());
     let eroded = crate::morphology::erode(mask.view(), Shape::Cross, 1);
@@ -459,7 +563,8 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         let poly = trace(lab.view(), comp, &grid, 0);
         st.rectangularity = {
             use geo::MinimumRotatedRect;
-            poly.minimum_rotated_rect().map_or(0.0, |r| poly.unsigned_area() / r.unsigned_area().max(1e-9))
+            poly.minimum_rotated_rect()
+                .map_or(0.0, |r| poly.unsigned_area() / r.unsigned_area().max(1e-9))
         };
         let confidence = confidence(&st, threshold as f64, cfg.min_pixels);
         // The textbook baseline reports every object above the mapping unit.
@@ -478,7 +583,9 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         if area < cfg.min_area_m2 {
             continue;
         }
-        let Some(near) = index.nearest(&mp) else { continue };
+        let Some(near) = index.nearest(&mp) else {
+            continue;
+        };
         let seg = &ctx.segments[near.segment];
         let cname = CLASSES[class];
         let obstructs = blocks_flow(cname) && index.channel_share(near.segment, &pts) >= 0.5;
@@ -507,7 +614,12 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         // Canonical precision now, so a feature read back from a file (on
         // resume) is identical to one kept in memory.
         crate::io::vector::round_geometry(&mut wgs);
-        let first = (comp.r0, (comp.c0..comp.c1).find(|&c| lab[[comp.r0, c]] == comp.label).unwrap_or(comp.c0));
+        let first = (
+            comp.r0,
+            (comp.c0..comp.c1)
+                .find(|&c| lab[[comp.r0, c]] == comp.label)
+                .unwrap_or(comp.c0),
+        );
         let props = json!({
             "id": format!("{}-r{:05}c{:05}", tile.id, first.0, first.1),
             "class": cname,
@@ -539,9 +651,14 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             Value::Object(m) => m,
             _ => Default::default(),
         };
-        features.push(PolyFeature { geometry: wgs, props });
+        features.push(PolyFeature {
+            geometry: wgs,
+            props,
+        });
     }
-    let cloud_px = Zip::from(&cs_a).and(&cs_b).fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));
+    let cloud_px = Zip::from(&cs_a)
+        .and(&cs_b)
+        .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));
     if let Some(dir) = emit {
         let p = |name: &str| dir.join(format!("{}_{name}.tif", tile.id));
         write_geotiff(&p("landcover_before"), &grid, &[lc_b.view()], None)?;
@@ -549,9 +666,16 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         write_geotiff(&p("change_magnitude"), &grid, &[mag.view()], None)?;
         write_geotiff(&p("change_class"), &grid, &[class_raster.view()], None)?;
         write_geotiff(&p("confidence"), &grid, &[conf_raster.view()], None)?;
-        write_geotiff(&p("any_change"), &grid, &[any_change.mapv(u8::from).view()], None)?;
+        write_geotiff(
+            &p("any_change"),
+            &grid,
+            &[any_change.mapv(u8::from).view()],
+            None,
+        )?;
         write_geotiff(&p("suppressed"), &grid, &[why.view()], None)?;
-        let zones_u8 = Zip::from(&zone).and(&channel).map_collect(|&z, &c| u8::from(z) + u8::from(c));
+        let zones_u8 = Zip::from(&zone)
+            .and(&channel)
+            .map_collect(|&z, &c| u8::from(z) + u8::from(c));
         write_geotiff(&p("zones"), &grid, &[zones_u8.view()], None)?;
     }
     let n = (h * w) as f64;
@@ -561,18 +685,44 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         valid_share: round(n_valid as f64 / n, 4),
         cloud_share: round(cloud_px as f64 / n, 4),
         zone_share: round(zone.iter().filter(|&&z| z).count() as f64 / n, 4),
-        normalization: Fit { gain: fit.gain.iter().map(|&g| round(g as f64, 4) as f32).collect(), offset: fit.offset.iter().map(|&o| round(o as f64, 4) as f32).collect(), samples: fit.samples },
+        normalization: Fit {
+            gain: fit
+                .gain
+                .iter()
+                .map(|&g| round(g as f64, 4) as f32)
+                .collect(),
+            offset: fit
+                .offset
+                .iter()
+                .map(|&o| round(o as f64, 4) as f32)
+                .collect(),
+            samples: fit.samples,
+        },
         shift_px: shift,
         change_threshold: round(threshold as f64, 4) as f32,
         water_threshold: [round(tw[0] as f64, 3) as f32, round(tw[1] as f64, 3) as f32],
         polygons: features.len(),
         seconds: t0.elapsed().as_secs_f64(),
     };
-    Ok(TileResult { features, report, grid })
+    Ok(TileResult {
+        features,
+        report,
+        grid,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
-fn stats(comp: &Component, lab: &Array2<u32>, grid: &Grid, lc_b: &Array2<u8>, lc_a: &Array2<u8>, ixb: &Indices, ixa: &Indices, mag: &Array2<f32>, after: &Array3<f32>) -> (Stats, Vec<Coord<f64>>) {
+fn stats(
+    comp: &Component,
+    lab: &Array2<u32>,
+    grid: &Grid,
+    lc_b: &Array2<u8>,
+    lc_a: &Array2<u8>,
+    ixb: &Indices,
+    ixa: &Indices,
+    mag: &Array2<f32>,
+    after: &Array3<f32>,
+) -> (Stats, Vec<Coord<f64>>) {
     let mut st = Stats::default();
     let mut pts = Vec::with_capacity(comp.pixels);
     for r in comp.r0..comp.r1 {

@@ -34,22 +34,43 @@ pub fn class_zh(class: &str) -> &'static str {
 ///
 /// # Errors
 /// Unwritable output, unreadable rasters for the chips.
-pub fn write_packages(out: &Path, feats: &[PolyFeature], m: &Manifest, segments: &[Segment]) -> Result<()> {
+pub fn write_packages(
+    out: &Path,
+    feats: &[PolyFeature],
+    m: &Manifest,
+    segments: &[Segment],
+) -> Result<()> {
     let tmp = out.join(format!(".dispatch.tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let mut groups: BTreeMap<(String, String), Vec<&PolyFeature>> = BTreeMap::new();
     for f in feats {
-        let city = f.props.get("city").and_then(Value::as_str).unwrap_or(UNASSIGNED).to_string();
-        let county = f.props.get("county").and_then(Value::as_str).unwrap_or(UNASSIGNED).to_string();
+        let city = f
+            .props
+            .get("city")
+            .and_then(Value::as_str)
+            .unwrap_or(UNASSIGNED)
+            .to_string();
+        let county = f
+            .props
+            .get("county")
+            .and_then(Value::as_str)
+            .unwrap_or(UNASSIGNED)
+            .to_string();
         groups.entry((city, county)).or_default().push(f);
     }
     let mut chips = Chips::new(m);
     for ((city, county), list) in &groups {
         let dir = tmp.join(city);
         let owned: Vec<PolyFeature> = list.iter().map(|f| (*f).clone()).collect();
-        write_atomic(&dir.join(format!("{county}.geojson")), &collection_bytes(&owned))?;
+        write_atomic(
+            &dir.join(format!("{county}.geojson")),
+            &collection_bytes(&owned),
+        )?;
         write_atomic(&dir.join(format!("{county}.csv")), csv(list).as_bytes())?;
-        write_atomic(&dir.join(format!("{county}.html")), html(city, county, list, segments, &mut chips)?.as_bytes())?;
+        write_atomic(
+            &dir.join(format!("{county}.html")),
+            html(city, county, list, segments, &mut chips)?.as_bytes(),
+        )?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let final_dir = out.join("dispatch");
@@ -75,7 +96,16 @@ fn centroid(f: &PolyFeature) -> (f64, f64) {
 }
 
 fn chain_titles(f: &PolyFeature) -> Vec<String> {
-    f.props.get("chain").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+    f.props
+        .get("chain")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn csv(list: &[&PolyFeature]) -> String {
@@ -84,12 +114,30 @@ fn csv(list: &[&PolyFeature]) -> String {
     s.push_str("id,class,class_zh,obstructs_flood_channel,area_m2,confidence,river,segment_id,chief_id,chief_title,chain,city,county,centroid_lon,centroid_lat,tiles,before_date,after_date\r\n");
     for f in list {
         let (x, y) = centroid(f);
-        let tiles = f.props.get("tiles").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        let tiles = f
+            .props
+            .get("tiles")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
         let num = |k: &str| f.props.get(k).map(|v| v.to_string()).unwrap_or_default();
         let row = [
             f.str("id").to_string(),
             f.str("class").to_string(),
-            format!("{}{}", class_zh(f.str("class")), if f.flag("obstructs_flood_channel") { " 妨碍行洪" } else { "" }),
+            format!(
+                "{}{}",
+                class_zh(f.str("class")),
+                if f.flag("obstructs_flood_channel") {
+                    " 妨碍行洪"
+                } else {
+                    ""
+                }
+            ),
             f.flag("obstructs_flood_channel").to_string(),
             num("area_m2"),
             num("confidence"),
@@ -106,14 +154,22 @@ fn csv(list: &[&PolyFeature]) -> String {
             f.str("before_date").to_string(),
             f.str("after_date").to_string(),
         ];
-        s.push_str(&row.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(","));
+        s.push_str(
+            &row.iter()
+                .map(|v| csv_field(v))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         s.push_str("\r\n");
     }
     s
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -143,7 +199,10 @@ struct Chips<'a> {
 
 impl<'a> Chips<'a> {
     fn new(m: &'a Manifest) -> Self {
-        Chips { m, open: BTreeMap::new() }
+        Chips {
+            m,
+            open: BTreeMap::new(),
+        }
     }
 
     /// Before and after PNGs (data URIs) around a polygon, outline drawn.
@@ -175,7 +234,10 @@ impl<'a> Chips<'a> {
         let mut out = Vec::new();
         for date in [&reader.before, &reader.after] {
             let block = date.read_window(rs..re, cs..ce).ok()?;
-            out.push(format!("data:image/png;base64,{}", base64(&chip_png(&block, &g, grid, (cs, rs), k)?)));
+            out.push(format!(
+                "data:image/png;base64,{}",
+                base64(&chip_png(&block, &g, grid, (cs, rs), k)?)
+            ));
         }
         let after = out.pop()?;
         let before = out.pop()?;
@@ -183,7 +245,13 @@ impl<'a> Chips<'a> {
     }
 }
 
-fn chip_png(block: &crate::io::raster::Block, g: &MultiPolygon<f64>, grid: &Grid, origin: (usize, usize), k: u32) -> Option<Vec<u8>> {
+fn chip_png(
+    block: &crate::io::raster::Block,
+    g: &MultiPolygon<f64>,
+    grid: &Grid,
+    origin: (usize, usize),
+    k: u32,
+) -> Option<Vec<u8>> {
     let (_, h, w) = block.bands.dim();
     let mut img = image::RgbImage::new(w as u32 * k, h as u32 * k);
     // True colour with a fixed stretch (0–0.25 reflectance) and gamma 0.8,
@@ -191,7 +259,9 @@ fn chip_png(block: &crate::io::raster::Block, g: &MultiPolygon<f64>, grid: &Grid
     for r in 0..h {
         for c in 0..w {
             let px = if block.valid[[r, c]] {
-                let v = |b: usize| ((block.bands[[b, r, c]] / 0.25).clamp(0.0, 1.0).powf(0.8) * 255.0) as u8;
+                let v = |b: usize| {
+                    ((block.bands[[b, r, c]] / 0.25).clamp(0.0, 1.0).powf(0.8) * 255.0) as u8
+                };
                 image::Rgb([v(2), v(1), v(0)])
             } else {
                 image::Rgb([40, 40, 40])
@@ -205,7 +275,10 @@ fn chip_png(block: &crate::io::raster::Block, g: &MultiPolygon<f64>, grid: &Grid
     }
     let to_img = |x: f64, y: f64| {
         let (c, r) = grid.to_pixel(x, y);
-        ((c - origin.0 as f64) * k as f64, (r - origin.1 as f64) * k as f64)
+        (
+            (c - origin.0 as f64) * k as f64,
+            (r - origin.1 as f64) * k as f64,
+        )
     };
     for p in &g.0 {
         for ring in std::iter::once(p.exterior()).chain(p.interiors()) {
@@ -217,7 +290,11 @@ fn chip_png(block: &crate::io::raster::Block, g: &MultiPolygon<f64>, grid: &Grid
                     let (x, y) = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
                     for (ox, oy) in [(0i64, 0i64), (-1, 0), (0, -1), (-1, -1)] {
                         let (xi, yi) = (x.round() as i64 + ox, y.round() as i64 + oy);
-                        if xi >= 0 && yi >= 0 && (xi as u32) < img.width() && (yi as u32) < img.height() {
+                        if xi >= 0
+                            && yi >= 0
+                            && (xi as u32) < img.width()
+                            && (yi as u32) < img.height()
+                        {
                             img.put_pixel(xi as u32, yi as u32, image::Rgb([255, 230, 0]));
                         }
                     }
@@ -226,7 +303,14 @@ fn chip_png(block: &crate::io::raster::Block, g: &MultiPolygon<f64>, grid: &Grid
         }
     }
     let mut bytes = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut bytes).write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8).ok()?;
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .ok()?;
     Some(bytes)
 }
 
@@ -237,7 +321,12 @@ fn overview(list: &[&PolyFeature], segments: &[Segment]) -> String {
     let mut bb = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
     for f in list {
         if let Some(r) = f.geometry.bounding_rect() {
-            bb = [bb[0].min(r.min().x), bb[1].min(r.min().y), bb[2].max(r.max().x), bb[3].max(r.max().y)];
+            bb = [
+                bb[0].min(r.min().x),
+                bb[1].min(r.min().y),
+                bb[2].max(r.max().x),
+                bb[3].max(r.max().y),
+            ];
         }
     }
     if bb[0] > bb[2] {
@@ -253,10 +342,17 @@ fn overview(list: &[&PolyFeature], segments: &[Segment]) -> String {
     let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w:.0} {h:.0}\" width=\"100%\" style=\"max-width:{w:.0}px;border:1px solid #999;background:#f4f6f0\">");
     for seg in segments {
         for ls in &seg.lines.0 {
-            if !ls.0.iter().any(|c| c.x >= x0 && c.x <= x1 && c.y >= y0 && c.y <= y1) {
+            if !ls
+                .0
+                .iter()
+                .any(|c| c.x >= x0 && c.x <= x1 && c.y >= y0 && c.y <= y1)
+            {
                 continue;
             }
-            let pts: Vec<String> = ls.0.iter().map(|c| format!("{:.1},{:.1}", sx(c.x), sy(c.y))).collect();
+            let pts: Vec<String> =
+                ls.0.iter()
+                    .map(|c| format!("{:.1},{:.1}", sx(c.x), sy(c.y)))
+                    .collect();
             let _ = write!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"#2a6fdb\" stroke-width=\"3\"><title>{} {}</title></polyline>", pts.join(" "), esc(&seg.river), esc(&seg.id));
         }
     }
@@ -268,17 +364,34 @@ fn overview(list: &[&PolyFeature], segments: &[Segment]) -> String {
             _ => "#9467bd",
         };
         for p in &f.geometry.0 {
-            let pts: Vec<String> = p.exterior().0.iter().map(|c| format!("{:.1},{:.1}", sx(c.x), sy(c.y))).collect();
+            let pts: Vec<String> = p
+                .exterior()
+                .0
+                .iter()
+                .map(|c| format!("{:.1},{:.1}", sx(c.x), sy(c.y)))
+                .collect();
             let _ = write!(s, "<polygon points=\"{}\" fill=\"{colour}\" fill-opacity=\"0.6\" stroke=\"{colour}\"/>", pts.join(" "));
         }
         let (cx, cy) = centroid(f);
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"#000\">{}</text>", sx(cx) + 4.0, sy(cy) - 4.0, i + 1);
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"#000\">{}</text>",
+            sx(cx) + 4.0,
+            sy(cy) - 4.0,
+            i + 1
+        );
     }
     s.push_str("</svg>");
     s
 }
 
-fn html(city: &str, county: &str, list: &[&PolyFeature], segments: &[Segment], chips: &mut Chips<'_>) -> Result<String> {
+fn html(
+    city: &str,
+    county: &str,
+    list: &[&PolyFeature],
+    segments: &[Segment],
+    chips: &mut Chips<'_>,
+) -> Result<String> {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -291,7 +404,12 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
         c = esc(city),
         k = esc(county)
     );
-    let _ = write!(s, "<h1>{} · {} — 河湖“四乱”疑似图斑清单 (river encroachment dispatch list)</h1>", esc(city), esc(county));
+    let _ = write!(
+        s,
+        "<h1>{} · {} — 河湖“四乱”疑似图斑清单 (river encroachment dispatch list)</h1>",
+        esc(city),
+        esc(county)
+    );
     let _ = write!(s, "<p>{} polygon(s). Dates: {} → {}. Chips: true colour, before (left) and after (right), outline in yellow.</p>", list.len(), esc(list.first().map_or("", |f| f.str("before_date"))), esc(list.first().map_or("", |f| f.str("after_date"))));
     s.push_str("<h2>Overview 总览</h2>");
     s.push_str(&overview(list, segments));
@@ -299,8 +417,16 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
     for (i, f) in list.iter().enumerate() {
         let (x, y) = centroid(f);
         let class = f.str("class");
-        let flag = if f.flag("obstructs_flood_channel") { " <span class=\"flag\">妨碍行洪 obstructs flood channel</span>" } else { "" };
-        let chain = chain_titles(f).iter().map(|c| esc(c)).collect::<Vec<_>>().join(" → ");
+        let flag = if f.flag("obstructs_flood_channel") {
+            " <span class=\"flag\">妨碍行洪 obstructs flood channel</span>"
+        } else {
+            ""
+        };
+        let chain = chain_titles(f)
+            .iter()
+            .map(|c| esc(c))
+            .collect::<Vec<_>>()
+            .join(" → ");
         let _ = write!(
             s,
             "<div class=\"item\"><h3>{n}. {id}</h3><table>\
@@ -337,7 +463,15 @@ mod tests {
     use super::*;
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
         assert_eq!(csv_field("a,b"), "\"a,b\"");

@@ -83,15 +83,24 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::Invalid { path: path.into(), msg: msg.into() }
+        Error::Invalid {
+            path: path.into(),
+            msg: msg.into(),
+        }
     }
     /// Shorthand for [`Error::Gdal`].
     pub fn gdal(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> Self {
-        Error::Gdal { path: path.into(), msg: clean_gdal_message(&e.to_string()) }
+        Error::Gdal {
+            path: path.into(),
+            msg: clean_gdal_message(&e.to_string()),
+        }
     }
     /// Shorthand for [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -99,13 +108,20 @@ impl Error {
 /// ("CPL error class: '3', error number: '1', error msg: '…'"); keep the text.
 fn clean_gdal_message(s: &str) -> String {
     let lower = s.to_ascii_lowercase();
-    let Some(i) = lower.find("error msg: '") else { return s.to_string() };
+    let Some(i) = lower.find("error msg: '") else {
+        return s.to_string();
+    };
     let inner = s[i + 12..].trim_end_matches('\'').trim();
     let opening = lower[..i].contains("gdalopen");
     match (opening, inner.is_empty()) {
-        (true, true) => "cannot be opened as a raster (not a format GDAL reads, or unreadable)".into(),
+        (true, true) => {
+            "cannot be opened as a raster (not a format GDAL reads, or unreadable)".into()
+        }
         (true, false) => format!("cannot be opened as a raster: {inner}"),
         (false, true) => s.to_string(),
-        (false, false) => format!("{}{inner}", &s[..lower.find("cpl error class").unwrap_or(0)]),
+        (false, false) => format!(
+            "{}{inner}",
+            &s[..lower.find("cpl error class").unwrap_or(0)]
+        ),
     }
 }

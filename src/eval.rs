@@ -56,7 +56,14 @@ impl Prf {
     pub fn new(tp: usize, fp: usize, fn_: usize) -> Prf {
         let p = ratio(tp as f64, (tp + fp) as f64);
         let r = ratio(tp as f64, (tp + fn_) as f64);
-        Prf { tp, fp, r#fn: fn_, precision: p, recall: r, f1: f1(p, r) }
+        Prf {
+            tp,
+            fp,
+            r#fn: fn_,
+            precision: p,
+            recall: r,
+            f1: f1(p, r),
+        }
     }
     fn add(&mut self, o: Prf) {
         *self = Prf::new(self.tp + o.tp, self.fp + o.fp, self.r#fn + o.r#fn);
@@ -133,7 +140,12 @@ struct Obj<'a> {
 
 fn overlaps(a: &Option<Rect<f64>>, b: &Option<Rect<f64>>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => a.min().x <= b.max().x && b.min().x <= a.max().x && a.min().y <= b.max().y && b.min().y <= a.max().y,
+        (Some(a), Some(b)) => {
+            a.min().x <= b.max().x
+                && b.min().x <= a.max().x
+                && a.min().y <= b.max().y
+                && b.min().y <= a.max().y
+        }
         _ => false,
     }
 }
@@ -166,7 +178,15 @@ fn project(feats: &[&PolyFeature], t: &Transformer) -> Result<Vec<(MultiPolygon<
 }
 
 fn objs<'a>(v: &[&'a PolyFeature], tr: &Transformer) -> Result<Vec<Obj<'a>>> {
-    Ok(v.iter().zip(project(v, tr)?).map(|(f, (g, a))| Obj { f, bb: g.bounding_rect(), g, area: a }).collect())
+    Ok(v.iter()
+        .zip(project(v, tr)?)
+        .map(|(f, (g, a))| Obj {
+            f,
+            bb: g.bounding_rect(),
+            g,
+            area: a,
+        })
+        .collect())
 }
 
 /// Scores predictions against truth. Features are grouped by their `tile`
@@ -183,7 +203,12 @@ pub fn evaluate(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64) -> Re
 ///
 /// # Errors
 /// When a coordinate transformation cannot be built.
-pub fn evaluate_with(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64, min_truth_m2: f64) -> Result<Report> {
+pub fn evaluate_with(
+    preds: &[PolyFeature],
+    truth: &[PolyFeature],
+    mmu_m2: f64,
+    min_truth_m2: f64,
+) -> Result<Report> {
     let mut tiles: BTreeMap<&str, (Vec<&PolyFeature>, Vec<&PolyFeature>)> = BTreeMap::new();
     for p in preds {
         tiles.entry(p.str("tile")).or_default().0.push(p);
@@ -197,13 +222,22 @@ pub fn evaluate_with(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64, 
     let (mut ob_tp, mut ob_fp, mut ob_fn) = (0, 0, 0);
     let (mut chief_ok, mut pairs_n) = (0usize, 0usize);
     let mut area = AreaScores::default();
-    let bins = [("< 400 m²", 0.0, 400.0), ("400–2,000 m²", 400.0, 2000.0), ("> 2,000 m²", 2000.0, f64::INFINITY)];
+    let bins = [
+        ("< 400 m²", 0.0, 400.0),
+        ("400–2,000 m²", 400.0, 2000.0),
+        ("> 2,000 m²", 2000.0, f64::INFINITY),
+    ];
     let mut size_counts = [(0usize, 0usize); 3];
     let (mut mmu_t, mut mmu_m) = (0usize, 0usize);
     let mut truths_scored = 0usize;
     for (_, (ps, ts)) in tiles.iter() {
         // Metric CRS: UTM zone of the tile's features.
-        let all: Vec<geo::Coord<f64>> = ps.iter().chain(ts.iter()).filter_map(|f| f.geometry.bounding_rect()).map(|r| r.center()).collect();
+        let all: Vec<geo::Coord<f64>> = ps
+            .iter()
+            .chain(ts.iter())
+            .filter_map(|f| f.geometry.bounding_rect())
+            .map(|r| r.center())
+            .collect();
         let (lon, lat) = all.iter().fold((0.0, 0.0), |a, c| (a.0 + c.x, a.1 + c.y));
         let n = all.len().max(1) as f64;
         let tr = Transformer::from_wgs84(&utm_wkt(lon / n, lat / n)?)?;
@@ -223,12 +257,19 @@ pub fn evaluate_with(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64, 
             }
         }
         let agn = greedy(pairs.clone(), po.len(), to.len());
-        objects.add(Prf::new(agn.len(), po.len() - agn.len(), to.len() - agn.len()));
+        objects.add(Prf::new(
+            agn.len(),
+            po.len() - agn.len(),
+            to.len() - agn.len(),
+        ));
         let mut matched_t = vec![false; to.len()];
         for &(i, j) in &agn {
             matched_t[j] = true;
             let (pf, tf) = (po[i].f, to[j].f);
-            match (pf.flag("obstructs_flood_channel"), tf.flag("obstructs_flood_channel")) {
+            match (
+                pf.flag("obstructs_flood_channel"),
+                tf.flag("obstructs_flood_channel"),
+            ) {
                 (true, true) => ob_tp += 1,
                 (true, false) => ob_fp += 1,
                 (false, true) => ob_fn += 1,
@@ -238,7 +279,10 @@ pub fn evaluate_with(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64, 
             chief_ok += usize::from(pf.str("chief_id") == tf.str("chief_id"));
         }
         for (j, t) in to.iter().enumerate() {
-            let k = bins.iter().position(|b| t.area >= b.1 && t.area < b.2).unwrap_or(2);
+            let k = bins
+                .iter()
+                .position(|b| t.area >= b.1 && t.area < b.2)
+                .unwrap_or(2);
             size_counts[k].0 += 1;
             size_counts[k].1 += usize::from(matched_t[j]);
             if t.area >= mmu_m2 {
@@ -246,15 +290,32 @@ pub fn evaluate_with(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64, 
                 mmu_m += usize::from(matched_t[j]);
             }
         }
-        let same: Vec<_> = pairs.into_iter().filter(|&(_, i, j)| po[i].f.str("class") == to[j].f.str("class")).collect();
+        let same: Vec<_> = pairs
+            .into_iter()
+            .filter(|&(_, i, j)| po[i].f.str("class") == to[j].f.str("class"))
+            .collect();
         let aware = greedy(same, po.len(), to.len());
-        class_aware.add(Prf::new(aware.len(), po.len() - aware.len(), to.len() - aware.len()));
-        let classes: std::collections::BTreeSet<&str> = po.iter().chain(to.iter()).map(|o| o.f.str("class")).collect();
+        class_aware.add(Prf::new(
+            aware.len(),
+            po.len() - aware.len(),
+            to.len() - aware.len(),
+        ));
+        let classes: std::collections::BTreeSet<&str> = po
+            .iter()
+            .chain(to.iter())
+            .map(|o| o.f.str("class"))
+            .collect();
         for c in classes {
-            let tp = aware.iter().filter(|&&(i, _)| po[i].f.str("class") == c).count();
+            let tp = aware
+                .iter()
+                .filter(|&&(i, _)| po[i].f.str("class") == c)
+                .count();
             let np = po.iter().filter(|o| o.f.str("class") == c).count();
             let nt = to.iter().filter(|o| o.f.str("class") == c).count();
-            per_class.entry(c.to_string()).or_insert_with(|| Prf::new(0, 0, 0)).add(Prf::new(tp, np - tp, nt - tp));
+            per_class
+                .entry(c.to_string())
+                .or_insert_with(|| Prf::new(0, 0, 0))
+                .add(Prf::new(tp, np - tp, nt - tp));
         }
         truths_scored += to.len();
         let up = unary_union(po.iter().map(|o| &o.g));
@@ -266,7 +327,10 @@ pub fn evaluate_with(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64, 
     area.precision = ratio(area.intersection_m2, area.pred_m2);
     area.recall = ratio(area.intersection_m2, area.truth_m2);
     area.f1 = f1(area.precision, area.recall);
-    area.iou = ratio(area.intersection_m2, area.pred_m2 + area.truth_m2 - area.intersection_m2);
+    area.iou = ratio(
+        area.intersection_m2,
+        area.pred_m2 + area.truth_m2 - area.intersection_m2,
+    );
     Ok(Report {
         tiles: tiles.len(),
         predictions: preds.len(),
@@ -279,7 +343,16 @@ pub fn evaluate_with(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64, 
         obstruction: Prf::new(ob_tp, ob_fp, ob_fn),
         chief_accuracy: (pairs_n > 0).then(|| chief_ok as f64 / pairs_n as f64),
         area,
-        recall_by_size: bins.iter().zip(size_counts).map(|(b, (t, m))| SizeRecall { size: b.0.to_string(), truth: t, matched: m, recall: ratio(m as f64, t as f64) }).collect(),
+        recall_by_size: bins
+            .iter()
+            .zip(size_counts)
+            .map(|(b, (t, m))| SizeRecall {
+                size: b.0.to_string(),
+                truth: t,
+                matched: m,
+                recall: ratio(m as f64, t as f64),
+            })
+            .collect(),
     })
 }
 
@@ -287,20 +360,41 @@ impl Report {
     /// A plain-text table.
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let row = |s: &mut String, name: &str, p: &Prf| s.push_str(&format!("{name:<22} {:>5} {:>5} {:>5}  {:>9.3} {:>7.3} {:>6.3}\n", p.tp, p.fp, p.r#fn, p.precision, p.recall, p.f1));
-        s.push_str(&format!("tiles {}  predictions {}  truth {}\n\n", self.tiles, self.predictions, self.truths));
-        s.push_str(&format!("{:<22} {:>5} {:>5} {:>5}  {:>9} {:>7} {:>6}\n", "objects (IoU ≥ 0.3)", "TP", "FP", "FN", "precision", "recall", "F1"));
+        let row = |s: &mut String, name: &str, p: &Prf| {
+            s.push_str(&format!(
+                "{name:<22} {:>5} {:>5} {:>5}  {:>9.3} {:>7.3} {:>6.3}\n",
+                p.tp, p.fp, p.r#fn, p.precision, p.recall, p.f1
+            ))
+        };
+        s.push_str(&format!(
+            "tiles {}  predictions {}  truth {}\n\n",
+            self.tiles, self.predictions, self.truths
+        ));
+        s.push_str(&format!(
+            "{:<22} {:>5} {:>5} {:>5}  {:>9} {:>7} {:>6}\n",
+            "objects (IoU ≥ 0.3)", "TP", "FP", "FN", "precision", "recall", "F1"
+        ));
         row(&mut s, "class-agnostic", &self.objects);
         row(&mut s, "class-aware", &self.class_aware);
         for (c, p) in &self.per_class {
             row(&mut s, &format!("  {c}"), p);
         }
         row(&mut s, "obstruction flag", &self.obstruction);
-        s.push_str(&format!("\nrecall over truth ≥ {} m²: {:.3}\n", self.mmu_m2, self.recall_at_mmu));
+        s.push_str(&format!(
+            "\nrecall over truth ≥ {} m²: {:.3}\n",
+            self.mmu_m2, self.recall_at_mmu
+        ));
         for b in &self.recall_by_size {
-            s.push_str(&format!("recall {:<14} {:>4}/{:<4} {:.3}\n", b.size, b.matched, b.truth, b.recall));
+            s.push_str(&format!(
+                "recall {:<14} {:>4}/{:<4} {:.3}\n",
+                b.size, b.matched, b.truth, b.recall
+            ));
         }
-        s.push_str(&format!("chief accuracy: {}\n", self.chief_accuracy.map_or("n/a (no matched pairs)".into(), |a| format!("{a:.4}"))));
+        s.push_str(&format!(
+            "chief accuracy: {}\n",
+            self.chief_accuracy
+                .map_or("n/a (no matched pairs)".into(), |a| format!("{a:.4}"))
+        ));
         let a = &self.area;
         s.push_str(&format!(
             "area: pred {:.0} m², truth {:.0} m², overlap {:.0} m²; precision {:.3} recall {:.3} F1 {:.3} IoU {:.3}\n",
@@ -316,7 +410,15 @@ mod tests {
     use geo::polygon;
     use serde_json::json;
 
-    fn sq(tile: &str, class: &str, x: f64, y: f64, d: f64, obstructs: bool, chief: &str) -> PolyFeature {
+    fn sq(
+        tile: &str,
+        class: &str,
+        x: f64,
+        y: f64,
+        d: f64,
+        obstructs: bool,
+        chief: &str,
+    ) -> PolyFeature {
         let p = polygon![(x: x, y: y), (x: x + d, y: y), (x: x + d, y: y + d), (x: x, y: y + d)];
         PolyFeature {
             geometry: MultiPolygon(vec![p]),
@@ -326,7 +428,11 @@ mod tests {
 
     #[test]
     fn truth_against_itself_is_perfect() {
-        let t = vec![sq("a", "dumping", 126.6, 45.8, 0.001, true, "c1"), sq("a", "construction", 126.61, 45.8, 0.002, false, "c2"), sq("b", "occupation", 126.7, 45.8, 0.001, false, "c1")];
+        let t = vec![
+            sq("a", "dumping", 126.6, 45.8, 0.001, true, "c1"),
+            sq("a", "construction", 126.61, 45.8, 0.002, false, "c2"),
+            sq("b", "occupation", 126.7, 45.8, 0.001, false, "c1"),
+        ];
         let r = evaluate(&t, &t, 400.0).unwrap();
         assert_eq!(r.objects, Prf::new(3, 0, 0));
         assert_eq!(r.class_aware.f1, 1.0);
@@ -351,7 +457,11 @@ mod tests {
         // B shifted by a third (IoU 0.5, wrong class, wrong chief), one false
         // alarm far away, and one in another tile. C is missed.
         let d = 0.001;
-        let truth = vec![sq("t", "dumping", 126.6, 45.8, d, true, "c1"), sq("t", "construction", 126.61, 45.8, d, true, "c1"), sq("t", "occupation", 126.62, 45.8, d, false, "c1")];
+        let truth = vec![
+            sq("t", "dumping", 126.6, 45.8, d, true, "c1"),
+            sq("t", "construction", 126.61, 45.8, d, true, "c1"),
+            sq("t", "occupation", 126.62, 45.8, d, false, "c1"),
+        ];
         let preds = vec![
             sq("t", "dumping", 126.6, 45.8, d, true, "c1"),
             sq("t", "dumping", 126.61 + d / 3.0, 45.8, d, false, "c9"),
@@ -360,8 +470,14 @@ mod tests {
         ];
         let r = evaluate(&preds, &truth, 400.0).unwrap();
         assert_eq!((r.objects.tp, r.objects.fp, r.objects.r#fn), (2, 2, 1));
-        assert_eq!((r.class_aware.tp, r.class_aware.fp, r.class_aware.r#fn), (1, 3, 2));
-        assert_eq!((r.obstruction.tp, r.obstruction.fp, r.obstruction.r#fn), (1, 0, 1));
+        assert_eq!(
+            (r.class_aware.tp, r.class_aware.fp, r.class_aware.r#fn),
+            (1, 3, 2)
+        );
+        assert_eq!(
+            (r.obstruction.tp, r.obstruction.fp, r.obstruction.r#fn),
+            (1, 0, 1)
+        );
         assert_eq!(r.chief_accuracy, Some(0.5));
         assert_eq!(r.per_class["dumping"].tp, 1);
         assert_eq!(r.per_class["construction"].r#fn, 1);

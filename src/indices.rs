@@ -71,14 +71,21 @@ pub struct Indices {
 pub fn indices(bands: ArrayView3<f32>) -> Indices {
     let b = |i: usize| bands.index_axis(Axis(0), i);
     let swir = bands.len_of(Axis(0)) > SWIR1;
-    let brightness = Zip::from(&b(BLUE)).and(&b(GREEN)).and(&b(RED)).par_map_collect(|&x, &y, &z| (x + y + z) / 3.0);
+    let brightness = Zip::from(&b(BLUE))
+        .and(&b(GREEN))
+        .and(&b(RED))
+        .par_map_collect(|&x, &y, &z| (x + y + z) / 3.0);
     Indices {
         ndvi: normalized_difference(b(NIR), b(RED)),
         ndwi: normalized_difference(b(GREEN), b(NIR)),
         mndwi: swir.then(|| normalized_difference(b(GREEN), b(SWIR1))),
         ndbi: swir.then(|| normalized_difference(b(SWIR1), b(NIR))),
         bsi: swir.then(|| {
-            Zip::from(&b(SWIR1)).and(&b(RED)).and(&b(NIR)).and(&b(BLUE)).par_map_collect(|&s, &r, &n, &bl| nd(s + r, n + bl))
+            Zip::from(&b(SWIR1))
+                .and(&b(RED))
+                .and(&b(NIR))
+                .and(&b(BLUE))
+                .par_map_collect(|&s, &r, &n, &bl| nd(s + r, n + bl))
         }),
         brightness,
     }

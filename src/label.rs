@@ -80,7 +80,14 @@ pub fn label(mask: ArrayView2<bool>) -> (Array2<u32>, Vec<Component>) {
             }
             let root = find(&mut parent, l) as usize;
             if remap[root] == 0 {
-                comps.push(Component { label: comps.len() as u32 + 1, pixels: 0, r0: r, r1: r + 1, c0: c, c1: c + 1 });
+                comps.push(Component {
+                    label: comps.len() as u32 + 1,
+                    pixels: 0,
+                    r0: r,
+                    r1: r + 1,
+                    c0: c,
+                    c1: c + 1,
+                });
                 remap[root] = comps.len() as u32;
             }
             let nl = remap[root];
@@ -102,12 +109,22 @@ mod tests {
 
     #[test]
     fn u_shape_is_one_component_and_diagonals_are_not_joined() {
-        let m = array![[true, false, true], [true, false, true], [true, true, true], [false, false, false], [true, false, false], [false, true, false]];
+        let m = array![
+            [true, false, true],
+            [true, false, true],
+            [true, true, true],
+            [false, false, false],
+            [true, false, false],
+            [false, true, false]
+        ];
         let (lab, comps) = label(m.view());
         assert_eq!(comps.len(), 3);
         assert_eq!(comps[0].pixels, 7);
         assert_eq!(lab[[0, 2]], 1);
         assert_ne!(lab[[4, 0]], lab[[5, 1]]);
-        assert_eq!((comps[0].r0, comps[0].r1, comps[0].c0, comps[0].c1), (0, 3, 0, 3));
+        assert_eq!(
+            (comps[0].r0, comps[0].r1, comps[0].c0, comps[0].c1),
+            (0, 3, 0, 3)
+        );
     }
 }

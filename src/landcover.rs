@@ -34,12 +34,23 @@ pub const SHADOW: u8 = 6;
 
 /// The adaptive water threshold: Otsu on NDWI over `region`, clamped to
 /// `default ± 0.15`; the default when the region is empty.
-pub fn water_threshold<'a>(ndwi: ArrayView2<'a, f32>, region: ArrayView2<'a, bool>, default: f32) -> f32 {
-    otsu(masked(ndwi, region), -0.6, 0.8).map_or(default, |t| t.clamp(default - 0.15, default + 0.15))
+pub fn water_threshold<'a>(
+    ndwi: ArrayView2<'a, f32>,
+    region: ArrayView2<'a, bool>,
+    default: f32,
+) -> f32 {
+    otsu(masked(ndwi, region), -0.6, 0.8)
+        .map_or(default, |t| t.clamp(default - 0.15, default + 0.15))
 }
 
 /// Classifies one date.
-pub fn classify(ix: &Indices, valid: ArrayView2<bool>, unusable: ArrayView2<u8>, t_water: f32, cfg: &Config) -> Array2<u8> {
+pub fn classify(
+    ix: &Indices,
+    valid: ArrayView2<bool>,
+    unusable: ArrayView2<u8>,
+    t_water: f32,
+    cfg: &Config,
+) -> Array2<u8> {
     let (h, w) = valid.dim();
     let mut out = Array2::<u8>::zeros((h, w));
     let swir = ix.mndwi.is_some();
@@ -54,7 +65,9 @@ pub fn classify(ix: &Indices, valid: ArrayView2<bool>, unusable: ArrayView2<u8>,
         }
         let (ndvi, ndwi, br) = (ix.ndvi[[r, c]], ix.ndwi[[r, c]], ix.brightness[[r, c]]);
         let mndwi = ix.mndwi.as_ref().map_or(0.0, |a| a[[r, c]]);
-        *o = if br < cfg.water_max_brightness && (ndwi > t_water || (swir && mndwi > 0.3 && ndvi < 0.1)) {
+        *o = if br < cfg.water_max_brightness
+            && (ndwi > t_water || (swir && mndwi > 0.3 && ndvi < 0.1))
+        {
             WATER
         } else if ndvi > cfg.veg_ndvi {
             VEG
@@ -73,7 +86,12 @@ pub fn classify(ix: &Indices, valid: ArrayView2<bool>, unusable: ArrayView2<u8>,
 /// not drop). Shadows are the cloud footprint cast along the sun direction
 /// (the offset that lays most cloud onto darkened pixels) where red, NIR and
 /// SWIR darkened below `shadow_ratio` of the other date. Both are dilated.
-pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a, f32>, valid: ArrayView2<bool>, cfg: &Config) -> (Array2<u8>, Array2<u8>) {
+pub fn clouds_and_shadows<'a>(
+    before: ArrayView3<'a, f32>,
+    after: ArrayView3<'a, f32>,
+    valid: ArrayView2<bool>,
+    cfg: &Config,
+) -> (Array2<u8>, Array2<u8>) {
     let (h, w) = valid.dim();
     let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
     for (k, (x, y)) in [(before, after), (after, before)].into_iter().enumerate() {
@@ -84,18 +102,36 @@ pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a,
         // surfaces on vegetation brighten blue too but lower NIR.
         let nx = x.index_axis(Axis(0), crate::indices::NIR);
         let ny = y.index_axis(Axis(0), crate::indices::NIR);
-        let core = Zip::from(&bx).and(&by).and(&nx).and(&ny).and(&valid).par_map_collect(|&a, &b, &na, &nb_, &v| v && a > cfg.cloud_blue && a - b > cfg.cloud_blue_rise && na - nb_ > -0.02);
+        let core = Zip::from(&bx)
+            .and(&by)
+            .and(&nx)
+            .and(&ny)
+            .and(&valid)
+            .par_map_collect(|&a, &b, &na, &nb_, &v| {
+                v && a > cfg.cloud_blue && a - b > cfg.cloud_blue_rise && na - nb_ > -0.02
+            });
         if !core.iter().any(|&v| v) {
             continue;
         }
         let (lab, comps) = label(core.view());
-        let big: Vec<bool> = std::iter::once(false).chain(comps.iter().map(|c| c.pixels >= cfg.cloud_min_pixels)).collect();
+        let big: Vec<bool> = std::iter::once(false)
+            .chain(comps.iter().map(|c| c.pixels >= cfg.cloud_min_pixels))
+            .collect();
         let core = lab.mapv(|l| big[l as usize]);
         if !core.iter().any(|&v| v) {
             continue;
         }
-        let rise = Zip::from(&bx).and(&by).and(&nx).and(&ny).and(&valid).map_collect(|&a, &b, &na, &nb_, &v| v && a - b > 0.02 && na - nb_ > -0.02);
-        let cloud = dilate(reconstruct(core.view(), rise.view(), cfg.cloud_grow_px).view(), Shape::Square, 3);
+        let rise = Zip::from(&bx)
+            .and(&by)
+            .and(&nx)
+            .and(&ny)
+            .and(&valid)
+            .map_collect(|&a, &b, &na, &nb_, &v| v && a - b > 0.02 && na - nb_ > -0.02);
+        let cloud = dilate(
+            reconstruct(core.view(), rise.view(), cfg.cloud_grow_px).view(),
+            Shape::Square,
+            3,
+        );
         // Shadows: the cloud's footprint cast along the sun direction. The
         // offset is the one that lays the most cloud pixels onto darkened
         // pixels; shadows are then that cast footprint where the surface
@@ -105,32 +141,50 @@ pub fn clouds_and_shadows<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a,
         let mut score = Array2::<f32>::zeros((h, w));
         // Blue and green are left out: in a shadow they are dominated by
         // path radiance (haze), so they darken far less than red and NIR.
-        Zip::from(&mut score).and(x.lanes(Axis(0))).and(y.lanes(Axis(0))).par_for_each(|s, xs, ys| {
-            let mut worst = 0f32;
-            for b in crate::indices::RED..nb {
-                worst = worst.max(xs[b] / ys[b].max(1e-4));
-            }
-            *s = worst;
-        });
-        let dark = Zip::from(&score).and(&cloud).and(&valid).map_collect(|&s, &c, &v| v && !c && s < cfg.shadow_ratio);
+        Zip::from(&mut score)
+            .and(x.lanes(Axis(0)))
+            .and(y.lanes(Axis(0)))
+            .par_for_each(|s, xs, ys| {
+                let mut worst = 0f32;
+                for b in crate::indices::RED..nb {
+                    worst = worst.max(xs[b] / ys[b].max(1e-4));
+                }
+                *s = worst;
+            });
+        let dark = Zip::from(&score)
+            .and(&cloud)
+            .and(&valid)
+            .map_collect(|&s, &c, &v| v && !c && s < cfg.shadow_ratio);
         let shadow = match cast_offset(cloud.view(), dark.view(), cfg.shadow_search_px as isize) {
             Some((dx, dy)) => {
                 let cast = shift_mask(cloud.view(), dx, dy);
-                let darker = Zip::from(&score).and(&valid).map_collect(|&s, &v| v && s < 0.85);
+                let darker = Zip::from(&score)
+                    .and(&valid)
+                    .map_collect(|&s, &v| v && s < 0.85);
                 let core = Zip::from(&cast).and(&dark).map_collect(|&a, &b| a && b);
                 let grown = reconstruct(core.view(), darker.view(), 4);
                 let cast_near = dilate(cast.view(), Shape::Square, 4);
-                dilate(Zip::from(&grown).and(&cast_near).map_collect(|&g, &n| g && n).view(), Shape::Square, 3)
+                dilate(
+                    Zip::from(&grown)
+                        .and(&cast_near)
+                        .map_collect(|&g, &n| g && n)
+                        .view(),
+                    Shape::Square,
+                    3,
+                )
             }
             None => Array2::from_elem((h, w), false),
         };
-        Zip::from(out).and(&cloud).and(&shadow).for_each(|o, &c, &s| {
-            if c {
-                *o = CLOUD;
-            } else if s && *o == 0 {
-                *o = SHADOW;
-            }
-        });
+        Zip::from(out)
+            .and(&cloud)
+            .and(&shadow)
+            .for_each(|o, &c, &s| {
+                if c {
+                    *o = CLOUD;
+                } else if s && *o == 0 {
+                    *o = SHADOW;
+                }
+            });
     }
     let [b, a] = outs;
     (b, a)
@@ -147,43 +201,66 @@ pub const CLOUD_SPECTRUM: [f32; 5] = [0.42, 0.43, 0.45, 0.48, 0.36];
 /// where `α > 0.12` over at least `2 × cloud_min_pixels` pixels and grow into
 /// connected pixels with `α > 0.04` on the same line. New roofs, waste or
 /// fill change the spectrum in other directions and leave the line.
-pub fn thin_clouds<'a>(before: ArrayView3<'a, f32>, after: ArrayView3<'a, f32>, valid: ArrayView2<bool>, cfg: &Config) -> (Array2<u8>, Array2<u8>) {
+pub fn thin_clouds<'a>(
+    before: ArrayView3<'a, f32>,
+    after: ArrayView3<'a, f32>,
+    valid: ArrayView2<bool>,
+    cfg: &Config,
+) -> (Array2<u8>, Array2<u8>) {
     let (h, w) = valid.dim();
     let nb = before.len_of(Axis(0)).min(5);
     let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
     for (k, (x, y)) in [(before, after), (after, before)].into_iter().enumerate() {
         let mut alpha = Array2::<f32>::zeros((h, w));
-        Zip::from(&mut alpha).and(x.lanes(Axis(0))).and(y.lanes(Axis(0))).and(&valid).par_for_each(|a, xs, ys, &v| {
-            if !v {
-                return;
-            }
-            let (mut num, mut den) = (0f32, 0f32);
-            for b in 0..nb {
-                let d = CLOUD_SPECTRUM[b] - ys[b];
-                num += (xs[b] - ys[b]) * d;
-                den += d * d;
-            }
-            let al = if den > 1e-6 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
-            let mut res = 0f32;
-            for b in 0..nb {
-                let v = xs[b] - (ys[b] + al * (CLOUD_SPECTRUM[b] - ys[b]));
-                res += v * v;
-            }
-            // Off the mixing line: not cloud (negative marks it).
-            *a = if res.sqrt() < 0.02 + 0.08 * al { al } else { -1.0 };
-        });
+        Zip::from(&mut alpha)
+            .and(x.lanes(Axis(0)))
+            .and(y.lanes(Axis(0)))
+            .and(&valid)
+            .par_for_each(|a, xs, ys, &v| {
+                if !v {
+                    return;
+                }
+                let (mut num, mut den) = (0f32, 0f32);
+                for b in 0..nb {
+                    let d = CLOUD_SPECTRUM[b] - ys[b];
+                    num += (xs[b] - ys[b]) * d;
+                    den += d * d;
+                }
+                let al = if den > 1e-6 {
+                    (num / den).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let mut res = 0f32;
+                for b in 0..nb {
+                    let v = xs[b] - (ys[b] + al * (CLOUD_SPECTRUM[b] - ys[b]));
+                    res += v * v;
+                }
+                // Off the mixing line: not cloud (negative marks it).
+                *a = if res.sqrt() < 0.02 + 0.08 * al {
+                    al
+                } else {
+                    -1.0
+                };
+            });
         let core = alpha.mapv(|a| a > 0.12);
         if !core.iter().any(|&v| v) {
             continue;
         }
         let (lab, comps) = label(core.view());
-        let big: Vec<bool> = std::iter::once(false).chain(comps.iter().map(|c| c.pixels >= 2 * cfg.cloud_min_pixels)).collect();
+        let big: Vec<bool> = std::iter::once(false)
+            .chain(comps.iter().map(|c| c.pixels >= 2 * cfg.cloud_min_pixels))
+            .collect();
         let core = lab.mapv(|l| big[l as usize]);
         if !core.iter().any(|&v| v) {
             continue;
         }
         let grow = alpha.mapv(|a| a > 0.04);
-        let cloud = dilate(reconstruct(core.view(), grow.view(), cfg.cloud_grow_px).view(), Shape::Square, 2);
+        let cloud = dilate(
+            reconstruct(core.view(), grow.view(), cfg.cloud_grow_px).view(),
+            Shape::Square,
+            2,
+        );
         Zip::from(&mut outs[k]).and(&cloud).for_each(|o, &c| {
             if c {
                 *o = CLOUD;
@@ -199,16 +276,29 @@ fn shift_mask(m: ArrayView2<bool>, dx: isize, dy: isize) -> Array2<bool> {
     let (h, w) = m.dim();
     Array2::from_shape_fn((h, w), |(r, c)| {
         let (sr, sc) = (r as isize - dy, c as isize - dx);
-        sr >= 0 && sc >= 0 && (sr as usize) < h && (sc as usize) < w && m[[sr as usize, sc as usize]]
+        sr >= 0
+            && sc >= 0
+            && (sr as usize) < h
+            && (sc as usize) < w
+            && m[[sr as usize, sc as usize]]
     })
 }
 
 /// The offset within `±reach` that casts the most cloud pixels onto dark
 /// pixels (sampled every third pixel, 2-pixel steps then 1-pixel refinement);
 /// `None` when under a fifth of the cast cloud lands on dark pixels.
-fn cast_offset(cloud: ArrayView2<bool>, dark: ArrayView2<bool>, reach: isize) -> Option<(isize, isize)> {
+fn cast_offset(
+    cloud: ArrayView2<bool>,
+    dark: ArrayView2<bool>,
+    reach: isize,
+) -> Option<(isize, isize)> {
     let (h, w) = cloud.dim();
-    let pts: Vec<(isize, isize)> = (0..h).step_by(3).flat_map(|r| (0..w).step_by(3).map(move |c| (r, c))).filter(|&(r, c)| cloud[[r, c]]).map(|(r, c)| (r as isize, c as isize)).collect();
+    let pts: Vec<(isize, isize)> = (0..h)
+        .step_by(3)
+        .flat_map(|r| (0..w).step_by(3).map(move |c| (r, c)))
+        .filter(|&(r, c)| cloud[[r, c]])
+        .map(|(r, c)| (r as isize, c as isize))
+        .collect();
     if pts.len() < 10 {
         return None;
     }
@@ -216,17 +306,30 @@ fn cast_offset(cloud: ArrayView2<bool>, dark: ArrayView2<bool>, reach: isize) ->
         pts.iter()
             .filter(|&&(r, c)| {
                 let (rr, cc) = (r + dy, c + dx);
-                rr >= 0 && cc >= 0 && (rr as usize) < h && (cc as usize) < w && dark[[rr as usize, cc as usize]]
+                rr >= 0
+                    && cc >= 0
+                    && (rr as usize) < h
+                    && (cc as usize) < w
+                    && dark[[rr as usize, cc as usize]]
             })
             .count()
     };
     let best = |cands: Vec<(isize, isize)>| -> (usize, (isize, isize)) {
-        cands.into_par_iter().map(|(dx, dy)| (hits(dx, dy), (dx, dy))).max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1))).unwrap_or((0, (0, 0)))
+        cands
+            .into_par_iter()
+            .map(|(dx, dy)| (hits(dx, dy), (dx, dy)))
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+            .unwrap_or((0, (0, 0)))
     };
-    let coarse: Vec<(isize, isize)> = (-reach..=reach).step_by(2).flat_map(|dx| (-reach..=reach).step_by(2).map(move |dy| (dx, dy))).filter(|&(dx, dy)| dx != 0 || dy != 0).collect();
+    let coarse: Vec<(isize, isize)> = (-reach..=reach)
+        .step_by(2)
+        .flat_map(|dx| (-reach..=reach).step_by(2).map(move |dy| (dx, dy)))
+        .filter(|&(dx, dy)| dx != 0 || dy != 0)
+        .collect();
     let (_, (cx, cy)) = best(coarse);
-    let fine: Vec<(isize, isize)> = (-1..=1).flat_map(|i| (-1..=1).map(move |j| (cx + i, cy + j))).collect();
+    let fine: Vec<(isize, isize)> = (-1..=1)
+        .flat_map(|i| (-1..=1).map(move |j| (cx + i, cy + j)))
+        .collect();
     let (n, off) = best(fine);
     (n * 5 >= pts.len()).then_some(off)
 }
-

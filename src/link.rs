@@ -36,10 +36,18 @@ impl SegmentIndex {
         let pieces: Vec<Piece> = projected
             .iter()
             .flat_map(|p| {
-                p.lines.0.iter().flat_map(move |ls| ls.lines().filter(|l| l.start != l.end || ls.0.len() == 2).map(move |l| GeomWithData::new(l, p.index as u32)))
+                p.lines.0.iter().flat_map(move |ls| {
+                    ls.lines()
+                        .filter(|l| l.start != l.end || ls.0.len() == 2)
+                        .map(move |l| GeomWithData::new(l, p.index as u32))
+                })
             })
             .collect();
-        SegmentIndex { tree: RTree::bulk_load(pieces), ids: segments.iter().map(|s| s.id.clone()).collect(), channel_m: segments.iter().map(|s| s.channel_m).collect() }
+        SegmentIndex {
+            tree: RTree::bulk_load(pieces),
+            ids: segments.iter().map(|s| s.id.clone()).collect(),
+            channel_m: segments.iter().map(|s| s.channel_m).collect(),
+        }
     }
 
     /// The segment nearest to `poly` (shortest polygon-to-line distance).
@@ -51,7 +59,10 @@ impl SegmentIndex {
         let d0 = Euclidean.distance(&Point::from(probe), first.geom());
         let bb = poly.bounding_rect()?;
         let r = d0 + TIE_M;
-        let env = AABB::from_corners(Point::new(bb.min().x - r, bb.min().y - r), Point::new(bb.max().x + r, bb.max().y + r));
+        let env = AABB::from_corners(
+            Point::new(bb.min().x - r, bb.min().y - r),
+            Point::new(bb.max().x + r, bb.max().y + r),
+        );
         let mut best: Vec<(u32, f64)> = Vec::new();
         for piece in self.tree.locate_in_envelope_intersecting(&env) {
             let d = Euclidean.distance(poly, piece.geom());
@@ -64,7 +75,10 @@ impl SegmentIndex {
         best.into_iter()
             .filter(|b| b.1 <= dmin + TIE_M)
             .min_by(|a, b| self.ids[a.0 as usize].cmp(&self.ids[b.0 as usize]))
-            .map(|(s, d)| Nearest { segment: s as usize, distance_m: d })
+            .map(|(s, d)| Nearest {
+                segment: s as usize,
+                distance_m: d,
+            })
     }
 
     /// Share of `points` lying within the flood channel (`channel_m`) of segment `seg`.
@@ -78,8 +92,12 @@ impl SegmentIndex {
         let inside = points
             .iter()
             .filter(|p| {
-                let env = AABB::from_corners(Point::new(p.x - h, p.y - h), Point::new(p.x + h, p.y + h));
-                self.tree.locate_in_envelope_intersecting(&env).any(|l| l.data as usize == seg && dist2_point_segment(**p, l.geom().start, l.geom().end) <= h2)
+                let env =
+                    AABB::from_corners(Point::new(p.x - h, p.y - h), Point::new(p.x + h, p.y + h));
+                self.tree.locate_in_envelope_intersecting(&env).any(|l| {
+                    l.data as usize == seg
+                        && dist2_point_segment(**p, l.geom().start, l.geom().end) <= h2
+                })
             })
             .count();
         inside as f64 / points.len() as f64
@@ -126,7 +144,9 @@ pub fn chief_link(reg: &Registry, chief_id: &str) -> ChiefLink {
 /// [`SegmentIndex::channel_share`] when the pixels are not at hand).
 pub fn pixel_centres(poly: &MultiPolygon<f64>, grid: &crate::io::raster::Grid) -> Vec<Coord<f64>> {
     use geo::Contains;
-    let Some(bb) = poly.bounding_rect() else { return Vec::new() };
+    let Some(bb) = poly.bounding_rect() else {
+        return Vec::new();
+    };
     let (c0, r0) = grid.to_pixel(bb.min().x, bb.max().y);
     let (c1, r1) = grid.to_pixel(bb.max().x, bb.min().y);
     let mut out = Vec::new();
@@ -149,7 +169,22 @@ mod tests {
 
     fn seg(id: &str, y: f64) -> (Segment, Projected) {
         let lines = MultiLineString(vec![LineString::from(vec![(0.0, y), (1000.0, y)])]);
-        (Segment { id: id.into(), river: "r".into(), chief_id: "c".into(), corridor_m: 500.0, channel_m: 100.0, lines: lines.clone() }, Projected { index: 0, lines, corridor_m: 500.0, channel_m: 100.0 })
+        (
+            Segment {
+                id: id.into(),
+                river: "r".into(),
+                chief_id: "c".into(),
+                corridor_m: 500.0,
+                channel_m: 100.0,
+                lines: lines.clone(),
+            },
+            Projected {
+                index: 0,
+                lines,
+                corridor_m: 500.0,
+                channel_m: 100.0,
+            },
+        )
     }
 
     #[test]
@@ -160,12 +195,16 @@ mod tests {
         pb.index = 1;
         let segs = vec![a, b];
         let idx = SegmentIndex::new(&segs, &[pa, pb]);
-        let p = MultiPolygon(vec![polygon![(x: 100.0, y: 50.0), (x: 110.0, y: 50.0), (x: 110.0, y: 60.0), (x: 100.0, y: 60.0)]]);
+        let p = MultiPolygon(vec![
+            polygon![(x: 100.0, y: 50.0), (x: 110.0, y: 50.0), (x: 110.0, y: 60.0), (x: 100.0, y: 60.0)],
+        ]);
         let n = idx.nearest(&p).unwrap();
         assert_eq!(n.segment, 0);
         assert!((n.distance_m - 50.0).abs() < 1e-9);
         // 100 from one, 100.5 from the other: a tie within 1 m → lower id "a-seg".
-        let q = MultiPolygon(vec![polygon![(x: 100.0, y: 100.0), (x: 110.0, y: 100.0), (x: 110.0, y: 100.5), (x: 100.0, y: 100.5)]]);
+        let q = MultiPolygon(vec![
+            polygon![(x: 100.0, y: 100.0), (x: 110.0, y: 100.0), (x: 110.0, y: 100.5), (x: 100.0, y: 100.5)],
+        ]);
         assert_eq!(idx.nearest(&q).unwrap().segment, 1);
         let pts = [Coord { x: 5.0, y: 50.0 }, Coord { x: 5.0, y: 150.0 }];
         assert_eq!(idx.channel_share(0, &pts), 0.5);

@@ -42,7 +42,10 @@ fn settings(c: &cli::CommonArgs) -> Result<Config> {
 fn date_from_name(p: &std::path::Path) -> Option<String> {
     let s = p.file_stem()?.to_string_lossy().to_string();
     let b = s.as_bytes();
-    (0..b.len().saturating_sub(9)).map(|i| &s[i..i + 10]).find(|c| riverwatch::manifest::date_problem(c).is_none()).map(str::to_string)
+    (0..b.len().saturating_sub(9))
+        .map(|i| &s[i..i + 10])
+        .find(|c| riverwatch::manifest::date_problem(c).is_none())
+        .map(str::to_string)
 }
 
 fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
@@ -54,10 +57,22 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
             (man, tiles)
         }
         (None, Some(before)) => {
-            let after = a.after.clone().context("--after is required with --before")?;
-            let sensor = Sensor::preset(&a.sensor).with_context(|| format!("unknown --sensor {:?}", a.sensor))?;
-            let bd = a.before_date.clone().or_else(|| date_from_name(before)).context("--before-date is required (no YYYY-MM-DD in the file name)")?;
-            let ad = a.after_date.clone().or_else(|| date_from_name(&after)).context("--after-date is required (no YYYY-MM-DD in the file name)")?;
+            let after = a
+                .after
+                .clone()
+                .context("--after is required with --before")?;
+            let sensor = Sensor::preset(&a.sensor)
+                .with_context(|| format!("unknown --sensor {:?}", a.sensor))?;
+            let bd = a
+                .before_date
+                .clone()
+                .or_else(|| date_from_name(before))
+                .context("--before-date is required (no YYYY-MM-DD in the file name)")?;
+            let ad = a
+                .after_date
+                .clone()
+                .or_else(|| date_from_name(&after))
+                .context("--after-date is required (no YYYY-MM-DD in the file name)")?;
             for d in [&bd, &ad] {
                 if let Some(p) = riverwatch::manifest::date_problem(d) {
                     anyhow::bail!("{p}");
@@ -69,8 +84,16 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
             }
             let tile = Tile {
                 id,
-                before: DateImage { image: before.clone(), date: bd, mask: a.before_mask.clone() },
-                after: DateImage { image: after, date: ad, mask: a.after_mask.clone() },
+                before: DateImage {
+                    image: before.clone(),
+                    date: bd,
+                    mask: a.before_mask.clone(),
+                },
+                after: DateImage {
+                    image: after,
+                    date: ad,
+                    mask: a.after_mask.clone(),
+                },
             };
             let man = Manifest {
                 path: PathBuf::from("(command line)"),
@@ -84,7 +107,12 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
         _ => anyhow::bail!("give a MANIFEST or --before/--after/--rivers/--chiefs"),
     };
     let (segments, registry) = detect::load_context_inputs(&manifest, &cfg)?;
-    let ctx = detect::Context { sensor: &manifest.sensor, segments: &segments, registry: &registry, config: &cfg };
+    let ctx = detect::Context {
+        sensor: &manifest.sensor,
+        segments: &segments,
+        registry: &registry,
+        config: &cfg,
+    };
     let mut all = Vec::new();
     let mut failed = 0;
     for t in &tiles {
@@ -92,7 +120,12 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
             Ok(r) => {
                 eprintln!(
                     "tile {}: {} polygon(s) in {:.2} s (threshold {:.3}, gains {:?}, offsets {:?})",
-                    t.id, r.features.len(), r.report.seconds, r.report.change_threshold, r.report.normalization.gain, r.report.normalization.offset
+                    t.id,
+                    r.features.len(),
+                    r.report.seconds,
+                    r.report.change_threshold,
+                    r.report.normalization.gain,
+                    r.report.normalization.offset
                 );
                 all.extend(r.features);
             }
@@ -107,22 +140,44 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
     }
     vector::write_collection(&a.out, &all)?;
     eprintln!("wrote {} polygon(s) to {}", all.len(), a.out.display());
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Synth(a) => {
-            let o = riverwatch::synth::SynthOptions { seed: a.seed, tiles: a.tiles, size: a.size, sensor: a.sensor };
-            let s = riverwatch::synth::synth(&a.out, &o).with_context(|| format!("synth into {}", a.out.display()))?;
-            eprintln!("wrote {} tiles, {} segments, {} truth polygons to {}", s.tiles, s.segments, s.truth, a.out.display());
+            let o = riverwatch::synth::SynthOptions {
+                seed: a.seed,
+                tiles: a.tiles,
+                size: a.size,
+                sensor: a.sensor,
+            };
+            let s = riverwatch::synth::synth(&a.out, &o)
+                .with_context(|| format!("synth into {}", a.out.display()))?;
+            eprintln!(
+                "wrote {} tiles, {} segments, {} truth polygons to {}",
+                s.tiles,
+                s.segments,
+                s.truth,
+                a.out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Validate(a) => {
             let cfg = config(a.config.as_deref())?;
             let v = riverwatch::validate::validate(&a.manifest, &cfg);
             if v.problems.is_empty() {
-                println!("{}: OK ({} tiles, {} segments, {} chiefs)", a.manifest.display(), v.tiles_ok, v.segments, v.chiefs);
+                println!(
+                    "{}: OK ({} tiles, {} segments, {} chiefs)",
+                    a.manifest.display(),
+                    v.tiles_ok,
+                    v.segments,
+                    v.chiefs
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!("{}: {} problem(s):", a.manifest.display(), v.problems.len());
@@ -136,8 +191,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Batch(a) => {
             let cfg = settings(&a.common)?;
             let m = Manifest::load(&a.manifest)?;
-            let o = riverwatch::batch::BatchOptions { out: a.out.clone(), jobs: a.jobs.max(1), resume: a.resume, progress: !a.no_progress };
-            let r = riverwatch::batch::run(&m, &cfg, &o).with_context(|| format!("batch into {}", a.out.display()))?;
+            let o = riverwatch::batch::BatchOptions {
+                out: a.out.clone(),
+                jobs: a.jobs.max(1),
+                resume: a.resume,
+                progress: !a.no_progress,
+            };
+            let r = riverwatch::batch::run(&m, &cfg, &o)
+                .with_context(|| format!("batch into {}", a.out.display()))?;
             eprintln!(
                 "{} tile(s) processed, {} resumed, {} failed; {} polygon(s) in {}; dispatch pages in {}",
                 r.ok,
@@ -150,12 +211,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for (t, why) in &r.failures {
                 eprintln!("  failed: {t}: {why}");
             }
-            Ok(if r.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if r.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Eval(a) => {
             let mut preds = Vec::new();
             for p in &a.pred {
-                preds.extend(vector::read_collection(p).with_context(|| "reading predictions".to_string())?);
+                preds.extend(
+                    vector::read_collection(p)
+                        .with_context(|| "reading predictions".to_string())?,
+                );
             }
             let truth = vector::read_collection(&a.truth).context("reading truth")?;
             let r = riverwatch::eval::evaluate_with(&preds, &truth, a.mmu_m2, a.min_truth_m2)?;

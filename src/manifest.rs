@@ -57,15 +57,30 @@ fn custom_name() -> String {
 impl Sensor {
     /// A named preset: `sentinel2-l2a`, `landsat-c2l2` or `gf-4band`.
     pub fn preset(name: &str) -> Option<Sensor> {
-        let b4 = BandMap { blue: 1, green: 2, red: 3, nir: 4, swir1: None };
-        let b5 = BandMap { swir1: Some(5), ..b4 };
+        let b4 = BandMap {
+            blue: 1,
+            green: 2,
+            red: 3,
+            nir: 4,
+            swir1: None,
+        };
+        let b5 = BandMap {
+            swir1: Some(5),
+            ..b4
+        };
         let (bands, scale, offset) = match name {
             "sentinel2-l2a" => (b5, 1e-4, 0.0),
             "landsat-c2l2" => (b5, 2.75e-5, -0.2),
             "gf-4band" => (b4, 1e-4, 0.0),
             _ => return None,
         };
-        Some(Sensor { name: name.into(), bands, scale, offset, nodata: Some(0.0) })
+        Some(Sensor {
+            name: name.into(),
+            bands,
+            scale,
+            offset,
+            nodata: Some(0.0),
+        })
     }
 
     /// True when a SWIR band is available.
@@ -79,9 +94,14 @@ impl Sensor {
     /// A message naming the unknown preset or the broken field.
     pub fn from_value(v: &Value) -> std::result::Result<Sensor, String> {
         match v {
-            Value::String(s) => Sensor::preset(s).ok_or_else(|| format!("unknown sensor preset {s:?} (known: sentinel2-l2a, landsat-c2l2, gf-4band)")),
+            Value::String(s) => Sensor::preset(s).ok_or_else(|| {
+                format!(
+                    "unknown sensor preset {s:?} (known: sentinel2-l2a, landsat-c2l2, gf-4band)"
+                )
+            }),
             Value::Object(_) => {
-                let s: Sensor = serde_json::from_value(v.clone()).map_err(|e| format!("sensor: {e}"))?;
+                let s: Sensor =
+                    serde_json::from_value(v.clone()).map_err(|e| format!("sensor: {e}"))?;
                 let all = s.bands.order();
                 if all.contains(&0) {
                     return Err("sensor: band numbers are 1-based".into());
@@ -143,7 +163,10 @@ pub fn tile_id_problem(id: &str) -> Option<&'static str> {
         Some("is empty")
     } else if id == "." || id == ".." {
         Some("is not a usable file name")
-    } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
         Some("may only contain letters, digits, '.', '_' and '-'")
     } else {
         None
@@ -183,9 +206,14 @@ impl Manifest {
         let f = path.display();
         let mut problems = Vec::new();
         if raw.version.as_u64() != Some(1) {
-            problems.push(format!("{f}: version {} is not supported (expected 1)", raw.version));
+            problems.push(format!(
+                "{f}: version {} is not supported (expected 1)",
+                raw.version
+            ));
         }
-        let sensor = Sensor::from_value(&raw.sensor).map_err(|m| problems.push(format!("{f}: {m}"))).ok();
+        let sensor = Sensor::from_value(&raw.sensor)
+            .map_err(|m| problems.push(format!("{f}: {m}")))
+            .ok();
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let mut seen = BTreeSet::new();
         let mut tiles = Vec::new();
@@ -193,7 +221,11 @@ impl Manifest {
             problems.push(format!("{f}: no tiles"));
         }
         for (i, t) in raw.tiles.into_iter().enumerate() {
-            let hint = t.get("id").and_then(Value::as_str).unwrap_or("?").to_string();
+            let hint = t
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
             let mut t: Tile = match serde_json::from_value(t) {
                 Ok(t) => t,
                 Err(e) => {
@@ -213,7 +245,10 @@ impl Manifest {
                 }
             }
             if t.before.date >= t.after.date {
-                problems.push(format!("{f}: tile {:?}: before date {} is not earlier than after date {}", t.id, t.before.date, t.after.date));
+                problems.push(format!(
+                    "{f}: tile {:?}: before date {} is not earlier than after date {}",
+                    t.id, t.before.date, t.after.date
+                ));
             }
             for d in [&mut t.before, &mut t.after] {
                 d.image = base.join(&d.image);
@@ -222,7 +257,13 @@ impl Manifest {
             tiles.push(t);
         }
         match sensor {
-            Some(sensor) if problems.is_empty() => Ok(Manifest { path: path.to_path_buf(), sensor, rivers: base.join(raw.rivers), chiefs: base.join(raw.chiefs), tiles }),
+            Some(sensor) if problems.is_empty() => Ok(Manifest {
+                path: path.to_path_buf(),
+                sensor,
+                rivers: base.join(raw.rivers),
+                chiefs: base.join(raw.chiefs),
+                tiles,
+            }),
             _ => Err(Error::Many(problems)),
         }
     }
@@ -236,7 +277,13 @@ impl Manifest {
             return Ok(self.tiles.clone());
         }
         ids.iter()
-            .map(|id| self.tiles.iter().find(|t| &t.id == id).cloned().ok_or_else(|| Error::invalid(&self.path, format!("no tile with id {id:?}"))))
+            .map(|id| {
+                self.tiles
+                    .iter()
+                    .find(|t| &t.id == id)
+                    .cloned()
+                    .ok_or_else(|| Error::invalid(&self.path, format!("no tile with id {id:?}")))
+            })
             .collect()
     }
 }

@@ -16,27 +16,38 @@ pub enum Shape {
 fn step(m: ArrayView2<bool>, shape: Shape, dilate: bool) -> Array2<bool> {
     let (h, w) = m.dim();
     let mut out = Array2::from_elem((h, w), false);
-    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(r, mut row)| {
-        for c in 0..w {
-            let mut acc = m[[r, c]];
-            let mut visit = |rr: isize, cc: isize| {
-                // Outside the raster counts as background for dilation and as
-                // foreground for erosion, so edges neither grow nor shrink.
-                let v = if rr < 0 || cc < 0 || rr >= h as isize || cc >= w as isize { !dilate } else { m[[rr as usize, cc as usize]] };
-                if dilate { acc |= v } else { acc &= v }
-            };
-            let (ri, ci) = (r as isize, c as isize);
-            for (dr, dc) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
-                visit(ri + dr, ci + dc);
-            }
-            if shape == Shape::Square {
-                for (dr, dc) in [(-1, -1), (-1, 1), (1, -1), (1, 1)] {
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(r, mut row)| {
+            for c in 0..w {
+                let mut acc = m[[r, c]];
+                let mut visit = |rr: isize, cc: isize| {
+                    // Outside the raster counts as background for dilation and as
+                    // foreground for erosion, so edges neither grow nor shrink.
+                    let v = if rr < 0 || cc < 0 || rr >= h as isize || cc >= w as isize {
+                        !dilate
+                    } else {
+                        m[[rr as usize, cc as usize]]
+                    };
+                    if dilate {
+                        acc |= v
+                    } else {
+                        acc &= v
+                    }
+                };
+                let (ri, ci) = (r as isize, c as isize);
+                for (dr, dc) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
                     visit(ri + dr, ci + dc);
                 }
+                if shape == Shape::Square {
+                    for (dr, dc) in [(-1, -1), (-1, 1), (1, -1), (1, 1)] {
+                        visit(ri + dr, ci + dc);
+                    }
+                }
+                row[c] = acc;
             }
-            row[c] = acc;
-        }
-    });
+        });
     out
 }
 
@@ -74,7 +85,11 @@ pub fn close(m: ArrayView2<bool>, shape: Shape, n: usize) -> Array2<bool> {
 pub fn reconstruct(seed: ArrayView2<bool>, mask: ArrayView2<bool>, steps: usize) -> Array2<bool> {
     let (h, w) = mask.dim();
     let mut out = Zip::from(&seed).and(&mask).map_collect(|&s, &m| s && m);
-    let mut frontier: Vec<(usize, usize)> = out.indexed_iter().filter(|(_, &v)| v).map(|(i, _)| i).collect();
+    let mut frontier: Vec<(usize, usize)> = out
+        .indexed_iter()
+        .filter(|(_, &v)| v)
+        .map(|(i, _)| i)
+        .collect();
     for _ in 0..steps {
         if frontier.is_empty() {
             break;

@@ -22,14 +22,25 @@ pub struct Fit {
 impl Fit {
     /// The identity (no change), for `n` bands.
     pub fn identity(n: usize) -> Fit {
-        Fit { gain: vec![1.0; n], offset: vec![0.0; n], samples: 0 }
+        Fit {
+            gain: vec![1.0; n],
+            offset: vec![0.0; n],
+            samples: 0,
+        }
     }
 }
 
 /// Fits the normalisation from every `stride`-th valid pixel, `iterations`
 /// times, keeping the `keep` share with the lowest residual each time.
 /// Returns the identity when fewer than 200 samples are valid.
-pub fn fit(before: ArrayView3<f32>, after: ArrayView3<f32>, valid: ArrayView2<bool>, stride: usize, iterations: usize, keep: f64) -> Fit {
+pub fn fit(
+    before: ArrayView3<f32>,
+    after: ArrayView3<f32>,
+    valid: ArrayView2<bool>,
+    stride: usize,
+    iterations: usize,
+    keep: f64,
+) -> Fit {
     let nb = before.len_of(Axis(0));
     let (h, w) = valid.dim();
     let mut samples: Vec<(usize, usize)> = Vec::new();
@@ -49,7 +60,11 @@ pub fn fit(before: ArrayView3<f32>, after: ArrayView3<f32>, valid: ArrayView2<bo
             .iter()
             .enumerate()
             .map(|(i, &(r, c))| {
-                let e: f32 = (0..nb).map(|b| (f.gain[b] * after[[b, r, c]] + f.offset[b] - before[[b, r, c]]).powi(2)).sum();
+                let e: f32 = (0..nb)
+                    .map(|b| {
+                        (f.gain[b] * after[[b, r, c]] + f.offset[b] - before[[b, r, c]]).powi(2)
+                    })
+                    .sum();
                 (e, i)
             })
             .collect();
@@ -104,7 +119,9 @@ mod tests {
         let mut s = 1u64;
         let mut before = Array3::<f32>::zeros((2, h, w));
         for v in before.iter_mut() {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *v = 0.02 + ((s >> 40) as f32 / (1u64 << 24) as f32) * 0.4;
         }
         let mut after = before.mapv(|v| (v - 0.02) / 1.1);
@@ -115,7 +132,14 @@ mod tests {
                 after[[1, r, c]] = 0.01;
             }
         }
-        let f = fit(before.view(), after.view(), Array2::from_elem((h, w), true).view(), 1, 4, 0.5);
+        let f = fit(
+            before.view(),
+            after.view(),
+            Array2::from_elem((h, w), true).view(),
+            1,
+            4,
+            0.5,
+        );
         assert!((f.gain[0] - 1.1).abs() < 0.01, "{f:?}");
         assert!((f.offset[1] - 0.02).abs() < 0.005, "{f:?}");
     }

@@ -17,10 +17,19 @@ use ndarray::ArrayView2;
 /// coordinates. `row_offset` is the row of `labels`' first row in `grid`.
 /// The exterior ring is counter-clockwise and holes clockwise in map
 /// coordinates (y up).
-pub fn trace(labels: ArrayView2<u32>, comp: &Component, grid: &Grid, row_offset: usize) -> Polygon<f64> {
+pub fn trace(
+    labels: ArrayView2<u32>,
+    comp: &Component,
+    grid: &Grid,
+    row_offset: usize,
+) -> Polygon<f64> {
     let (bw, bh) = (comp.c1 - comp.c0, comp.r1 - comp.r0);
     let inside = |r: isize, c: isize| -> bool {
-        r >= 0 && c >= 0 && (r as usize) < bh && (c as usize) < bw && labels[[comp.r0 + r as usize, comp.c0 + c as usize]] == comp.label
+        r >= 0
+            && c >= 0
+            && (r as usize) < bh
+            && (c as usize) < bw
+            && labels[[comp.r0 + r as usize, comp.c0 + c as usize]] == comp.label
     };
     // Lattice vertices (x, y) with 0 ≤ x ≤ bw, 0 ≤ y ≤ bh. Each vertex has at
     // most two outgoing boundary edges.
@@ -82,7 +91,15 @@ pub fn trace(labels: ArrayView2<u32>, comp: &Component, grid: &Grid, row_offset:
                 // continue along the other pixel.
                 let (e0, e1) = (cand[0], cand[1]);
                 let pick = if edges[e0 as usize].2 != px { e0 } else { e1 };
-                if used[pick as usize] { if pick == e0 { e1 } else { e0 } } else { pick }
+                if used[pick as usize] {
+                    if pick == e0 {
+                        e1
+                    } else {
+                        e0
+                    }
+                } else {
+                    pick
+                }
             };
             if next == u32::MAX || used[next as usize] {
                 break;
@@ -103,10 +120,19 @@ pub fn trace(labels: ArrayView2<u32>, comp: &Component, grid: &Grid, row_offset:
         pts.push(pts[0]);
         LineString(pts)
     };
-    let mut lss: Vec<(f64, LineString<f64>)> = rings.iter().map(|r| to_ls(r)).map(|ls| (signed_area(&ls), ls)).collect();
+    let mut lss: Vec<(f64, LineString<f64>)> = rings
+        .iter()
+        .map(|r| to_ls(r))
+        .map(|ls| (signed_area(&ls), ls))
+        .collect();
     // The exterior has the largest absolute area; a 4-connected component has
     // exactly one.
-    let ext_i = lss.iter().enumerate().max_by(|a, b| a.1 .0.abs().total_cmp(&b.1 .0.abs())).map(|(i, _)| i).unwrap_or(0);
+    let ext_i = lss
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1 .0.abs().total_cmp(&b.1 .0.abs()))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
     let (ea, mut ext) = lss.swap_remove(ext_i);
     if ea < 0.0 {
         ext.0.reverse();
@@ -124,7 +150,10 @@ pub fn trace(labels: ArrayView2<u32>, comp: &Component, grid: &Grid, row_offset:
 }
 
 fn signed_area(ls: &LineString<f64>) -> f64 {
-    ls.0.windows(2).map(|w| w[0].x * w[1].y - w[1].x * w[0].y).sum::<f64>() / 2.0
+    ls.0.windows(2)
+        .map(|w| w[0].x * w[1].y - w[1].x * w[0].y)
+        .sum::<f64>()
+        / 2.0
 }
 
 /// Drops vertices in the middle of straight runs.
@@ -155,7 +184,12 @@ mod tests {
     use ndarray::Array2;
 
     fn grid(w: usize, h: usize) -> Grid {
-        Grid { width: w, height: h, gt: [500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0], wkt: String::new() }
+        Grid {
+            width: w,
+            height: h,
+            gt: [500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0],
+            wkt: String::new(),
+        }
     }
 
     fn check(mask: &Array2<bool>) {
@@ -163,7 +197,12 @@ mod tests {
         let g = grid(mask.ncols(), mask.nrows());
         for c in &comps {
             let p = trace(lab.view(), c, &g, 0);
-            assert!(p.is_valid(), "invalid polygon {:?}: {:?}", p, p.validation_errors());
+            assert!(
+                p.is_valid(),
+                "invalid polygon {:?}: {:?}",
+                p,
+                p.validation_errors()
+            );
             assert!((p.unsigned_area() - c.pixels as f64 * 100.0).abs() < 1e-6);
             assert!(signed_area(p.exterior()) > 0.0);
             for h in p.interiors() {
@@ -193,7 +232,9 @@ mod tests {
         for _ in 0..200 {
             let mut m = Array2::from_elem((9, 11), false);
             for v in m.iter_mut() {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 *v = (s >> 33) % 100 < 60;
             }
             check(&m);

@@ -35,7 +35,10 @@ pub struct WidthDefaults {
 
 impl Default for WidthDefaults {
     fn default() -> Self {
-        WidthDefaults { corridor_m: 500.0, channel_m: 200.0 }
+        WidthDefaults {
+            corridor_m: 500.0,
+            channel_m: 200.0,
+        }
     }
 }
 
@@ -49,8 +52,14 @@ fn parse_line(v: &Value) -> std::result::Result<LineString<f64>, String> {
         }
         let x = a[0].as_f64().ok_or("a coordinate is not a number")?;
         let y = a[1].as_f64().ok_or("a coordinate is not a number")?;
-        if !x.is_finite() || !y.is_finite() || !(-180.0..=180.0).contains(&x) || !(-90.0..=90.0).contains(&y) {
-            return Err(format!("position [{x}, {y}] is not a WGS84 longitude/latitude"));
+        if !x.is_finite()
+            || !y.is_finite()
+            || !(-180.0..=180.0).contains(&x)
+            || !(-90.0..=90.0).contains(&y)
+        {
+            return Err(format!(
+                "position [{x}, {y}] is not a WGS84 longitude/latitude"
+            ));
         }
         out.push(Coord { x, y });
     }
@@ -62,7 +71,10 @@ fn parse_line(v: &Value) -> std::result::Result<LineString<f64>, String> {
 
 /// Parses a GeoJSON geometry object that must be a LineString or MultiLineString.
 pub(crate) fn parse_lines(g: &Value) -> std::result::Result<MultiLineString<f64>, String> {
-    let ty = g.get("type").and_then(Value::as_str).ok_or("geometry has no type")?;
+    let ty = g
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("geometry has no type")?;
     let coords = g.get("coordinates").ok_or("geometry has no coordinates")?;
     match ty {
         "LineString" => Ok(MultiLineString(vec![parse_line(coords)?])),
@@ -71,9 +83,16 @@ pub(crate) fn parse_lines(g: &Value) -> std::result::Result<MultiLineString<f64>
             if parts.is_empty() {
                 return Err("empty MultiLineString".into());
             }
-            Ok(MultiLineString(parts.iter().map(parse_line).collect::<std::result::Result<_, _>>()?))
+            Ok(MultiLineString(
+                parts
+                    .iter()
+                    .map(parse_line)
+                    .collect::<std::result::Result<_, _>>()?,
+            ))
         }
-        other => Err(format!("geometry is {other}, expected LineString or MultiLineString")),
+        other => Err(format!(
+            "geometry is {other}, expected LineString or MultiLineString"
+        )),
     }
 }
 
@@ -103,24 +122,39 @@ pub fn load(path: &Path, defaults: WidthDefaults) -> Result<Vec<Segment>> {
     if v.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         return Err(Error::invalid(path, "not a GeoJSON FeatureCollection"));
     }
-    let feats = v.get("features").and_then(Value::as_array).ok_or_else(|| Error::invalid(path, "FeatureCollection has no features array"))?;
+    let feats = v
+        .get("features")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::invalid(path, "FeatureCollection has no features array"))?;
     if feats.is_empty() {
-        return Err(Error::invalid(path, "FeatureCollection has no river segments"));
+        return Err(Error::invalid(
+            path,
+            "FeatureCollection has no river segments",
+        ));
     }
     let mut problems = Vec::new();
     let mut out = Vec::new();
     let mut ids = BTreeSet::new();
     for (i, feat) in feats.iter().enumerate() {
         let props = feat.get("properties").cloned().unwrap_or(Value::Null);
-        let sid = props.get("segment_id").and_then(Value::as_str).map(str::to_string);
-        let who = format!("{f}: feature #{i} ({})", sid.as_deref().unwrap_or("no segment_id"));
+        let sid = props
+            .get("segment_id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let who = format!(
+            "{f}: feature #{i} ({})",
+            sid.as_deref().unwrap_or("no segment_id")
+        );
         let mut bad = |m: String| problems.push(format!("{who}: {m}"));
         let Some(id) = sid.filter(|s| !s.is_empty()) else {
             bad("missing string property segment_id".into());
             continue;
         };
         let river = props.get("river").and_then(Value::as_str);
-        let chief = props.get("chief_id").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let chief = props
+            .get("chief_id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
         if river.is_none() {
             bad("missing string property river".into());
         }
@@ -129,7 +163,11 @@ pub fn load(path: &Path, defaults: WidthDefaults) -> Result<Vec<Segment>> {
         }
         let corridor = width(&props, "corridor_m", defaults.corridor_m);
         let channel = width(&props, "channel_m", defaults.channel_m);
-        let geom = feat.get("geometry").filter(|g| !g.is_null()).ok_or_else(|| "feature has no geometry".to_string()).and_then(parse_lines);
+        let geom = feat
+            .get("geometry")
+            .filter(|g| !g.is_null())
+            .ok_or_else(|| "feature has no geometry".to_string())
+            .and_then(parse_lines);
         if !ids.insert(id.clone()) {
             bad("segment_id is not unique".into());
         }
@@ -138,7 +176,14 @@ pub fn load(path: &Path, defaults: WidthDefaults) -> Result<Vec<Segment>> {
                 if ch > co {
                     bad(format!("channel_m {ch} is wider than corridor_m {co}"));
                 } else if let (Some(r), Some(c)) = (river, chief) {
-                    out.push(Segment { id, river: r.into(), chief_id: c.into(), corridor_m: co, channel_m: ch, lines });
+                    out.push(Segment {
+                        id,
+                        river: r.into(),
+                        chief_id: c.into(),
+                        corridor_m: co,
+                        channel_m: ch,
+                        lines,
+                    });
                 }
             }
             (co, ch, g) => {

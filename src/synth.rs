@@ -75,7 +75,12 @@ pub struct SynthOptions {
 
 impl Default for SynthOptions {
     fn default() -> Self {
-        SynthOptions { seed: 7, tiles: 4, size: 512, sensor: "sentinel2-l2a".into() }
+        SynthOptions {
+            seed: 7,
+            tiles: 4,
+            size: 512,
+            sensor: "sentinel2-l2a".into(),
+        }
     }
 }
 
@@ -113,7 +118,10 @@ fn vnoise(seed: u64, x: f64, y: f64, scale: f64, k: u64) -> f32 {
 }
 
 fn fbm(seed: u64, x: f64, y: f64, scale: f64, k: u64) -> f32 {
-    (vnoise(seed, x, y, scale, k) * 0.55 + vnoise(seed, x, y, scale / 2.0, k + 1) * 0.3 + vnoise(seed, x, y, scale / 4.0, k + 2) * 0.15).clamp(0.0, 1.0)
+    (vnoise(seed, x, y, scale, k) * 0.55
+        + vnoise(seed, x, y, scale / 2.0, k + 1) * 0.3
+        + vnoise(seed, x, y, scale / 4.0, k + 2) * 0.15)
+        .clamp(0.0, 1.0)
 }
 
 fn gauss(h: u64) -> f32 {
@@ -257,12 +265,21 @@ struct Scene {
 }
 
 fn seg_dist(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
-    corridor::dist2_point_segment(Coord { x: p.0, y: p.1 }, Coord { x: a.0, y: a.1 }, Coord { x: b.0, y: b.1 }).sqrt()
+    corridor::dist2_point_segment(
+        Coord { x: p.0, y: p.1 },
+        Coord { x: a.0, y: a.1 },
+        Coord { x: b.0, y: b.1 },
+    )
+    .sqrt()
 }
 
 impl Scene {
     fn dist(&self, x: f64, y: f64, main: bool) -> f64 {
-        self.pieces.iter().filter(|p| p.main == main).map(|p| seg_dist((x, y), p.a, p.b)).fold(f64::INFINITY, f64::min)
+        self.pieces
+            .iter()
+            .filter(|p| p.main == main)
+            .map(|p| seg_dist((x, y), p.a, p.b))
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// Half-width of the main river in pixels at (x, y): 110–190 m.
@@ -284,7 +301,9 @@ impl Scene {
     fn render(&self, xi: i64, yi: i64, t: usize, dm: f64, dt: f64) -> Spec {
         let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
         let seed = self.seed;
-        let tex = 1.0 + 0.1 * (vnoise(seed, x, y, 3.0, 20 + t as u64) - 0.5) + 0.04 * (unit(hash(seed, xi, yi, 21 + t as u64)) - 0.5);
+        let tex = 1.0
+            + 0.1 * (vnoise(seed, x, y, 3.0, 20 + t as u64) - 0.5)
+            + 0.04 * (unit(hash(seed, xi, yi, 21 + t as u64)) - 0.5);
         let w = self.half_width(x, y);
         let level = if t == 1 { self.level_px } else { 0.0 };
         let mut out = self.base(x, y, xi, yi, t, dm, dt, w, level);
@@ -307,7 +326,18 @@ impl Scene {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn base(&self, x: f64, y: f64, xi: i64, yi: i64, t: usize, dm: f64, dt: f64, w: f64, level: f64) -> Spec {
+    fn base(
+        &self,
+        x: f64,
+        y: f64,
+        xi: i64,
+        yi: i64,
+        t: usize,
+        dm: f64,
+        dt: f64,
+        w: f64,
+        level: f64,
+    ) -> Spec {
         let seed = self.seed;
         let tu = t as u64;
         let green = 1.0 + 0.25 * (2.0 * vnoise(seed, x, y, 300.0, 30 + tu) - 1.0);
@@ -339,9 +369,17 @@ impl Scene {
                 let (cx, cy) = (xi.rem_euclid(6), yi.rem_euclid(5));
                 if cx < 4 && cy < 3 {
                     let h = hash(seed, xi.div_euclid(6), yi.div_euclid(5), 40);
-                    return if h % 3 == 0 { sp(M::RoofSteel) } else { sp(M::RoofTile) };
+                    return if h % 3 == 0 {
+                        sp(M::RoofSteel)
+                    } else {
+                        sp(M::RoofTile)
+                    };
                 }
-                return if cx == 5 || cy == 4 { sp(M::Concrete) } else { scale_spec(sp(M::Grass), green) };
+                return if cx == 5 || cy == 4 {
+                    sp(M::Concrete)
+                } else {
+                    scale_spec(sp(M::Grass), green)
+                };
             }
         }
         // Banks and riparian belt.
@@ -359,7 +397,13 @@ impl Scene {
         }
         if bank < 14.0 + 10.0 * vnoise(seed, x, y, 60.0, 17) as f64 {
             let n = vnoise(seed, x, y, 20.0, 18);
-            return if n > 0.62 { sp(M::Trees) } else if n > 0.3 { scale_spec(sp(M::Wetland), green) } else { scale_spec(sp(M::Grass), green) };
+            return if n > 0.62 {
+                sp(M::Trees)
+            } else if n > 0.3 {
+                scale_spec(sp(M::Wetland), green)
+            } else {
+                scale_spec(sp(M::Grass), green)
+            };
         }
         // Field parcels on a slightly rotated lattice.
         let (u, v) = (x * 0.966 + y * 0.259, -x * 0.259 + y * 0.966);
@@ -402,7 +446,8 @@ impl Scene {
                 }
             }
             1 => {
-                if self.water_before(x, y, dm, dt) && !self.is_bar(x, y, dm, self.half_width(x, y)) {
+                if self.water_before(x, y, dm, dt) && !self.is_bar(x, y, dm, self.half_width(x, y))
+                {
                     return None;
                 }
                 let n = vnoise(seed, x, y, 4.0, o.variant);
@@ -448,18 +493,31 @@ fn shape(rng: &mut Rng, class: usize, cx: f64, cy: f64, area_px: f64) -> Vec<(f6
     let rect = class == 3 || (class == 0 && rng.f() < 0.4);
     if rect {
         let aspect = rng.range(1.0, 3.0);
-        let (hw, hh) = ((area_px * aspect).sqrt() / 2.0, (area_px / aspect).sqrt() / 2.0);
+        let (hw, hh) = (
+            (area_px * aspect).sqrt() / 2.0,
+            (area_px / aspect).sqrt() / 2.0,
+        );
         let th = rng.range(0.0, std::f64::consts::PI);
         let (c, s) = (th.cos(), th.sin());
-        [(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)].iter().map(|&(u, v)| (cx + u * c - v * s, cy + u * s + v * c)).collect()
+        [(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)]
+            .iter()
+            .map(|&(u, v)| (cx + u * c - v * s, cy + u * s + v * c))
+            .collect()
     } else {
         let r = (area_px / std::f64::consts::PI).sqrt();
         let ph: Vec<f64> = (0..3).map(|_| rng.range(0.0, 6.3)).collect();
-        let amp = [rng.range(0.1, 0.3), rng.range(0.05, 0.2), rng.range(0.0, 0.12)];
+        let amp = [
+            rng.range(0.1, 0.3),
+            rng.range(0.05, 0.2),
+            rng.range(0.0, 0.12),
+        ];
         (0..28)
             .map(|i| {
                 let a = i as f64 / 28.0 * std::f64::consts::TAU;
-                let k = 1.0 + amp[0] * (2.0 * a + ph[0]).sin() + amp[1] * (3.0 * a + ph[1]).sin() + amp[2] * (5.0 * a + ph[2]).sin();
+                let k = 1.0
+                    + amp[0] * (2.0 * a + ph[0]).sin()
+                    + amp[1] * (3.0 * a + ph[1]).sin()
+                    + amp[2] * (5.0 * a + ph[2]).sin();
                 (cx + r * k * a.cos(), cy + r * k * a.sin())
             })
             .collect()
@@ -478,15 +536,24 @@ struct Layout {
 }
 
 fn load_songhua(wkt: &str) -> Result<LineString<f64>> {
-    let v: Value = serde_json::from_str(SONGHUA).map_err(|e| Error::Json { path: "data/songhua_ne10m.geojson".into(), msg: e.to_string() })?;
+    let v: Value = serde_json::from_str(SONGHUA).map_err(|e| Error::Json {
+        path: "data/songhua_ne10m.geojson".into(),
+        msg: e.to_string(),
+    })?;
     let g = &v["features"][0]["geometry"];
-    let mut ml = crate::rivers::parse_lines(g).map_err(|m| Error::invalid("data/songhua_ne10m.geojson", m))?;
+    let mut ml = crate::rivers::parse_lines(g)
+        .map_err(|m| Error::invalid("data/songhua_ne10m.geojson", m))?;
     Transformer::from_wgs84(wkt)?.apply_geom(&mut ml)?;
-    ml.0.into_iter().next().ok_or_else(|| Error::invalid("data/songhua_ne10m.geojson", "no line"))
+    ml.0.into_iter()
+        .next()
+        .ok_or_else(|| Error::invalid("data/songhua_ne10m.geojson", "no line"))
 }
 
 fn y_at(line: &LineString<f64>, x: f64) -> Option<f64> {
-    line.0.windows(2).find(|w| (w[0].x - x) * (w[1].x - x) <= 0.0 && w[0].x != w[1].x).map(|w| w[0].y + (w[1].y - w[0].y) * (x - w[0].x) / (w[1].x - w[0].x))
+    line.0
+        .windows(2)
+        .find(|w| (w[0].x - x) * (w[1].x - x) <= 0.0 && w[0].x != w[1].x)
+        .map(|w| w[0].y + (w[1].y - w[0].y) * (x - w[0].x) / (w[1].x - w[0].x))
 }
 
 // ---------------------------------------------------------------- main entry
@@ -503,18 +570,44 @@ pub struct SynthSummary {
 }
 
 fn chiefs() -> Vec<Chief> {
-    let mut v = vec![Chief { id: "hlj".into(), level: Level::Province, title: "黑龙江省总河长 Heilongjiang provincial river chief".into(), region: "黑龙江省".into(), parent: None }];
-    v.push(Chief { id: "hlj-harbin".into(), level: Level::City, title: "哈尔滨市河长 Harbin city river chief".into(), region: "哈尔滨市".into(), parent: Some("hlj".into()) });
+    let mut v = vec![Chief {
+        id: "hlj".into(),
+        level: Level::Province,
+        title: "黑龙江省总河长 Heilongjiang provincial river chief".into(),
+        region: "黑龙江省".into(),
+        parent: None,
+    }];
+    v.push(Chief {
+        id: "hlj-harbin".into(),
+        level: Level::City,
+        title: "哈尔滨市河长 Harbin city river chief".into(),
+        region: "哈尔滨市".into(),
+        parent: Some("hlj".into()),
+    });
     for (cid, zh, en) in COUNTIES {
-        v.push(Chief { id: format!("hrb-{cid}"), level: Level::County, title: format!("{zh}河长 {en} river chief"), region: zh.to_string(), parent: Some("hlj-harbin".into()) });
+        v.push(Chief {
+            id: format!("hrb-{cid}"),
+            level: Level::County,
+            title: format!("{zh}河长 {en} river chief"),
+            region: zh.to_string(),
+            parent: Some("hlj-harbin".into()),
+        });
         for t in 1..=2 {
             let tid = format!("hrb-{cid}-t{t}");
-            v.push(Chief { id: tid.clone(), level: Level::Township, title: format!("{zh}第{t}街道河长 {en} township {t} river chief"), region: format!("{zh}第{t}街道"), parent: Some(format!("hrb-{cid}")) });
+            v.push(Chief {
+                id: tid.clone(),
+                level: Level::Township,
+                title: format!("{zh}第{t}街道河长 {en} township {t} river chief"),
+                region: format!("{zh}第{t}街道"),
+                parent: Some(format!("hrb-{cid}")),
+            });
             for vi in 1..=2 {
                 v.push(Chief {
                     id: format!("{tid}-v{vi}"),
                     level: Level::Village,
-                    title: format!("{zh}第{t}街道第{vi}村河长 {en} township {t} village {vi} river chief"),
+                    title: format!(
+                        "{zh}第{t}街道第{vi}村河长 {en} township {t} village {vi} river chief"
+                    ),
                     region: format!("{zh}第{t}街道第{vi}村"),
                     parent: Some(tid.clone()),
                 });
@@ -524,7 +617,13 @@ fn chiefs() -> Vec<Chief> {
     v
 }
 
-const COUNTIES: [(&str, &str, &str); 5] = [("daoli", "道里区", "Daoli District"), ("songbei", "松北区", "Songbei District"), ("daowai", "道外区", "Daowai District"), ("hulan", "呼兰区", "Hulan District"), ("bin", "宾县", "Bin County")];
+const COUNTIES: [(&str, &str, &str); 5] = [
+    ("daoli", "道里区", "Daoli District"),
+    ("songbei", "松北区", "Songbei District"),
+    ("daowai", "道外区", "Daowai District"),
+    ("hulan", "呼兰区", "Hulan District"),
+    ("bin", "宾县", "Bin County"),
+];
 
 /// Generates a scene into `out`: manifest, rivers, chiefs, truth, tiles.
 ///
@@ -534,10 +633,16 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     let nb = match o.sensor.as_str() {
         "sentinel2-l2a" => 5,
         "gf-4band" => 4,
-        s => return Err(Error::Config(format!("synth supports sensors sentinel2-l2a and gf-4band, not {s:?}"))),
+        s => {
+            return Err(Error::Config(format!(
+                "synth supports sensors sentinel2-l2a and gf-4band, not {s:?}"
+            )))
+        }
     };
     if o.tiles == 0 || o.tiles > 256 || o.size < 64 || o.size > 8192 || o.size % 2 != 0 {
-        return Err(Error::Config("synth needs 1–256 tiles of an even size of 64–8192 px".into()));
+        return Err(Error::Config(
+            "synth needs 1–256 tiles of an even size of 64–8192 px".into(),
+        ));
     }
     let wkt = epsg_wkt(EPSG)?;
     let river = load_songhua(&wkt)?;
@@ -549,7 +654,10 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         let t = Transformer::from_wgs84(&wkt)?;
         let (mut xs, mut ys) = (vec![126.43], vec![45.74]);
         t.apply(&mut xs, &mut ys)?;
-        ((xs[0] / PIXEL_M).round() * PIXEL_M, (ys[0] / PIXEL_M).round() * PIXEL_M)
+        (
+            (xs[0] / PIXEL_M).round() * PIXEL_M,
+            (ys[0] / PIXEL_M).round() * PIXEL_M,
+        )
     };
     // One row of tiles along the river; each column is shifted vertically (by
     // an even number of pixels, on one lattice) to keep the river near its
@@ -564,16 +672,26 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
             let off = (((y0 - ry) / PIXEL_M - size as f64 / 2.0) / 2.0).round() as i64 * 2;
             tiles.push((format!("songhua-{:04}", tiles.len()), c * size, off));
         }
-        Layout { wkt: wkt.clone(), x0, y0, tiles }
+        Layout {
+            wkt: wkt.clone(),
+            x0,
+            y0,
+            tiles,
+        }
     };
     let to_px = |p: Coord<f64>| ((p.x - layout.x0) / PIXEL_M, (layout.y0 - p.y) / PIXEL_M);
-    let to_map = |x: f64, y: f64| Coord { x: layout.x0 + x * PIXEL_M, y: layout.y0 - y * PIXEL_M };
+    let to_map = |x: f64, y: f64| Coord {
+        x: layout.x0 + x * PIXEL_M,
+        y: layout.y0 - y * PIXEL_M,
+    };
     let (wx0, wx1) = (-60.0, (cols * size) as f64 + 60.0);
     // River pieces in world pixels, densified to ≤ 60 px, clipped to the strip.
     let mut main_pts: Vec<(f64, f64)> = Vec::new();
     for w in river.0.windows(2) {
         let (a, b) = (to_px(w[0]), to_px(w[1]));
-        let n = ((((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt()) / 60.0).ceil().max(1.0) as usize;
+        let n = ((((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt()) / 60.0)
+            .ceil()
+            .max(1.0) as usize;
         for k in 0..n {
             let t = k as f64 / n as f64;
             main_pts.push((a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t));
@@ -591,15 +709,37 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         p = (p.0 + 50.0 * heading.cos(), p.1 + 50.0 * heading.sin());
         trib.push(p);
     }
-    let mut pieces: Vec<Piece> = main_pts.windows(2).map(|w| Piece { a: w[0], b: w[1], main: true }).collect();
-    pieces.extend(trib.windows(2).map(|w| Piece { a: w[0], b: w[1], main: false }));
+    let mut pieces: Vec<Piece> = main_pts
+        .windows(2)
+        .map(|w| Piece {
+            a: w[0],
+            b: w[1],
+            main: true,
+        })
+        .collect();
+    pieces.extend(trib.windows(2).map(|w| Piece {
+        a: w[0],
+        b: w[1],
+        main: false,
+    }));
 
     // Segments of 2–6 km along each river.
     let mut segments: Vec<Segment> = Vec::new();
     let mut seg_defaults: Vec<(bool, bool)> = Vec::new();
-    let village_chiefs: Vec<String> = chiefs().into_iter().filter(|c| c.level == Level::Village).map(|c| c.id).collect();
-    let township_chiefs: Vec<String> = chiefs().into_iter().filter(|c| c.level == Level::Township).map(|c| c.id).collect();
-    for (river_name, pts, wide) in [("松花江 Songhua", &main_pts, true), ("阿什河 Ashi", &trib, false)] {
+    let village_chiefs: Vec<String> = chiefs()
+        .into_iter()
+        .filter(|c| c.level == Level::Village)
+        .map(|c| c.id)
+        .collect();
+    let township_chiefs: Vec<String> = chiefs()
+        .into_iter()
+        .filter(|c| c.level == Level::Township)
+        .map(|c| c.id)
+        .collect();
+    for (river_name, pts, wide) in [
+        ("松花江 Songhua", &main_pts, true),
+        ("阿什河 Ashi", &trib, false),
+    ] {
         let mut i = 0;
         let mut k = 0;
         while i + 1 < pts.len() {
@@ -607,19 +747,35 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
             let mut len = 0.0;
             let mut j = i;
             while j + 1 < pts.len() && len < target {
-                len += ((pts[j + 1].0 - pts[j].0).powi(2) + (pts[j + 1].1 - pts[j].1).powi(2)).sqrt();
+                len +=
+                    ((pts[j + 1].0 - pts[j].0).powi(2) + (pts[j + 1].1 - pts[j].1).powi(2)).sqrt();
                 j += 1;
             }
             if pts.len() - 1 - j < 3 {
                 j = pts.len() - 1;
             }
             let ls = LineString(pts[i..=j].iter().map(|&(x, y)| to_map(x, y)).collect());
-            let (corridor_m, channel_m) = if wide { (rng.pick(&[400.0, 450.0, 500.0, 550.0, 600.0]), rng.pick(&[150.0, 200.0, 250.0])) } else { (rng.pick(&[250.0, 300.0]), rng.pick(&[80.0, 100.0])) };
+            let (corridor_m, channel_m) = if wide {
+                (
+                    rng.pick(&[400.0, 450.0, 500.0, 550.0, 600.0]),
+                    rng.pick(&[150.0, 200.0, 250.0]),
+                )
+            } else {
+                (rng.pick(&[250.0, 300.0]), rng.pick(&[80.0, 100.0]))
+            };
             // About one main-river segment in four relies on the defaults.
             let use_default = wide && rng.f() < 0.25;
-            let (corridor_m, channel_m) = if use_default { (500.0, 200.0) } else { (corridor_m, channel_m) };
+            let (corridor_m, channel_m) = if use_default {
+                (500.0, 200.0)
+            } else {
+                (corridor_m, channel_m)
+            };
             let county = (segments.len() * COUNTIES.len() / 12).min(COUNTIES.len() - 1);
-            let chief_id = if rng.f() < 0.7 { village_chiefs[county * 4 + (k % 4)].clone() } else { township_chiefs[county * 2 + (k % 2)].clone() };
+            let chief_id = if rng.f() < 0.7 {
+                village_chiefs[county * 4 + (k % 4)].clone()
+            } else {
+                township_chiefs[county * 2 + (k % 2)].clone()
+            };
             segments.push(Segment {
                 id: format!("{}-{:03}", if wide { "SH" } else { "AS" }, k + 1),
                 river: river_name.to_string(),
@@ -637,16 +793,32 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     // the detector uses, so truth and detection see identical geometry.
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_rivers(&out.join("rivers.geojson"), &segments, &wkt, &seg_defaults)?;
-    let segments = crate::rivers::load(&out.join("rivers.geojson"), crate::rivers::WidthDefaults::default())?;
+    let segments = crate::rivers::load(
+        &out.join("rivers.geojson"),
+        crate::rivers::WidthDefaults::default(),
+    )?;
     let projected: Vec<Projected> = corridor::project(&segments, &wkt)?;
 
     let level_px = rng.pick(&[-1.0, 1.0]) * rng.range(1.0, 2.5);
-    let mut scene = Scene { seed: mix(o.seed), pieces, objs: Vec::new(), villages: Vec::new(), roads: Vec::new(), bridges: Vec::new(), level_px };
+    let mut scene = Scene {
+        seed: mix(o.seed),
+        pieces,
+        objs: Vec::new(),
+        villages: Vec::new(),
+        roads: Vec::new(),
+        bridges: Vec::new(),
+        level_px,
+    };
     // Villages (some inside the corridor), roads and a bridge.
-    let (ymin, ymax) = layout.tiles.iter().fold((i64::MAX, i64::MIN), |a, t| (a.0.min(t.2), a.1.max(t.2 + size)));
+    let (ymin, ymax) = layout.tiles.iter().fold((i64::MAX, i64::MIN), |a, t| {
+        (a.0.min(t.2), a.1.max(t.2 + size))
+    });
     for _ in 0..(o.tiles * 2) {
         for _ in 0..50 {
-            let (x, y) = (rng.range(0.0, (cols * size) as f64), rng.range(ymin as f64, ymax as f64));
+            let (x, y) = (
+                rng.range(0.0, (cols * size) as f64),
+                rng.range(ymin as f64, ymax as f64),
+            );
             let d = scene.dist(x, y, true).min(scene.dist(x, y, false));
             if d > 30.0 {
                 scene.villages.push((x, y, rng.range(10.0, 28.0)));
@@ -656,7 +828,10 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     }
     for c in 0..cols {
         let x = (c * size) as f64 + rng.range(0.2, 0.8) * size as f64;
-        scene.roads.push(((x, ymin as f64 - 10.0), (x + rng.range(-200.0, 200.0), ymax as f64 + 10.0)));
+        scene.roads.push((
+            (x, ymin as f64 - 10.0),
+            (x + rng.range(-200.0, 200.0), ymax as f64 + 10.0),
+        ));
     }
     {
         let pc = &main_pts[main_pts.len() / 2];
@@ -664,17 +839,24 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         let (dx, dy) = (pn.0 - pc.0, pn.1 - pc.1);
         let l = (dx * dx + dy * dy).sqrt().max(1e-9);
         let (nx, ny) = (-dy / l * 30.0, dx / l * 30.0);
-        scene.bridges.push(((pc.0 - nx, pc.1 - ny), (pc.0 + nx, pc.1 + ny)));
+        scene
+            .bridges
+            .push(((pc.0 - nx, pc.1 - ny), (pc.0 + nx, pc.1 + ny)));
     }
     // True changes: per tile, inside the corridor and a few outside; some
     // centred on seams.
     let mut centres: Vec<(usize, f64, f64, bool)> = Vec::new();
     let tiles_xy: Vec<(i64, i64)> = layout.tiles.iter().map(|t| (t.1, t.2)).collect();
-    let per_tile = ((o.size * o.size) as f64 / (512.0 * 512.0) * 18.0).round().max(6.0) as usize;
+    let per_tile = ((o.size * o.size) as f64 / (512.0 * 512.0) * 18.0)
+        .round()
+        .max(6.0) as usize;
     for (tidx, &(tx, ty)) in tiles_xy.iter().enumerate() {
         // Rows shared with the next tile: seam objects go there so that they
         // really straddle two tiles.
-        let shared = tiles_xy.get(tidx + 1).map(|&(_, ny)| (ty.max(ny), (ty + size).min(ny + size))).filter(|(a, b)| b - a > 8);
+        let shared = tiles_xy
+            .get(tidx + 1)
+            .map(|&(_, ny)| (ty.max(ny), (ty + size).min(ny + size)))
+            .filter(|(a, b)| b - a > 8);
         for n in 0..per_tile + 3 {
             let class = n % 4;
             let outside = n >= per_tile;
@@ -701,7 +883,9 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                     }
                 };
                 // Sites keep their distance (25 px) so objects do not pile up.
-                let free = centres.iter().all(|&(_, cx, cy, _)| (cx - x).powi(2) + (cy - y).powi(2) > 625.0);
+                let free = centres
+                    .iter()
+                    .all(|&(_, cx, cy, _)| (cx - x).powi(2) + (cy - y).powi(2) > 625.0);
                 if ok && free && !(dt < 3.0 && class != 3) {
                     centres.push((class, x, y, outside));
                     break;
@@ -710,11 +894,24 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         }
     }
     for (i, &(class, x, y, _)) in centres.iter().enumerate() {
-        let area_px = if rng.f() < 0.15 { rng.range(1.0, 4.0) } else { (rng.range(4f64.ln(), 400f64.ln())).exp() };
+        let area_px = if rng.f() < 0.15 {
+            rng.range(1.0, 4.0)
+        } else {
+            (rng.range(4f64.ln(), 400f64.ln())).exp()
+        };
         let area_px = if class == 0 { area_px * 2.0 } else { area_px };
         let poly = shape(&mut rng, class, x, y, area_px);
-        let bb = poly.iter().fold([f64::MAX, f64::MIN, f64::MAX, f64::MIN], |b, p| [b[0].min(p.0), b[1].max(p.0), b[2].min(p.1), b[3].max(p.1)]);
-        scene.objs.push(Obj { class, poly, bb, variant: mix(o.seed ^ (i as u64 * 7919)) });
+        let bb = poly
+            .iter()
+            .fold([f64::MAX, f64::MIN, f64::MAX, f64::MIN], |b, p| {
+                [b[0].min(p.0), b[1].max(p.0), b[2].min(p.1), b[3].max(p.1)]
+            });
+        scene.objs.push(Obj {
+            class,
+            poly,
+            bb,
+            variant: mix(o.seed ^ (i as u64 * 7919)),
+        });
     }
 
     // Registry and rivers.
@@ -729,7 +926,19 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     let to_wgs = Transformer::to_wgs84(&wkt)?;
     for (ti, (id, tx, ty)) in layout.tiles.iter().enumerate() {
         let mut trng = Rng(mix(o.seed ^ mix(ti as u64 + 1000)));
-        let grid = Grid { width: o.size, height: o.size, gt: [layout.x0 + *tx as f64 * PIXEL_M, PIXEL_M, 0.0, layout.y0 - *ty as f64 * PIXEL_M, 0.0, -PIXEL_M], wkt: layout.wkt.clone() };
+        let grid = Grid {
+            width: o.size,
+            height: o.size,
+            gt: [
+                layout.x0 + *tx as f64 * PIXEL_M,
+                PIXEL_M,
+                0.0,
+                layout.y0 - *ty as f64 * PIXEL_M,
+                0.0,
+                -PIXEL_M,
+            ],
+            wkt: layout.wkt.clone(),
+        };
         let clouds = ti % 2 == 1;
         let mask_file = clouds && ti % 4 == 1;
         let nodata_wedge = ti + 1 == layout.tiles.len() && layout.tiles.len() > 1;
@@ -787,7 +996,9 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
             // SWIR at 20 m: 2 × 2 block means on the world lattice.
             for r in (0..wsz).step_by(2) {
                 for c in (0..wsz).step_by(2) {
-                    let mean = (a[[4, r, c]] + a[[4, r + 1, c]] + a[[4, r, c + 1]] + a[[4, r + 1, c + 1]]) / 4.0;
+                    let mean =
+                        (a[[4, r, c]] + a[[4, r + 1, c]] + a[[4, r, c + 1]] + a[[4, r + 1, c + 1]])
+                            / 4.0;
                     for (dr, dc) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
                         a[[4, r + dr, c + dc]] = mean;
                     }
@@ -810,7 +1021,8 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                         let v01 = a[[b, y0, x0 + 1]];
                         let v10 = a[[b, y0 + 1, x0]];
                         let v11 = a[[b, y0 + 1, x0 + 1]];
-                        outa[[b, r, c]] = (v00 * (1.0 - tx) + v01 * tx) * (1.0 - ty) + (v10 * (1.0 - tx) + v11 * tx) * ty;
+                        outa[[b, r, c]] = (v00 * (1.0 - tx) + v01 * tx) * (1.0 - ty)
+                            + (v10 * (1.0 - tx) + v11 * tx) * ty;
                     }
                 }
             }
@@ -835,26 +1047,32 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                 }
             }
         }
-        let apply = |img: &mut Array3<f32>, (g, off): ([f32; 5], [f32; 5]), t: u64, cloudy: bool| {
-            for b in 0..5 {
-                for r in 0..sz {
-                    for c in 0..sz {
-                        let mut v = img[[b, r, c]];
-                        if cloudy && shadow[[r, c]] {
-                            v *= 0.35;
+        let apply =
+            |img: &mut Array3<f32>, (g, off): ([f32; 5], [f32; 5]), t: u64, cloudy: bool| {
+                for b in 0..5 {
+                    for r in 0..sz {
+                        for c in 0..sz {
+                            let mut v = img[[b, r, c]];
+                            if cloudy && shadow[[r, c]] {
+                                v *= 0.35;
+                            }
+                            v = v * g[b] + off[b];
+                            if cloudy {
+                                let a = cloud_alpha[[r, c]];
+                                v = v * (1.0 - a) + sp(M::Cloud)[b] * a;
+                            }
+                            let h = hash(
+                                o.seed,
+                                (*tx + c as i64) * 8 + b as i64,
+                                *ty + r as i64,
+                                70 + t,
+                            );
+                            v += gauss(h) * (0.003 + 0.02 * v);
+                            img[[b, r, c]] = v;
                         }
-                        v = v * g[b] + off[b];
-                        if cloudy {
-                            let a = cloud_alpha[[r, c]];
-                            v = v * (1.0 - a) + sp(M::Cloud)[b] * a;
-                        }
-                        let h = hash(o.seed, (*tx + c as i64) * 8 + b as i64, *ty + r as i64, 70 + t);
-                        v += gauss(h) * (0.003 + 0.02 * v);
-                        img[[b, r, c]] = v;
                     }
                 }
-            }
-        };
+            };
         apply(&mut before, atm_before, 0, false);
         apply(&mut after, atm_after, 1, clouds);
         // Nodata swath edge on the later date of the last tile.
@@ -871,7 +1089,11 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                 .map(|b| {
                     let mut a = Array2::<u16>::zeros((sz, sz));
                     ndarray::Zip::indexed(&mut a).for_each(|(r, c), d| {
-                        *d = if nd && nodata[[r, c]] { 0 } else { (img[[b, r, c]] / 1e-4).round().clamp(1.0, 65535.0) as u16 };
+                        *d = if nd && nodata[[r, c]] {
+                            0
+                        } else {
+                            (img[[b, r, c]] / 1e-4).round().clamp(1.0, 65535.0) as u16
+                        };
                     });
                     a
                 })
@@ -881,9 +1103,21 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         let adn = to_dn(&after, true);
         let bpath = format!("tiles/{id}_{BEFORE_DATE}.tif");
         let apath = format!("tiles/{id}_{AFTER_DATE}.tif");
-        write_geotiff(&out.join(&bpath), &grid, &bdn.iter().map(|a| a.view()).collect::<Vec<_>>(), Some(0.0))?;
-        write_geotiff(&out.join(&apath), &grid, &adn.iter().map(|a| a.view()).collect::<Vec<_>>(), Some(0.0))?;
-        let unusable = Array2::from_shape_fn((sz, sz), |(r, c)| cloud_alpha[[r, c]] > 0.02 || (clouds && shadow[[r, c]]));
+        write_geotiff(
+            &out.join(&bpath),
+            &grid,
+            &bdn.iter().map(|a| a.view()).collect::<Vec<_>>(),
+            Some(0.0),
+        )?;
+        write_geotiff(
+            &out.join(&apath),
+            &grid,
+            &adn.iter().map(|a| a.view()).collect::<Vec<_>>(),
+            Some(0.0),
+        )?;
+        let unusable = Array2::from_shape_fn((sz, sz), |(r, c)| {
+            cloud_alpha[[r, c]] > 0.02 || (clouds && shadow[[r, c]])
+        });
         let mut after_json = json!({"image": apath, "date": AFTER_DATE});
         if mask_file {
             let mpath = format!("tiles/{id}_{AFTER_DATE}_cloud.tif");
@@ -891,15 +1125,23 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
             write_geotiff(&out.join(&mpath), &grid, &[mask.view()], None)?;
             after_json["mask"] = json!(mpath);
         }
-        manifest_tiles.push(json!({"id": id, "before": {"image": bpath, "date": BEFORE_DATE}, "after": after_json}));
+        manifest_tiles.push(
+            json!({"id": id, "before": {"image": bpath, "date": BEFORE_DATE}, "after": after_json}),
+        );
         shifts.push(json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": mask_file}));
 
         // Truth: object pixels (on the reference grid) that changed, inside the
         // management zone, not hidden by cloud, shadow or nodata.
         let zones = corridor::zones(&grid, 0..sz, &projected);
         for (oi, obj) in scene.objs.iter().enumerate() {
-            let (c0, c1) = ((obj.bb[0].floor() as i64 - tx).max(0), (obj.bb[1].ceil() as i64 + 1 - tx).min(sz as i64));
-            let (r0, r1) = ((obj.bb[2].floor() as i64 - ty).max(0), (obj.bb[3].ceil() as i64 + 1 - ty).min(sz as i64));
+            let (c0, c1) = (
+                (obj.bb[0].floor() as i64 - tx).max(0),
+                (obj.bb[1].ceil() as i64 + 1 - tx).min(sz as i64),
+            );
+            let (r0, r1) = (
+                (obj.bb[2].floor() as i64 - ty).max(0),
+                (obj.bb[3].ceil() as i64 + 1 - ty).min(sz as i64),
+            );
             if c0 >= c1 || r0 >= r1 {
                 continue;
             }
@@ -910,7 +1152,11 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                 for c in c0 as usize..c1 as usize {
                     let (xi, yi) = (tx + c as i64, ty + r as i64);
                     let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
-                    if !obj.contains(x, y) || !zones.zone[[r, c]] || unusable[[r, c]] || nodata[[r, c]] {
+                    if !obj.contains(x, y)
+                        || !zones.zone[[r, c]]
+                        || unusable[[r, c]]
+                        || nodata[[r, c]]
+                    {
                         continue;
                     }
                     allowed[[r, c]] = true;
@@ -920,13 +1166,19 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                     // material: wet sand left wet sand inside a mining site is
                     // not a change anyone can see.
                     // The last object that changes a pixel is the one rendered there.
-                    let later = scene.objs[oi + 1..].iter().any(|o| o.contains(x, y) && scene.changed(o, x, y, xi, yi, dm, dt).is_some());
+                    let later = scene.objs[oi + 1..].iter().any(|o| {
+                        o.contains(x, y) && scene.changed(o, x, y, xi, yi, dm, dt).is_some()
+                    });
                     if later {
                         continue;
                     }
                     if let Some(after) = scene.changed(obj, x, y, xi, yi, dm, dt) {
                         let before = scene.render(xi, yi, 0, dm, dt);
-                        let d2: f32 = before.iter().zip(&after).map(|(a, b)| (a - b) * (a - b)).sum();
+                        let d2: f32 = before
+                            .iter()
+                            .zip(&after)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum();
                         if d2.sqrt() > TRUTH_MIN_CHANGE {
                             mask[[r, c]] = true;
                             any = true;
@@ -941,13 +1193,18 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
             // the site, not every pixel), staying inside the object's usable
             // part of the zone.
             let closed = crate::morphology::close(mask.view(), crate::morphology::Shape::Square, 1);
-            ndarray::Zip::from(&mut mask).and(&closed).and(&allowed).for_each(|m, &c, &a| *m = *m || (c && a));
+            ndarray::Zip::from(&mut mask)
+                .and(&closed)
+                .and(&allowed)
+                .for_each(|m, &c, &a| *m = *m || (c && a));
             let sub = mask.slice(s![r0 as usize..r1 as usize, ..]).to_owned();
             let (lab, comps) = label(sub.view());
             for comp in &comps {
                 let poly = trace(lab.view(), comp, &grid, r0 as usize);
                 let mp = MultiPolygon(vec![poly]);
-                let Some(near) = index.nearest(&mp) else { continue };
+                let Some(near) = index.nearest(&mp) else {
+                    continue;
+                };
                 let pts: Vec<Coord<f64>> = lab
                     .indexed_iter()
                     .filter(|(_, &l)| l == comp.label)
@@ -957,28 +1214,53 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                     })
                     .collect();
                 let class = CLASSES[obj.class];
-                let obstructs = blocks_flow(class) && index.channel_share(near.segment, &pts) >= 0.5;
+                let obstructs =
+                    blocks_flow(class) && index.channel_share(near.segment, &pts) >= 0.5;
                 let seg = &segments[near.segment];
                 let mut wgs = mp;
                 to_wgs.apply_geom(&mut wgs)?;
                 let props = json!({"tile": id, "class": class, "obstructs_flood_channel": obstructs, "segment_id": seg.id, "chief_id": seg.chief_id, "pixels": comp.pixels});
-                truth.push(PolyFeature { geometry: wgs, props: props.as_object().cloned().unwrap_or_default() });
+                truth.push(PolyFeature {
+                    geometry: wgs,
+                    props: props.as_object().cloned().unwrap_or_default(),
+                });
             }
         }
     }
     write_collection(&out.join("truth.geojson"), &truth)?;
     let manifest = json!({"version": 1, "sensor": o.sensor, "rivers": "rivers.geojson", "chiefs": "chiefs.json", "tiles": manifest_tiles});
-    crate::io::write_atomic(&out.join("manifest.json"), format!("{}\n", serde_json::to_string_pretty(&manifest).unwrap_or_default()).as_bytes())?;
+    crate::io::write_atomic(
+        &out.join("manifest.json"),
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&manifest).unwrap_or_default()
+        )
+        .as_bytes(),
+    )?;
     let meta = json!({"generator": "riverwatch synth", "seed": o.seed, "tiles": o.tiles, "size": o.size, "sensor": o.sensor,
         "water_level_change_px": (scene.level_px * 100.0).round() / 100.0, "objects": scene.objs.len(), "tiles_detail": shifts});
-    crate::io::write_atomic(&out.join("synth.json"), format!("{}\n", serde_json::to_string_pretty(&meta).unwrap_or_default()).as_bytes())?;
-    Ok(SynthSummary { tiles: layout.tiles.len(), truth: truth.len(), segments: segments.len() })
+    crate::io::write_atomic(
+        &out.join("synth.json"),
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&meta).unwrap_or_default()
+        )
+        .as_bytes(),
+    )?;
+    Ok(SynthSummary {
+        tiles: layout.tiles.len(),
+        truth: truth.len(),
+        segments: segments.len(),
+    })
 }
 
 fn write_chiefs(path: &Path, reg: &Registry) -> Result<()> {
     let list: Vec<&Chief> = reg.iter().collect();
     let v = json!({"chiefs": list});
-    crate::io::write_atomic(path, format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()).as_bytes())
+    crate::io::write_atomic(
+        path,
+        format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()).as_bytes(),
+    )
 }
 
 fn write_rivers(path: &Path, segs: &[Segment], wkt: &str, defaults: &[(bool, bool)]) -> Result<()> {
@@ -987,7 +1269,16 @@ fn write_rivers(path: &Path, segs: &[Segment], wkt: &str, defaults: &[(bool, boo
     for (i, s) in segs.iter().enumerate() {
         let mut lines = s.lines.clone();
         t.apply_geom(&mut lines)?;
-        let coords: Vec<Value> = lines.0[0].0.iter().map(|c| json!([crate::io::vector::round7(c.x), crate::io::vector::round7(c.y)])).collect();
+        let coords: Vec<Value> = lines.0[0]
+            .0
+            .iter()
+            .map(|c| {
+                json!([
+                    crate::io::vector::round7(c.x),
+                    crate::io::vector::round7(c.y)
+                ])
+            })
+            .collect();
         let mut props = json!({"segment_id": s.id, "river": s.river, "chief_id": s.chief_id});
         let d = defaults.get(i).copied().unwrap_or((false, false));
         if !d.0 {
@@ -999,5 +1290,8 @@ fn write_rivers(path: &Path, segs: &[Segment], wkt: &str, defaults: &[(bool, boo
         feats.push(json!({"type": "Feature", "properties": props, "geometry": {"type": "LineString", "coordinates": coords}}));
     }
     let v = json!({"type": "FeatureCollection", "features": feats});
-    crate::io::write_atomic(path, format!("{}\n", serde_json::to_string(&v).unwrap_or_default()).as_bytes())
+    crate::io::write_atomic(
+        path,
+        format!("{}\n", serde_json::to_string(&v).unwrap_or_default()).as_bytes(),
+    )
 }

@@ -40,8 +40,12 @@ pub fn validate(path: &Path, cfg: &Config) -> Validation {
             return v;
         }
     };
-    let reg = Registry::load(&m.chiefs).map_err(|e| push(&mut v.problems, e)).ok();
-    let segs = crate::rivers::load(&m.rivers, cfg.widths()).map_err(|e| push(&mut v.problems, e)).ok();
+    let reg = Registry::load(&m.chiefs)
+        .map_err(|e| push(&mut v.problems, e))
+        .ok();
+    let segs = crate::rivers::load(&m.rivers, cfg.widths())
+        .map_err(|e| push(&mut v.problems, e))
+        .ok();
     if let Some(r) = &reg {
         v.chiefs = r.len();
     }
@@ -50,7 +54,13 @@ pub fn validate(path: &Path, cfg: &Config) -> Validation {
         if let Some(r) = &reg {
             for seg in s {
                 if r.get(&seg.chief_id).is_none() {
-                    v.problems.push(format!("{}: segment {:?}: chief_id {:?} is not in {}", m.rivers.display(), seg.id, seg.chief_id, m.chiefs.display()));
+                    v.problems.push(format!(
+                        "{}: segment {:?}: chief_id {:?} is not in {}",
+                        m.rivers.display(),
+                        seg.id,
+                        seg.chief_id,
+                        m.chiefs.display()
+                    ));
                 }
             }
         }

@@ -32,7 +32,14 @@ fn sample_tiles_output_is_schema_valid_and_matches_truth() {
     }
     // Quality floor on the sample tiles (measured: precision 0.78, recall at
     // the mapping unit 0.91, chief accuracy 1.0): a regression guard.
-    let e = run(&["eval", "--pred", out.to_str().unwrap(), "--truth", "sample-tiles/truth.geojson", "--json"]);
+    let e = run(&[
+        "eval",
+        "--pred",
+        out.to_str().unwrap(),
+        "--truth",
+        "sample-tiles/truth.geojson",
+        "--json",
+    ]);
     let r: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
     assert!(r["objects"]["precision"].as_f64().unwrap() >= 0.65, "{r:#}");
     assert!(r["recall_at_mmu"].as_f64().unwrap() >= 0.8, "{r:#}");
@@ -47,7 +54,14 @@ fn output_is_identical_whatever_the_thread_count() {
     for threads in ["1", "2", "3"] {
         let out = dir.join(format!("t{threads}.geojson"));
         let o = bin()
-            .args(["detect", "sample-tiles/manifest.json", "--tile", "songhua-0001", "-o", out.to_str().unwrap()])
+            .args([
+                "detect",
+                "sample-tiles/manifest.json",
+                "--tile",
+                "songhua-0001",
+                "-o",
+                out.to_str().unwrap(),
+            ])
             .env("RAYON_NUM_THREADS", threads)
             .current_dir(root())
             .output()
@@ -55,7 +69,10 @@ fn output_is_identical_whatever_the_thread_count() {
         assert!(o.status.success(), "{}", text(&o));
         outs.push(std::fs::read(&out).unwrap());
     }
-    assert!(outs.windows(2).all(|w| w[0] == w[1]), "outputs differ between thread counts");
+    assert!(
+        outs.windows(2).all(|w| w[0] == w[1]),
+        "outputs differ between thread counts"
+    );
 }
 
 #[test]
@@ -84,10 +101,23 @@ fn single_pair_mode_and_emitted_rasters() {
     assert!(o.status.success(), "{}", text(&o));
     let doc = json(&out);
     check_schema("flagged", &doc);
-    assert_eq!(doc["features"][0]["properties"]["before_date"], "2025-06-12", "date taken from the file name");
-    for name in ["landcover_before", "landcover_after", "change_magnitude", "change_class", "confidence", "any_change", "suppressed", "zones"] {
+    assert_eq!(
+        doc["features"][0]["properties"]["before_date"], "2025-06-12",
+        "date taken from the file name"
+    );
+    for name in [
+        "landcover_before",
+        "landcover_after",
+        "change_magnitude",
+        "change_class",
+        "confidence",
+        "any_change",
+        "suppressed",
+        "zones",
+    ] {
         let p = rasters.join(format!("songhua-0000_{name}.tif"));
-        let (g, bands) = riverwatch::io::raster::probe(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let (g, bands) =
+            riverwatch::io::raster::probe(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert_eq!((g.width, g.height, bands), (384, 384, 1), "{name}");
     }
 }
@@ -96,7 +126,10 @@ fn single_pair_mode_and_emitted_rasters() {
 fn cva_otsu_baseline_runs_with_the_same_outputs() {
     let dir = tmp("detect-cva");
     let out = dir.join("cva.geojson");
-    let o = detect(&["sample-tiles/manifest.json", "--method", "cva-otsu"], &out);
+    let o = detect(
+        &["sample-tiles/manifest.json", "--method", "cva-otsu"],
+        &out,
+    );
     assert!(o.status.success(), "{}", text(&o));
     check_schema("flagged", &json(&out));
 }
@@ -104,9 +137,20 @@ fn cva_otsu_baseline_runs_with_the_same_outputs() {
 #[test]
 fn bad_inputs_exit_2_from_detect_too() {
     let dir = tmp("detect-bad");
-    for case in ["missing-file", "wrong-band-count", "grids-differ", "chief-parent-missing", "nan-width", "bad-json", "truncated-tiff"] {
+    for case in [
+        "missing-file",
+        "wrong-band-count",
+        "grids-differ",
+        "chief-parent-missing",
+        "nan-width",
+        "bad-json",
+        "truncated-tiff",
+    ] {
         let out = dir.join(format!("{case}.geojson"));
-        let m = root().join("tests/bad-inputs").join(case).join("manifest.json");
+        let m = root()
+            .join("tests/bad-inputs")
+            .join(case)
+            .join("manifest.json");
         let o = detect(&[m.to_str().unwrap()], &out);
         let t = text(&o);
         assert_eq!(o.status.code(), Some(2), "{case}: {t}");
@@ -124,13 +168,27 @@ fn config_file_overrides_and_rejects_unknown_keys() {
     let cfg = dir.join("strict.toml");
     std::fs::write(&cfg, "min_area_m2 = 5000.0\n").unwrap();
     let out = dir.join("big.geojson");
-    let o = detect(&["sample-tiles/manifest.json", "--config", cfg.to_str().unwrap()], &out);
+    let o = detect(
+        &[
+            "sample-tiles/manifest.json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &out,
+    );
     assert!(o.status.success(), "{}", text(&o));
     for f in json(&out)["features"].as_array().unwrap() {
         assert!(f["properties"]["area_m2"].as_f64().unwrap() >= 5000.0);
     }
     std::fs::write(&cfg, "min_area = 5000.0\n").unwrap();
-    let o = detect(&["sample-tiles/manifest.json", "--config", cfg.to_str().unwrap()], &out);
+    let o = detect(
+        &[
+            "sample-tiles/manifest.json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("strict.toml"), "{}", text(&o));
 }

@@ -19,11 +19,20 @@ fn sample_files_match_their_schemas() {
     check_schema("truth", &json(&s.join("truth.geojson")));
     let truth = json(&s.join("truth.geojson"));
     let feats = truth["features"].as_array().unwrap();
-    assert!(feats.len() >= 20, "sample truth has {} features", feats.len());
+    assert!(
+        feats.len() >= 20,
+        "sample truth has {} features",
+        feats.len()
+    );
     for c in ["occupation", "sand_mining", "dumping", "construction"] {
-        assert!(feats.iter().any(|f| f["properties"]["class"] == c), "no {c} in truth");
+        assert!(
+            feats.iter().any(|f| f["properties"]["class"] == c),
+            "no {c} in truth"
+        );
     }
-    assert!(feats.iter().any(|f| f["properties"]["obstructs_flood_channel"] == true));
+    assert!(feats
+        .iter()
+        .any(|f| f["properties"]["obstructs_flood_channel"] == true));
 }
 
 #[test]
@@ -48,14 +57,30 @@ fn synth_reproduces_sample_tiles_byte_for_byte() {
     let (a, b) = (files(&s), files(&out));
     assert_eq!(a, b, "file lists differ");
     for f in &a {
-        assert!(std::fs::read(s.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(), "{} differs from a fresh synth", f.display());
+        assert!(
+            std::fs::read(s.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(),
+            "{} differs from a fresh synth",
+            f.display()
+        );
     }
 }
 
 #[test]
 fn synth_gf_has_four_bands_and_validates() {
     let out = tmp("synth-gf");
-    let o = run(&["synth", "-o", out.to_str().unwrap(), "--seed", "11", "--tiles", "2", "--size", "128", "--sensor", "gf-4band"]);
+    let o = run(&[
+        "synth",
+        "-o",
+        out.to_str().unwrap(),
+        "--seed",
+        "11",
+        "--tiles",
+        "2",
+        "--size",
+        "128",
+        "--sensor",
+        "gf-4band",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let m = json(&out.join("manifest.json"));
     assert_eq!(m["sensor"], "gf-4band");
@@ -82,7 +107,11 @@ fn every_bad_input_exits_2_with_a_message_naming_file_and_problem() {
         assert_eq!(o.status.code(), Some(2), "{}: {t}", case.display());
         assert!(!t.contains("panicked"), "{}: {t}", case.display());
         for want in expect.lines().filter(|l| !l.is_empty()) {
-            assert!(t.contains(want), "{}: expected {want:?} in:\n{t}", case.display());
+            assert!(
+                t.contains(want),
+                "{}: expected {want:?} in:\n{t}",
+                case.display()
+            );
         }
     }
     assert!(n >= 15, "only {n} bad-input cases");
@@ -90,7 +119,14 @@ fn every_bad_input_exits_2_with_a_message_naming_file_and_problem() {
 
 #[test]
 fn eval_truth_against_itself_and_against_nothing() {
-    let o = run(&["eval", "--pred", "sample-tiles/truth.geojson", "--truth", "sample-tiles/truth.geojson", "--json"]);
+    let o = run(&[
+        "eval",
+        "--pred",
+        "sample-tiles/truth.geojson",
+        "--truth",
+        "sample-tiles/truth.geojson",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for k in ["objects", "class_aware", "obstruction"] {
@@ -102,7 +138,14 @@ fn eval_truth_against_itself_and_against_nothing() {
     let dir = tmp("eval-empty");
     let empty = dir.join("empty.geojson");
     std::fs::write(&empty, r#"{"type":"FeatureCollection","features":[]}"#).unwrap();
-    let o = run(&["eval", "--pred", empty.to_str().unwrap(), "--truth", "sample-tiles/truth.geojson", "--json"]);
+    let o = run(&[
+        "eval",
+        "--pred",
+        empty.to_str().unwrap(),
+        "--truth",
+        "sample-tiles/truth.geojson",
+        "--json",
+    ]);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["objects"]["recall"], 0.0);
     assert_eq!(r["objects"]["precision"], 1.0);
@@ -114,7 +157,13 @@ fn eval_rejects_broken_geojson_with_exit_2() {
     let dir = tmp("eval-bad");
     let bad = dir.join("bad.geojson");
     std::fs::write(&bad, "{\"type\": \"FeatureCollection\", \"features\": [").unwrap();
-    let o = run(&["eval", "--pred", bad.to_str().unwrap(), "--truth", "sample-tiles/truth.geojson"]);
+    let o = run(&[
+        "eval",
+        "--pred",
+        bad.to_str().unwrap(),
+        "--truth",
+        "sample-tiles/truth.geojson",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("bad.geojson"), "{}", text(&o));
 }

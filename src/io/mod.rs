@@ -23,7 +23,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The temporary sibling used by [`write_atomic`] and raster writers.
 pub fn tmp_path(path: &Path) -> std::path::PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -38,8 +41,13 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| {
         let mut msg = e.to_string();
         if text.contains("NaN") || text.contains("Infinity") {
-            msg.push_str(" (NaN and Infinity are not JSON numbers; widths and coordinates must be finite)");
+            msg.push_str(
+                " (NaN and Infinity are not JSON numbers; widths and coordinates must be finite)",
+            );
         }
-        Error::Json { path: path.to_path_buf(), msg }
+        Error::Json {
+            path: path.to_path_buf(),
+            msg,
+        }
     })
 }

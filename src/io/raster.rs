@@ -32,7 +32,10 @@ impl Grid {
     #[inline]
     pub fn to_map(&self, col: f64, row: f64) -> (f64, f64) {
         let g = &self.gt;
-        (g[0] + col * g[1] + row * g[2], g[3] + col * g[4] + row * g[5])
+        (
+            g[0] + col * g[1] + row * g[2],
+            g[3] + col * g[4] + row * g[5],
+        )
     }
     /// Fractional (col, row) of a map coordinate (north-up grids).
     #[inline]
@@ -50,15 +53,28 @@ impl Grid {
     /// A sub-grid of rows `rows` (same columns).
     pub fn rows(&self, rows: Range<usize>) -> Grid {
         let (x, y) = self.to_map(0.0, rows.start as f64);
-        Grid { width: self.width, height: rows.len(), gt: [x, self.gt[1], self.gt[2], y, self.gt[4], self.gt[5]], wkt: self.wkt.clone() }
+        Grid {
+            width: self.width,
+            height: rows.len(),
+            gt: [x, self.gt[1], self.gt[2], y, self.gt[4], self.gt[5]],
+            wkt: self.wkt.clone(),
+        }
     }
     /// What differs from `other`, if anything (size, geotransform, CRS).
     pub fn mismatch(&self, other: &Grid) -> Option<String> {
         if (self.width, self.height) != (other.width, other.height) {
-            return Some(format!("size {}×{} vs {}×{}", self.width, self.height, other.width, other.height));
+            return Some(format!(
+                "size {}×{} vs {}×{}",
+                self.width, self.height, other.width, other.height
+            ));
         }
         let tol = 1e-6 * self.gt[1].abs().max(1e-9);
-        if self.gt.iter().zip(&other.gt).any(|(a, b)| (a - b).abs() > tol.max(1e-9 * a.abs())) {
+        if self
+            .gt
+            .iter()
+            .zip(&other.gt)
+            .any(|(a, b)| (a - b).abs() > tol.max(1e-9 * a.abs()))
+        {
             return Some(format!("geotransform {:?} vs {:?}", self.gt, other.gt));
         }
         if self.wkt != other.wkt && !same_crs(&self.wkt, &other.wkt) {
@@ -91,14 +107,24 @@ fn grid_of(ds: &Dataset, path: &Path) -> Result<Grid> {
     if w == 0 || h == 0 {
         return Err(Error::invalid(path, "raster is empty (0 pixels)"));
     }
-    let gt = ds.geo_transform().map_err(|_| Error::invalid(path, "raster has no geotransform"))?;
+    let gt = ds
+        .geo_transform()
+        .map_err(|_| Error::invalid(path, "raster has no geotransform"))?;
     let wkt = ds.projection();
     if wkt.is_empty() {
         return Err(Error::invalid(path, "raster has no CRS"));
     }
-    let g = Grid { width: w, height: h, gt, wkt };
+    let g = Grid {
+        width: w,
+        height: h,
+        gt,
+        wkt,
+    };
     if !g.is_north_up() {
-        return Err(Error::invalid(path, "raster is rotated or not north-up; warp it first"));
+        return Err(Error::invalid(
+            path,
+            "raster is rotated or not north-up; warp it first",
+        ));
     }
     Ok(g)
 }
@@ -134,17 +160,31 @@ pub struct DateReader {
 }
 
 impl DateReader {
-    fn open(img: &DateImage, sensor: &Sensor, tile: &str, grid: Option<&Grid>) -> Result<(DateReader, Grid)> {
+    fn open(
+        img: &DateImage,
+        sensor: &Sensor,
+        tile: &str,
+        grid: Option<&Grid>,
+    ) -> Result<(DateReader, Grid)> {
         let ds = open(&img.image)?;
         let g = grid_of(&ds, &img.image)?;
         let bands = sensor.bands.order();
         let need = bands.iter().copied().max().unwrap_or(1);
         if ds.raster_count() < need {
-            return Err(Error::BandCount { path: img.image.clone(), need, have: ds.raster_count() });
+            return Err(Error::BandCount {
+                path: img.image.clone(),
+                need,
+                have: ds.raster_count(),
+            });
         }
         if let Some(ref_grid) = grid {
             if let Some(what) = ref_grid.mismatch(&g) {
-                return Err(Error::GridMismatch { tile: tile.into(), a: PathBuf::from("before image"), b: img.image.clone(), what });
+                return Err(Error::GridMismatch {
+                    tile: tile.into(),
+                    a: PathBuf::from("before image"),
+                    b: img.image.clone(),
+                    what,
+                });
             }
         }
         let mut nodata = Vec::new();
@@ -158,15 +198,37 @@ impl DateReader {
                 let mds = open(m)?;
                 let mg = grid_of(&mds, m)?;
                 if let Some(what) = g.mismatch(&mg) {
-                    return Err(Error::GridMismatch { tile: tile.into(), a: img.image.clone(), b: m.clone(), what });
+                    return Err(Error::GridMismatch {
+                        tile: tile.into(),
+                        a: img.image.clone(),
+                        b: m.clone(),
+                        what,
+                    });
                 }
                 if mds.raster_count() != 1 {
-                    return Err(Error::invalid(m, format!("a mask must have 1 band, this one has {}", mds.raster_count())));
+                    return Err(Error::invalid(
+                        m,
+                        format!(
+                            "a mask must have 1 band, this one has {}",
+                            mds.raster_count()
+                        ),
+                    ));
                 }
                 Some((m.clone(), mds))
             }
         };
-        Ok((DateReader { path: img.image.clone(), ds, bands, nodata, scale: sensor.scale as f32, offset: sensor.offset as f32, mask }, g))
+        Ok((
+            DateReader {
+                path: img.image.clone(),
+                ds,
+                bands,
+                nodata,
+                scale: sensor.scale as f32,
+                offset: sensor.offset as f32,
+                mask,
+            },
+            g,
+        ))
     }
 
     /// Reads rows `rows` of every band as reflectance with the validity mask.
@@ -190,29 +252,48 @@ impl DateReader {
         let mut buf = vec![0f32; n];
         let origin = (cols.start as isize, rows.start as isize);
         for (i, &b) in self.bands.iter().enumerate() {
-            let band = self.ds.rasterband(b).map_err(|e| Error::gdal(&self.path, e))?;
+            let band = self
+                .ds
+                .rasterband(b)
+                .map_err(|e| Error::gdal(&self.path, e))?;
             band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None)
-                .map_err(|e| Error::gdal(&self.path, format!("band {b}, rows {}..{}: {e}", rows.start, rows.end)))?;
+                .map_err(|e| {
+                    Error::gdal(
+                        &self.path,
+                        format!("band {b}, rows {}..{}: {e}", rows.start, rows.end),
+                    )
+                })?;
             let nd = self.nodata[i].map(|v| v as f32);
             let mut plane = out.index_axis_mut(ndarray::Axis(0), i);
             let (s, o) = (self.scale, self.offset);
-            ndarray::Zip::from(&mut plane).and(&mut valid).and(ArrayView2::from_shape((h, width), &buf).map_err(|e| Error::gdal(&self.path, e))?).for_each(|p, v, &dn| {
-                *v &= dn.is_finite() && Some(dn) != nd;
-                *p = dn * s + o;
-            });
+            ndarray::Zip::from(&mut plane)
+                .and(&mut valid)
+                .and(
+                    ArrayView2::from_shape((h, width), &buf)
+                        .map_err(|e| Error::gdal(&self.path, e))?,
+                )
+                .for_each(|p, v, &dn| {
+                    *v &= dn.is_finite() && Some(dn) != nd;
+                    *p = dn * s + o;
+                });
         }
         if let Some((mp, mds)) = &self.mask {
             let band = mds.rasterband(1).map_err(|e| Error::gdal(mp, e))?;
-            band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None).map_err(|e| Error::gdal(mp, e))?;
-            ndarray::Zip::from(&mut valid).and(ArrayView2::from_shape((h, width), &buf).map_err(|e| Error::gdal(mp, e))?).for_each(|v, &m| *v &= m == 0.0);
+            band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None)
+                .map_err(|e| Error::gdal(mp, e))?;
+            ndarray::Zip::from(&mut valid)
+                .and(ArrayView2::from_shape((h, width), &buf).map_err(|e| Error::gdal(mp, e))?)
+                .for_each(|v, &m| *v &= m == 0.0);
         }
         // Bands are kept finite so kernels need no NaN branches; invalid pixels
         // are excluded by the mask, not by their values.
-        ndarray::Zip::from(out.lanes_mut(ndarray::Axis(0))).and(&valid).for_each(|mut px, &v| {
-            if !v {
-                px.fill(0.0);
-            }
-        });
+        ndarray::Zip::from(out.lanes_mut(ndarray::Axis(0)))
+            .and(&valid)
+            .for_each(|mut px, &v| {
+                if !v {
+                    px.fill(0.0);
+                }
+            });
         Ok(Block { bands: out, valid })
     }
 
@@ -241,11 +322,24 @@ impl TileReader {
     /// Missing/unreadable files, too few bands, empty rasters, grids that differ.
     pub fn open(tile: &Tile, sensor: &Sensor) -> Result<TileReader> {
         let (before, grid) = DateReader::open(&tile.before, sensor, &tile.id, None)?;
-        let (after, _) = DateReader::open(&tile.after, sensor, &tile.id, Some(&grid)).map_err(|e| match e {
-            Error::GridMismatch { tile: t, b, what, .. } if b == tile.after.image => Error::GridMismatch { tile: t, a: tile.before.image.clone(), b, what },
-            other => other,
-        })?;
-        Ok(TileReader { tile: tile.id.clone(), grid, before, after })
+        let (after, _) =
+            DateReader::open(&tile.after, sensor, &tile.id, Some(&grid)).map_err(|e| match e {
+                Error::GridMismatch {
+                    tile: t, b, what, ..
+                } if b == tile.after.image => Error::GridMismatch {
+                    tile: t,
+                    a: tile.before.image.clone(),
+                    b,
+                    what,
+                },
+                other => other,
+            })?;
+        Ok(TileReader {
+            tile: tile.id.clone(),
+            grid,
+            before,
+            after,
+        })
     }
 
     /// Reads the same rows of both dates.
@@ -253,7 +347,10 @@ impl TileReader {
     /// # Errors
     /// As [`DateReader::read_rows`].
     pub fn read_rows(&self, rows: Range<usize>) -> Result<(Block, Block)> {
-        Ok((self.before.read_rows(rows.clone(), self.grid.width)?, self.after.read_rows(rows, self.grid.width)?))
+        Ok((
+            self.before.read_rows(rows.clone(), self.grid.width)?,
+            self.after.read_rows(rows, self.grid.width)?,
+        ))
     }
 }
 
@@ -262,7 +359,12 @@ impl TileReader {
 ///
 /// # Errors
 /// GDAL failures naming `path`.
-pub fn write_geotiff<T: GdalType + Copy>(path: &Path, grid: &Grid, bands: &[ArrayView2<T>], nodata: Option<f64>) -> Result<()> {
+pub fn write_geotiff<T: GdalType + Copy>(
+    path: &Path,
+    grid: &Grid,
+    bands: &[ArrayView2<T>],
+    nodata: Option<f64>,
+) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -270,28 +372,46 @@ pub fn write_geotiff<T: GdalType + Copy>(path: &Path, grid: &Grid, bands: &[Arra
     {
         let drv = DriverManager::get_driver_by_name("GTiff").map_err(|e| Error::gdal(path, e))?;
         let mut opts = RasterCreationOptions::new();
-        for (k, v) in [("TILED", "YES"), ("COMPRESS", "DEFLATE"), ("BLOCKXSIZE", "256"), ("BLOCKYSIZE", "256")] {
-            opts.set_name_value(k, v).map_err(|e| Error::gdal(path, e))?;
+        for (k, v) in [
+            ("TILED", "YES"),
+            ("COMPRESS", "DEFLATE"),
+            ("BLOCKXSIZE", "256"),
+            ("BLOCKYSIZE", "256"),
+        ] {
+            opts.set_name_value(k, v)
+                .map_err(|e| Error::gdal(path, e))?;
         }
         if T::datatype().is_integer() {
-            opts.set_name_value("PREDICTOR", "2").map_err(|e| Error::gdal(path, e))?;
+            opts.set_name_value("PREDICTOR", "2")
+                .map_err(|e| Error::gdal(path, e))?;
         }
         if bands.len() > 1 {
-            opts.set_name_value("INTERLEAVE", "PIXEL").map_err(|e| Error::gdal(path, e))?;
+            opts.set_name_value("INTERLEAVE", "PIXEL")
+                .map_err(|e| Error::gdal(path, e))?;
         }
         let mut ds = drv
-            .create_with_band_type_with_options::<T, _>(&tmp, grid.width, grid.height, bands.len(), &opts)
+            .create_with_band_type_with_options::<T, _>(
+                &tmp,
+                grid.width,
+                grid.height,
+                bands.len(),
+                &opts,
+            )
             .map_err(|e| Error::gdal(path, e))?;
-        ds.set_geo_transform(&grid.gt).map_err(|e| Error::gdal(path, e))?;
-        ds.set_projection(&grid.wkt).map_err(|e| Error::gdal(path, e))?;
+        ds.set_geo_transform(&grid.gt)
+            .map_err(|e| Error::gdal(path, e))?;
+        ds.set_projection(&grid.wkt)
+            .map_err(|e| Error::gdal(path, e))?;
         for (i, b) in bands.iter().enumerate() {
             let mut band = ds.rasterband(i + 1).map_err(|e| Error::gdal(path, e))?;
             if let Some(nd) = nodata {
-                band.set_no_data_value(Some(nd)).map_err(|e| Error::gdal(path, e))?;
+                band.set_no_data_value(Some(nd))
+                    .map_err(|e| Error::gdal(path, e))?;
             }
             let data: Vec<T> = b.iter().copied().collect();
             let mut buf = gdal::raster::Buffer::new((grid.width, grid.height), data);
-            band.write((0, 0), (grid.width, grid.height), &mut buf).map_err(|e| Error::gdal(path, e))?;
+            band.write((0, 0), (grid.width, grid.height), &mut buf)
+                .map_err(|e| Error::gdal(path, e))?;
         }
         ds.close().map_err(|e| Error::gdal(path, e))?;
     }
@@ -328,7 +448,8 @@ impl Transformer {
     /// # Errors
     /// When GDAL cannot build it.
     pub fn new(from: Srs<'_>, to: Srs<'_>) -> Result<Transformer> {
-        let ct = CoordTransform::new(&srs(from)?, &srs(to)?).map_err(|e| Error::gdal("coordinate transformation", e))?;
+        let ct = CoordTransform::new(&srs(from)?, &srs(to)?)
+            .map_err(|e| Error::gdal("coordinate transformation", e))?;
         Ok(Transformer { ct })
     }
     /// From `wkt` to WGS84 longitude/latitude.
@@ -353,13 +474,18 @@ impl Transformer {
         if xs.is_empty() {
             return Ok(());
         }
-        self.ct.transform_coords(xs, ys, &mut []).map_err(|e| Error::gdal("coordinate transformation", e))
+        self.ct
+            .transform_coords(xs, ys, &mut [])
+            .map_err(|e| Error::gdal("coordinate transformation", e))
     }
     /// Transforms every coordinate of a geometry in place.
     ///
     /// # Errors
     /// When a point cannot be transformed.
-    pub fn apply_geom<G: geo::MapCoordsInPlace<f64> + geo::CoordsIter<Scalar = f64>>(&self, g: &mut G) -> Result<()> {
+    pub fn apply_geom<G: geo::MapCoordsInPlace<f64> + geo::CoordsIter<Scalar = f64>>(
+        &self,
+        g: &mut G,
+    ) -> Result<()> {
         let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = g.coords_iter().map(|c| (c.x, c.y)).unzip();
         self.apply(&mut xs, &mut ys)?;
         let i = std::cell::Cell::new(0usize);
@@ -379,8 +505,14 @@ impl Transformer {
 /// When GDAL has no definition for it.
 pub fn utm_wkt(lon: f64, lat: f64) -> Result<String> {
     let zone = (((lon + 180.0) / 6.0).floor() as i64).clamp(0, 59) as u32 + 1;
-    let code = if lat >= 0.0 { 32600 + zone } else { 32700 + zone };
-    SpatialRef::from_epsg(code).and_then(|s| s.to_wkt()).map_err(|e| Error::gdal(format!("EPSG:{code}"), e))
+    let code = if lat >= 0.0 {
+        32600 + zone
+    } else {
+        32700 + zone
+    };
+    SpatialRef::from_epsg(code)
+        .and_then(|s| s.to_wkt())
+        .map_err(|e| Error::gdal(format!("EPSG:{code}"), e))
 }
 
 /// WKT of an EPSG code.
@@ -388,5 +520,7 @@ pub fn utm_wkt(lon: f64, lat: f64) -> Result<String> {
 /// # Errors
 /// When GDAL has no definition for it.
 pub fn epsg_wkt(code: u32) -> Result<String> {
-    SpatialRef::from_epsg(code).and_then(|s| s.to_wkt()).map_err(|e| Error::gdal(format!("EPSG:{code}"), e))
+    SpatialRef::from_epsg(code)
+        .and_then(|s| s.to_wkt())
+        .map_err(|e| Error::gdal(format!("EPSG:{code}"), e))
 }

@@ -23,7 +23,10 @@ impl PolyFeature {
     }
     /// A boolean property, false when absent.
     pub fn flag(&self, key: &str) -> bool {
-        self.props.get(key).and_then(Value::as_bool).unwrap_or(false)
+        self.props
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 }
 
@@ -36,11 +39,18 @@ pub fn round7(v: f64) -> f64 {
 /// Rounds every coordinate to 7 decimals in place.
 pub fn round_geometry(g: &mut MultiPolygon<f64>) {
     use geo::MapCoordsInPlace;
-    g.map_coords_in_place(|c| Coord { x: round7(c.x), y: round7(c.y) });
+    g.map_coords_in_place(|c| Coord {
+        x: round7(c.x),
+        y: round7(c.y),
+    });
 }
 
 fn ring_json(r: &LineString<f64>) -> Value {
-    Value::Array(r.0.iter().map(|c| json!([round7(c.x), round7(c.y)])).collect())
+    Value::Array(
+        r.0.iter()
+            .map(|c| json!([round7(c.x), round7(c.y)]))
+            .collect(),
+    )
 }
 
 fn polygon_json(p: &Polygon<f64>) -> Value {
@@ -87,10 +97,21 @@ fn parse_ring(v: &Value) -> std::result::Result<LineString<f64>, String> {
     let pts = v.as_array().ok_or("ring is not an array")?;
     let mut out = Vec::with_capacity(pts.len());
     for p in pts {
-        let a = p.as_array().filter(|a| a.len() >= 2).ok_or("position is not [x, y]")?;
-        let (Some(x), Some(y)) = (a[0].as_f64(), a[1].as_f64()) else { return Err("coordinate is not a number".into()) };
-        if !x.is_finite() || !y.is_finite() || !(-180.0..=180.0).contains(&x) || !(-90.0..=90.0).contains(&y) {
-            return Err(format!("position [{x}, {y}] is not WGS84 longitude/latitude"));
+        let a = p
+            .as_array()
+            .filter(|a| a.len() >= 2)
+            .ok_or("position is not [x, y]")?;
+        let (Some(x), Some(y)) = (a[0].as_f64(), a[1].as_f64()) else {
+            return Err("coordinate is not a number".into());
+        };
+        if !x.is_finite()
+            || !y.is_finite()
+            || !(-180.0..=180.0).contains(&x)
+            || !(-90.0..=90.0).contains(&y)
+        {
+            return Err(format!(
+                "position [{x}, {y}] is not WGS84 longitude/latitude"
+            ));
         }
         out.push(Coord { x, y });
     }
@@ -101,9 +122,15 @@ fn parse_ring(v: &Value) -> std::result::Result<LineString<f64>, String> {
 }
 
 fn parse_polygon(v: &Value) -> std::result::Result<Polygon<f64>, String> {
-    let rings = v.as_array().filter(|r| !r.is_empty()).ok_or("polygon has no rings")?;
+    let rings = v
+        .as_array()
+        .filter(|r| !r.is_empty())
+        .ok_or("polygon has no rings")?;
     let ext = parse_ring(&rings[0])?;
-    let holes = rings[1..].iter().map(parse_ring).collect::<std::result::Result<Vec<_>, _>>()?;
+    let holes = rings[1..]
+        .iter()
+        .map(parse_ring)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(Polygon::new(ext, holes))
 }
 
@@ -112,12 +139,23 @@ fn parse_polygon(v: &Value) -> std::result::Result<Polygon<f64>, String> {
 /// # Errors
 /// A message saying what is wrong.
 pub fn parse_polygonal(g: &Value) -> std::result::Result<MultiPolygon<f64>, String> {
-    let ty = g.get("type").and_then(Value::as_str).ok_or("geometry has no type")?;
+    let ty = g
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("geometry has no type")?;
     let c = g.get("coordinates").ok_or("geometry has no coordinates")?;
     match ty {
         "Polygon" => Ok(MultiPolygon(vec![parse_polygon(c)?])),
-        "MultiPolygon" => Ok(MultiPolygon(c.as_array().ok_or("coordinates are not an array")?.iter().map(parse_polygon).collect::<std::result::Result<_, _>>()?)),
-        other => Err(format!("geometry is {other}, expected Polygon or MultiPolygon")),
+        "MultiPolygon" => Ok(MultiPolygon(
+            c.as_array()
+                .ok_or("coordinates are not an array")?
+                .iter()
+                .map(parse_polygon)
+                .collect::<std::result::Result<_, _>>()?,
+        )),
+        other => Err(format!(
+            "geometry is {other}, expected Polygon or MultiPolygon"
+        )),
     }
 }
 
@@ -131,14 +169,25 @@ pub fn read_collection(path: &Path) -> Result<Vec<PolyFeature>> {
     if v.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         return Err(Error::invalid(path, "not a GeoJSON FeatureCollection"));
     }
-    let feats = v.get("features").and_then(Value::as_array).ok_or_else(|| Error::invalid(path, "FeatureCollection has no features array"))?;
+    let feats = v
+        .get("features")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::invalid(path, "FeatureCollection has no features array"))?;
     feats
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let props = f.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
-            let g = f.get("geometry").filter(|g| !g.is_null()).ok_or_else(|| Error::invalid(path, format!("feature #{i}: no geometry")))?;
-            let geometry = parse_polygonal(g).map_err(|m| Error::invalid(path, format!("feature #{i}: {m}")))?;
+            let props = f
+                .get("properties")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let g = f
+                .get("geometry")
+                .filter(|g| !g.is_null())
+                .ok_or_else(|| Error::invalid(path, format!("feature #{i}: no geometry")))?;
+            let geometry = parse_polygonal(g)
+                .map_err(|m| Error::invalid(path, format!("feature #{i}: {m}")))?;
             Ok(PolyFeature { geometry, props })
         })
         .collect()

@@ -14,28 +14,46 @@ pub fn bin() -> Command {
 }
 
 pub fn run(args: &[&str]) -> Output {
-    bin().args(args).current_dir(root()).output().expect("run riverwatch")
+    bin()
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run riverwatch")
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 pub fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Validates `doc` against `schemas/<name>.schema.json`, panicking with every error.
 pub fn check_schema(name: &str, doc: &serde_json::Value) {
     let schema = json(&root().join("schemas").join(format!("{name}.schema.json")));
     let v = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errs: Vec<String> = v.iter_errors(doc).take(10).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    let errs: Vec<String> = v
+        .iter_errors(doc)
+        .take(10)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
     assert!(errs.is_empty(), "{name}: {errs:#?}");
 }
 
 /// A fresh temporary folder under target/.
 pub fn tmp(name: &str) -> PathBuf {
-    let p = root().join("target").join("test-tmp").join(format!("{name}-{}", std::process::id()));
+    let p = root()
+        .join("target")
+        .join("test-tmp")
+        .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).expect("mkdir");
     p

@@ -17,6 +17,7 @@ ap.add_argument("--size", type=int, default=1024)
 ap.add_argument("--sensor", default="sentinel2-l2a")
 ap.add_argument("--methods", nargs="+", default=["rules", "cva-otsu"])
 ap.add_argument("--bin", default="target/release/riverwatch")
+ap.add_argument("--config", help="TOML settings passed to detect")
 a = ap.parse_args()
 
 def run(*args):
@@ -36,7 +37,7 @@ for method in a.methods:
         if not os.path.exists(f"{d}/truth.geojson"):
             run("synth", "-o", d, "--seed", str(seed), "--tiles", str(a.tiles), "--size", str(a.size), "--sensor", a.sensor)
         pred = f"{d}/pred-{method}.geojson"
-        subprocess.run([a.bin, "detect", f"{d}/manifest.json", "-o", pred, "--method", method], check=True, capture_output=True)
+        subprocess.run([a.bin, "detect", f"{d}/manifest.json", "-o", pred, "--method", method, *(["--config", a.config] if a.config else [])], check=True, capture_output=True)
         r = json.loads(run("eval", "--pred", pred, "--truth", f"{d}/truth.geojson", "--json"))
         rm = json.loads(run("eval", "--pred", pred, "--truth", f"{d}/truth.geojson", "--json", "--min-truth-m2", "400"))
         for k in mm:

@@ -160,6 +160,10 @@ pub struct EvalArgs {
     /// Truth size, m², for the "recall at the mapping unit" line.
     #[arg(long, default_value_t = 400.0)]
     pub mmu_m2: f64,
+    /// Also write each prediction's match (id, tile, matched truth class or
+    /// null, IoU) to this file as JSON lines.
+    #[arg(long)]
+    pub matches: Option<PathBuf>,
     /// Score only truth objects of at least this area, m² (0 = all).
     #[arg(long, default_value_t = 0.0)]
     pub min_truth_m2: f64,

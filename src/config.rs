@@ -43,6 +43,8 @@ pub struct Config {
     pub normalize_keep: f64,
     /// Estimate and correct the global sub-pixel shift of the later image.
     pub coregister: bool,
+    /// Largest shift, pixels, the co-registration searches for.
+    pub coregister_px: f64,
     /// Misregistration tolerance, pixels: the change magnitude at a pixel is
     /// the distance to the closest spectrum of the other date within this radius.
     pub misregistration_px: usize,
@@ -118,7 +120,8 @@ impl Default for Config {
             normalize: true,
             normalize_keep: 0.5,
             coregister: true,
-            misregistration_px: 2,
+            coregister_px: 2.0,
+            misregistration_px: 1,
             min_change: 0.04,
             max_change: 0.08,
             hysteresis: 0.6,
@@ -176,6 +179,7 @@ impl Config {
             ("simplify_m", self.simplify_m),
             ("built_brightness", self.built_brightness as f64),
             ("min_confidence", self.min_confidence),
+            ("coregister_px", self.coregister_px),
         ];
         for (k, v) in pos {
             if !v.is_finite() || v < 0.0 {
@@ -195,9 +199,9 @@ impl Config {
                 "min_change must not exceed max_change".into(),
             ));
         }
-        if self.block_rows == 0 || self.misregistration_px > 8 {
+        if self.block_rows == 0 || self.misregistration_px > 8 || self.coregister_px > 8.0 {
             return Err(Error::Config(
-                "block_rows must be ≥ 1 and misregistration_px ≤ 8".into(),
+                "block_rows must be ≥ 1, misregistration_px ≤ 8 and coregister_px ≤ 8".into(),
             ));
         }
         Ok(())

@@ -225,6 +225,18 @@ struct Stats {
     /// Share of pixels that survive one erosion (3 × 3 cross): 0 for lines
     /// and slivers along edges, near 1 for solid blobs.
     solidity: f64,
+    /// Mean earlier-date reflectance per band.
+    spec_b: [f64; 5],
+    /// Largest appearance magnitude.
+    mag_max: f64,
+    /// Sum of disappearance magnitude.
+    van: f64,
+    /// Pixels kept only as shoreline change next to a candidate.
+    shore: f64,
+    /// Pixels in the flood channel.
+    chan: f64,
+    /// Sum of the distance (pixels, capped) to the nearest cloud or shadow.
+    cloud_d: f64,
 }
 
 impl Stats {
@@ -245,63 +257,84 @@ impl Stats {
     }
 }
 
-/// Assigns a class from component statistics: mostly water before →
-/// occupation; new water, or dark wet bare ground → sand mining; otherwise
-/// construction or dumping by [`built_score`] (with NDBI when SWIR is there).
-fn classify(st: &Stats, swir: bool) -> usize {
-    let (fwb, fwa) = (st.mean(st.water_b), st.mean(st.water_a));
-    if fwb >= 0.5 && fwa < 0.5 {
-        0
-    } else if fwa >= 0.15 || (st.mean(st.br_a) < 0.13 && st.mean(st.ndwi_a) > -0.25) {
-        1
-    } else if built_score(st, swir) > 0.0 {
-        3
-    } else {
-        2
+impl Stats {
+    /// Inputs of the confidence model, in the order of
+    /// [`crate::model::CONF_FEATURES`].
+    fn conf_features(&self, threshold: f64) -> [f64; crate::model::N_CONF] {
+        let d: Vec<f64> = (0..4)
+            .map(|k| self.mean(self.spec_a[k] - self.spec_b[k]))
+            .collect();
+        let cloud_d = self.mean(self.cloud_d);
+        [
+            (self.mean(self.mag) / threshold).max(1e-6).ln(),
+            (self.mag_max / threshold).max(1e-6).ln(),
+            (self.n / 4.0).ln(),
+            self.solidity,
+            self.local_contrast().min(1.0),
+            self.mean(self.water_b),
+            self.mean(self.veg_b),
+            self.mean(self.br_a),
+            self.rectangularity,
+            self.mean(self.water_a),
+            self.mean(self.bare_a),
+            self.mean(self.built_a),
+            self.texture(),
+            cloud_d / f64::from(CLOUD_CAP),
+            f64::from(u8::from(cloud_d < f64::from(CLOUD_CAP) - 0.1)),
+            self.mean(self.van) / threshold,
+            self.mean(self.ndvi_a - self.ndvi_b),
+            self.mean(self.ndwi_a - self.ndwi_b),
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+            (d[0] - d[2]).abs(),
+        ]
+    }
+
+    /// Inputs of the class model, in the order of
+    /// [`crate::model::CLASS_FEATURES`] (the last four only with SWIR).
+    fn class_features(&self, swir: bool) -> Vec<f64> {
+        let m = |v: f64| self.mean(v);
+        let (a, b) = (self.spec_a.map(m), self.spec_b.map(m));
+        let mut x = vec![
+            m(self.water_b),
+            m(self.water_a),
+            m(self.veg_b),
+            m(self.bare_a),
+            m(self.built_a),
+            m(self.br_a),
+            m(self.br_b),
+            self.texture(),
+            self.local_contrast().min(1.0),
+            self.solidity,
+            self.rectangularity,
+            m(self.ndvi_a),
+            m(self.ndvi_b),
+            m(self.ndwi_a),
+            m(self.ndwi_b),
+            a[2] / a[0].max(1e-6),
+            (self.n / 4.0).ln(),
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+        ];
+        if swir {
+            let nd = |s: f64, n: f64| (s - n) / (s + n).max(1e-9);
+            x.extend([a[4], b[4], nd(a[4], a[3]), nd(b[4], b[3])]);
+        }
+        x
     }
 }
 
-/// Log-odds that a non-water change is construction rather than dumping:
-/// new buildings are brighter, homogeneous (low local contrast) and, for
-/// tiled roofs, red-dominant; dumped waste is a rough mixture. Logistic
-/// regression on detected objects of synth seeds 1–3 (91 % correct there).
-fn built_score(st: &Stats, swir: bool) -> f64 {
-    let red_blue = st.spec_a[2] / st.spec_a[0].max(1e-6);
-    if swir {
-        // With SWIR, NDBI separates roofs and concrete from waste: fitted on
-        // seeds 1–6 (91 % correct there, against 87 % without it).
-        let ndbi = (st.spec_a[4] - st.spec_a[3]) / (st.spec_a[4] + st.spec_a[3]).max(1e-9);
-        -20.191 - 26.271 * st.local_contrast() + 31.248 * st.mean(st.br_a) + 13.041 * red_blue
-            - 1.432 * st.solidity
-            + 56.428 * st.texture()
-            + 2.269 * st.mean(st.built_a)
-            - 16.793 * ndbi
-    } else {
-        -18.868 - 27.166 * st.local_contrast() + 62.636 * st.mean(st.br_a) + 11.476 * red_blue
-            - 3.863 * st.solidity
-    }
-}
-
-/// Probability that a component is a true change: a logistic model over the
-/// change relative to the threshold, size, solidity (slivers along edges are
-/// resampling artefacts), local contrast, the share of water and of
-/// vegetation before, brightness after (bright smooth patches are often haze)
-/// and rectangularity. Coefficients were fitted by logistic regression on the
-/// components the detector found in synth seeds 1–6 (4 tiles of 1024²,
-/// Sentinel-2 layout), labelled true when matched to truth at IoU ≥ 0.3;
-/// seeds 101–105 are kept for checking.
-fn confidence(st: &Stats, threshold: f64, min_pixels: usize) -> f64 {
-    let z = -0.557
-        + 2.621 * (st.mean(st.mag) / threshold).max(1e-6).ln()
-        + 0.348 * (st.n / min_pixels.max(1) as f64).ln()
-        + 3.575 * st.solidity
-        - 1.303 * st.local_contrast().min(1.0)
-        - 0.27 * st.mean(st.water_b)
-        + 1.45 * st.mean(st.veg_b)
-        - 21.85 * st.mean(st.br_a)
-        + 2.322 * st.rectangularity;
-    1.0 / (1.0 + (-z).exp())
-}
+/// Cap, in pixels, of the distance to the nearest cloud or shadow that the
+/// confidence model reads.
+const CLOUD_CAP: u8 = 30;
 
 /// Rounds to `d` decimals (output precision of numeric properties).
 pub(crate) fn round(v: f64, d: i32) -> f64 {
@@ -367,7 +400,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             before.view(),
             after.view(),
             usable.view(),
-            cfg.misregistration_px as f32,
+            cfg.coregister_px as f32,
         );
         let (a, v) = crate::coregister::apply_shift(after.view(), valid.view(), dx, dy);
         (a, v, [dx, dy])
@@ -412,7 +445,6 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         let m = change::cva(ia.view(), ib.view());
         (m.clone(), m.clone(), m)
     };
-    drop(ia);
     let threshold = if rules {
         otsu(masked(mag.view(), zu.view()), 0.0, 0.5)
             .unwrap_or(cfg.min_change)
@@ -547,6 +579,16 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             core_px[l as usize] += 1;
         }
     });
+    let cloud = Zip::from(&cs_a)
+        .and(&cs_b)
+        .map_collect(|&a, &b| a != 0 || b != 0);
+    let cloud_d = distance_to(cloud.view(), CLOUD_CAP);
+    let extra = Extra {
+        vanished: &vanished,
+        why: &why,
+        channel: &channel,
+        cloud_d: &cloud_d,
+    };
     let index = SegmentIndex::new(ctx.segments, &projected);
     let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
     let pixel_area = grid.pixel_area();
@@ -558,7 +600,9 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         if comp.pixels < cfg.min_pixels || (comp.pixels as f64) * pixel_area < cfg.min_area_m2 {
             continue;
         }
-        let (mut st, pts) = stats(comp, &lab, &grid, &lc_b, &lc_a, &ixb, &ixa, &appeared, &ib);
+        let (mut st, pts) = stats(
+            comp, &lab, &grid, &lc_b, &lc_a, &ixb, &ixa, &appeared, &ia, &ib, &extra,
+        );
         st.solidity = core_px[comp.label as usize] as f64 / comp.pixels as f64;
         let poly = trace(lab.view(), comp, &grid, 0);
         st.rectangularity = {
@@ -566,12 +610,15 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             poly.minimum_rotated_rect()
                 .map_or(0.0, |r| poly.unsigned_area() / r.unsigned_area().max(1e-9))
         };
-        let confidence = confidence(&st, threshold as f64, cfg.min_pixels);
+        let swir = ixa.mndwi.is_some();
+        let xc = st.conf_features(threshold as f64);
+        let xk = st.class_features(swir);
+        let confidence = crate::model::confidence(&xc, swir);
         // The textbook baseline reports every object above the mapping unit.
         if rules && confidence < cfg.min_confidence {
             continue;
         }
-        let class = classify(&st, ixa.mndwi.is_some());
+        let class = crate::model::class(&xk, swir);
         let mut mp = MultiPolygon(vec![poly]);
         if cfg.simplify_m > 0.0 {
             let sm = mp.simplify_vw_preserve(cfg.simplify_m * cfg.simplify_m);
@@ -590,14 +637,12 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         let cname = CLASSES[class];
         let obstructs = blocks_flow(cname) && index.channel_share(near.segment, &pts) >= 0.5;
         if debug {
-            let sp: Vec<f64> = st.spec_a.iter().map(|v| round(st.mean(*v), 4)).collect();
+            // One line per component with the model inputs, read by
+            // scripts/fit_models.py.
             eprintln!(
                 "DEBUG {}",
                 json!({"id": format!("{}-r{:05}c{:05}", tile.id, comp.r0, (comp.c0..comp.c1).find(|&c| lab[[comp.r0, c]] == comp.label).unwrap_or(comp.c0)),
-                    "n": comp.pixels, "class": cname, "fwb": round(st.mean(st.water_b), 3), "fwa": round(st.mean(st.water_a), 3), "vegb": round(st.mean(st.veg_b), 3),
-                    "barea": round(st.mean(st.bare_a), 3), "builta": round(st.mean(st.built_a), 3), "bra": round(st.mean(st.br_a), 4), "brb": round(st.mean(st.br_b), 4),
-                    "tex": round(st.texture(), 4), "lc": round(st.local_contrast(), 4), "rect": round(st.rectangularity, 3), "solid": round(st.solidity, 3), "thr": threshold, "ndvia": round(st.mean(st.ndvi_a), 3),
-                    "ndwia": round(st.mean(st.ndwi_a), 3), "mag": round(st.mean(st.mag), 4), "spec": sp, "conf": round(confidence, 3)})
+                    "n": comp.pixels, "class": cname, "conf": confidence, "xc": xc, "xk": xk})
             );
         }
         for r in comp.r0..comp.r1 {
@@ -711,6 +756,14 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     })
 }
 
+/// Further per-pixel layers the component statistics read.
+struct Extra<'a> {
+    vanished: &'a Array2<f32>,
+    why: &'a Array2<u8>,
+    channel: &'a Array2<bool>,
+    cloud_d: &'a Array2<u8>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn stats(
     comp: &Component,
@@ -721,7 +774,9 @@ fn stats(
     ixb: &Indices,
     ixa: &Indices,
     mag: &Array2<f32>,
+    before: &Array3<f32>,
     after: &Array3<f32>,
+    ex: &Extra<'_>,
 ) -> (Stats, Vec<Coord<f64>>) {
     let mut st = Stats::default();
     let mut pts = Vec::with_capacity(comp.pixels);
@@ -749,6 +804,14 @@ fn stats(
             for (k, v) in st.spec_a.iter_mut().enumerate().take(after.dim().2) {
                 *v += after[[r, c, k]] as f64;
             }
+            for (k, v) in st.spec_b.iter_mut().enumerate().take(before.dim().2) {
+                *v += before[[r, c, k]] as f64;
+            }
+            st.mag_max = st.mag_max.max(mag[[r, c]] as f64);
+            st.van += ex.vanished[[r, c]] as f64;
+            st.shore += f64::from(u8::from(ex.why[[r, c]] == reason::SHORELINE));
+            st.chan += f64::from(u8::from(ex.channel[[r, c]]));
+            st.cloud_d += ex.cloud_d[[r, c]] as f64;
             for (rr, cc) in [(r, c + 1), (r + 1, c)] {
                 if rr < lab.nrows() && cc < lab.ncols() && lab[[rr, cc]] == comp.label {
                     st.contrast += (bra - ixa.brightness[[rr, cc]] as f64).abs();

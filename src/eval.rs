@@ -129,6 +129,23 @@ pub struct Report {
     pub area: AreaScores,
     /// Recall by truth-object size.
     pub recall_by_size: Vec<SizeRecall>,
+    /// Per prediction, in input order: its class-agnostic match (written by
+    /// `eval --matches`, not part of the JSON report).
+    #[serde(skip)]
+    pub matches: Vec<Match>,
+}
+
+/// How one prediction fared in the class-agnostic matching.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Match {
+    /// The prediction's `id`.
+    pub id: String,
+    /// Its tile.
+    pub tile: String,
+    /// Class of the matched truth object; `None` for a false positive.
+    pub truth_class: Option<String>,
+    /// IoU with the matched truth object (0 when unmatched).
+    pub iou: f64,
 }
 
 struct Obj<'a> {
@@ -230,6 +247,7 @@ pub fn evaluate_with(
     let mut size_counts = [(0usize, 0usize); 3];
     let (mut mmu_t, mut mmu_m) = (0usize, 0usize);
     let mut truths_scored = 0usize;
+    let mut matches = Vec::new();
     for (_, (ps, ts)) in tiles.iter() {
         // Metric CRS: UTM zone of the tile's features.
         let all: Vec<geo::Coord<f64>> = ps
@@ -257,6 +275,23 @@ pub fn evaluate_with(
             }
         }
         let agn = greedy(pairs.clone(), po.len(), to.len());
+        let mut m: Vec<Match> = po
+            .iter()
+            .map(|p| Match {
+                id: p.f.str("id").to_string(),
+                tile: p.f.str("tile").to_string(),
+                truth_class: None,
+                iou: 0.0,
+            })
+            .collect();
+        for &(i, j) in &agn {
+            m[i].truth_class = Some(to[j].f.str("class").to_string());
+            m[i].iou = pairs
+                .iter()
+                .find(|&&(_, a, b)| a == i && b == j)
+                .map_or(0.0, |p| p.0);
+        }
+        matches.extend(m);
         objects.add(Prf::new(
             agn.len(),
             po.len() - agn.len(),
@@ -353,6 +388,7 @@ pub fn evaluate_with(
                 recall: ratio(m as f64, t as f64),
             })
             .collect(),
+        matches,
     })
 }
 

@@ -27,6 +27,7 @@ pub mod label;
 pub mod landcover;
 pub mod link;
 pub mod manifest;
+pub mod model;
 pub mod morphology;
 pub mod normalize;
 pub mod polygonize;

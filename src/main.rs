@@ -227,6 +227,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let truth = vector::read_collection(&a.truth).context("reading truth")?;
             let r = riverwatch::eval::evaluate_with(&preds, &truth, a.mmu_m2, a.min_truth_m2)?;
+            if let Some(path) = &a.matches {
+                let mut lines = Vec::new();
+                for m in &r.matches {
+                    lines.extend(serde_json::to_vec(m)?);
+                    lines.push(b'\n');
+                }
+                riverwatch::io::write_atomic(path, &lines)?;
+            }
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

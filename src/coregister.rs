@@ -9,7 +9,7 @@
 //! the tile), first on a 0.5-pixel grid within `±max_px`, then on a
 //! 0.125-pixel grid around the best; sampling is bilinear.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
 
 #[inline]
@@ -68,27 +68,42 @@ pub fn estimate_shift(
     let step = pts.len().div_ceil(20_000).max(1);
     let pts: Vec<(usize, usize)> = pts.into_iter().step_by(step).collect();
     let bands: Vec<ArrayView2<f32>> = (0..nb).map(|b| after.index_axis(Axis(0), b)).collect();
-    let cost = |dx: f32, dy: f32, stride: usize| -> f64 {
-        pts.iter()
-            .step_by(stride)
-            .map(|&(r, c)| {
-                (0..nb)
-                    .map(|b| {
-                        (before[[b, r, c]] - bilinear(&bands[b], c as f32 + dx, r as f32 + dy))
-                            .abs() as f64
-                    })
-                    .sum::<f64>()
+    // Costs of all candidate shifts at once, point by point, so each point's
+    // neighbourhood is read from memory once per search rather than once per
+    // shift. Points go in fixed chunks summed in order: the result does not
+    // depend on the thread count.
+    let costs = |shifts: &[(f32, f32)], stride: usize| -> Vec<f64> {
+        let sel: Vec<(usize, usize)> = pts.iter().step_by(stride).copied().collect();
+        let parts: Vec<Vec<f64>> = sel
+            .par_chunks(512)
+            .map(|chunk| {
+                let mut acc = vec![0f64; shifts.len()];
+                for &(r, c) in chunk {
+                    for (k, &(dx, dy)) in shifts.iter().enumerate() {
+                        let mut e = 0f32;
+                        for (b, band) in bands.iter().enumerate() {
+                            e += (before[[b, r, c]] - bilinear(band, c as f32 + dx, r as f32 + dy))
+                                .abs();
+                        }
+                        acc[k] += e as f64;
+                    }
+                }
+                acc
             })
-            .sum::<f64>()
+            .collect();
+        let mut total = vec![0f64; shifts.len()];
+        for p in parts {
+            for (t, v) in total.iter_mut().zip(p) {
+                *t += v;
+            }
+        }
+        total
     };
     let search = |cx: f32, cy: f32, step: f32, n: i32, stride: usize| -> (f32, f32) {
         let grid: Vec<(f32, f32)> = (-n..=n)
             .flat_map(|i| (-n..=n).map(move |j| (cx + i as f32 * step, cy + j as f32 * step)))
             .collect();
-        let costs: Vec<f64> = grid
-            .par_iter()
-            .map(|&(dx, dy)| cost(dx, dy, stride))
-            .collect();
+        let costs = costs(&grid, stride);
         let best = costs
             .iter()
             .enumerate()
@@ -112,26 +127,51 @@ pub fn apply_shift(
     dy: f32,
 ) -> (Array3<f32>, Array2<bool>) {
     let (nb, h, w) = after.dim();
+    // The shift is the same everywhere: integer offsets and weights once,
+    // then whole rows (clamped at the borders as `bilinear` does).
+    let (fx, fy) = (dx.floor(), dy.floor());
+    let (tx, ty) = (dx - fx, dy - fy);
+    let (ix, iy) = (fx as isize, fy as isize);
+    let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
+    let x0: Vec<usize> = (0..w).map(|c| clamp(c as isize + ix, w)).collect();
+    let x1: Vec<usize> = (0..w).map(|c| clamp(c as isize + ix + 1, w)).collect();
     let mut out = Array3::<f32>::zeros((nb, h, w));
     for b in 0..nb {
         let src = after.index_axis(Axis(0), b);
-        let mut dst = out.index_axis_mut(Axis(0), b);
-        Zip::indexed(&mut dst)
-            .par_for_each(|(r, c), v| *v = bilinear(&src, c as f32 + dx, r as f32 + dy));
+        out.index_axis_mut(Axis(0), b)
+            .axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(r, mut row)| {
+                let s0 = src.row(clamp(r as isize + iy, h));
+                let s1 = src.row(clamp(r as isize + iy + 1, h));
+                for (c, v) in row.iter_mut().enumerate() {
+                    let top = s0[x0[c]] * (1.0 - tx) + s0[x1[c]] * tx;
+                    let bot = s1[x0[c]] * (1.0 - tx) + s1[x1[c]] * tx;
+                    *v = top * (1.0 - ty) + bot * ty;
+                }
+            });
     }
+    // Valid where all four source pixels lie inside the raster and are valid.
+    let inside = |v: isize, n: usize| v >= 0 && v + 1 < n as isize;
     let mut ok = Array2::from_elem((h, w), false);
-    Zip::indexed(&mut ok).par_for_each(|(r, c), o| {
-        let (x, y) = (c as f32 + dx, r as f32 + dy);
-        let (x0, y0) = (x.floor() as isize, y.floor() as isize);
-        *o = valid[[r, c]]
-            && x0 >= 0
-            && y0 >= 0
-            && (x0 + 1) < w as isize
-            && (y0 + 1) < h as isize
-            && [(0, 0), (0, 1), (1, 0), (1, 1)]
-                .iter()
-                .all(|&(dr, dc)| valid[[(y0 + dr) as usize, (x0 + dc) as usize]]);
-    });
+    ok.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(r, mut row)| {
+            let y0 = r as isize + iy;
+            if !inside(y0, h) {
+                return;
+            }
+            let (v0, v1) = (valid.row(y0 as usize), valid.row(y0 as usize + 1));
+            for (c, o) in row.iter_mut().enumerate() {
+                let xa = c as isize + ix;
+                if inside(xa, w) {
+                    let xa = xa as usize;
+                    *o = valid[[r, c]] && v0[xa] && v0[xa + 1] && v1[xa] && v1[xa + 1];
+                }
+            }
+        });
     (out, ok)
 }
 

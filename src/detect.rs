@@ -131,27 +131,15 @@ struct Pixels {
     valid: Array2<bool>,
 }
 
-fn read_all(reader: &TileReader, block_rows: usize) -> Result<Pixels> {
-    let (h, w) = (reader.grid.height, reader.grid.width);
-    let mut px: Option<Pixels> = None;
-    for start in (0..h).step_by(block_rows) {
-        let end = (start + block_rows).min(h);
-        let (b, a) = reader.read_rows(start..end)?;
-        let p = px.get_or_insert_with(|| Pixels {
-            before: Array3::zeros((b.bands.dim().0, h, w)),
-            after: Array3::zeros((a.bands.dim().0, h, w)),
-            valid: Array2::from_elem((h, w), false),
-        });
-        p.before.slice_mut(s![.., start..end, ..]).assign(&b.bands);
-        p.after.slice_mut(s![.., start..end, ..]).assign(&a.bands);
-        Zip::from(p.valid.slice_mut(s![start..end, ..]))
-            .and(&b.valid)
-            .and(&a.valid)
-            .for_each(|v, &x, &y| *v = x && y);
-    }
-    px.ok_or_else(|| Error::Tile {
-        tile: reader.tile.clone(),
-        msg: "raster has no rows".into(),
+fn read_all(reader: TileReader, block_rows: usize) -> Result<Pixels> {
+    let (b, a) = reader.read_both(block_rows)?;
+    let valid = Zip::from(&b.valid)
+        .and(&a.valid)
+        .map_collect(|&x, &y| x && y);
+    Ok(Pixels {
+        before: b.bands,
+        after: a.bands,
+        valid,
     })
 }
 
@@ -196,6 +184,21 @@ fn hysteresis(
         }
     });
     lab.mapv(|l| keep[l as usize])
+}
+
+/// Wall time per pipeline stage, printed with RIVERWATCH_DEBUG.
+struct Lap {
+    on: bool,
+    at: Instant,
+}
+
+impl Lap {
+    fn mark(&mut self, stage: &str) {
+        if self.on {
+            eprintln!("TIME {stage:<24} {:8.3} s", self.at.elapsed().as_secs_f64());
+        }
+        self.at = Instant::now();
+    }
 }
 
 /// Per-component statistics.
@@ -349,6 +352,8 @@ pub(crate) fn round(v: f64, d: i32) -> f64 {
 /// Unreadable rasters, grids that differ, too few bands, no valid pixel.
 pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Result<TileResult> {
     let t0 = Instant::now();
+    let debug = std::env::var_os("RIVERWATCH_DEBUG").is_some();
+    let mut lap = Lap { on: debug, at: t0 };
     let cfg = ctx.config;
     let reader = TileReader::open(tile, ctx.sensor)?;
     let grid = reader.grid.clone();
@@ -357,9 +362,9 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         before,
         after,
         valid,
-    } = read_all(&reader, cfg.block_rows)?;
+    } = read_all(reader, cfg.block_rows)?;
     let mut after = after;
-    drop(reader);
+    lap.mark("read");
     let n_valid = valid.iter().filter(|&&v| v).count();
     if n_valid == 0 {
         return Err(Error::Tile {
@@ -370,6 +375,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     let projected = corridor::project(ctx.segments, &grid.wkt)?;
     let Zones { zone, channel } = corridor::zones(&grid, 0..h, &projected);
     let rules = cfg.method == Method::Rules;
+    lap.mark("zones");
 
     // Clouds and shadows are found on the raw data (haze is far smaller than a
     // cloud's brightening) so normalisation can leave them out of its fit.
@@ -378,6 +384,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     } else {
         (Array2::zeros((h, w)), Array2::zeros((h, w)))
     };
+    lap.mark("clouds");
     let usable = Zip::from(&valid)
         .and(&cs_b)
         .and(&cs_a)
@@ -395,6 +402,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         Fit::identity(before.dim().0)
     };
     normalize::apply(after.view_mut(), &fit);
+    lap.mark("normalise");
     let (after, valid, shift) = if rules && cfg.coregister {
         let (dx, dy) = crate::coregister::estimate_shift(
             before.view(),
@@ -402,11 +410,13 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             usable.view(),
             cfg.coregister_px as f32,
         );
+        lap.mark("coregister: estimate");
         let (a, v) = crate::coregister::apply_shift(after.view(), valid.view(), dx, dy);
         (a, v, [dx, dy])
     } else {
         (after, valid, [0.0, 0.0])
     };
+    lap.mark("coregister");
     // Thin cloud and haze patches show once haze differences are removed.
     if rules {
         let (tb, ta) = landcover::thin_clouds(before.view(), after.view(), valid.view(), cfg);
@@ -417,6 +427,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             .and(&ta)
             .for_each(|c, &t| *c = (*c).max(t));
     }
+    lap.mark("thin clouds");
     let usable = Zip::from(&valid)
         .and(&cs_b)
         .and(&cs_a)
@@ -430,6 +441,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     ];
     let lc_b = landcover::classify(&ixb, valid.view(), cs_b.view(), tw[0], cfg);
     let lc_a = landcover::classify(&ixa, valid.view(), cs_a.view(), tw[1], cfg);
+    lap.mark("indices+landcover");
 
     let ia = change::interleave(before.view());
     let ib = change::interleave(after.view());
@@ -445,6 +457,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         let m = change::cva(ia.view(), ib.view());
         (m.clone(), m.clone(), m)
     };
+    lap.mark("magnitude");
     let threshold = if rules {
         otsu(masked(mag.view(), zu.view()), 0.0, 0.5)
             .unwrap_or(cfg.min_change)
@@ -595,7 +608,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     let mut class_raster = Array2::<u8>::zeros((h, w));
     let mut conf_raster = Array2::<f32>::zeros((h, w));
     let mut features = Vec::new();
-    let debug = std::env::var_os("RIVERWATCH_DEBUG").is_some();
+    lap.mark("rules+morphology+labels");
     for comp in &comps {
         if comp.pixels < cfg.min_pixels || (comp.pixels as f64) * pixel_area < cfg.min_area_m2 {
             continue;
@@ -701,6 +714,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             props,
         });
     }
+    lap.mark("polygons+link");
     let cloud_px = Zip::from(&cs_a)
         .and(&cs_b)
         .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));

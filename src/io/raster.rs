@@ -297,6 +297,29 @@ impl DateReader {
         Ok(Block { bands: out, valid })
     }
 
+    /// Reads the whole raster in blocks of `block_rows` rows.
+    ///
+    /// # Errors
+    /// As [`DateReader::read_window`]; an empty raster.
+    pub fn read_all(&self, height: usize, width: usize, block_rows: usize) -> Result<Block> {
+        let mut out: Option<Block> = None;
+        for start in (0..height).step_by(block_rows.max(1)) {
+            let end = (start + block_rows).min(height);
+            let b = self.read_rows(start..end, width)?;
+            let o = out.get_or_insert_with(|| Block {
+                bands: Array3::zeros((b.bands.dim().0, height, width)),
+                valid: Array2::from_elem((height, width), false),
+            });
+            o.bands
+                .slice_mut(ndarray::s![.., start..end, ..])
+                .assign(&b.bands);
+            o.valid
+                .slice_mut(ndarray::s![start..end, ..])
+                .assign(&b.valid);
+        }
+        out.ok_or_else(|| Error::gdal(&self.path, "raster has no rows"))
+    }
+
     /// The image file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -351,6 +374,24 @@ impl TileReader {
             self.before.read_rows(rows.clone(), self.grid.width)?,
             self.after.read_rows(rows, self.grid.width)?,
         ))
+    }
+
+    /// Reads both dates whole, each on its own thread (GDAL decoding is
+    /// single-threaded per file), in blocks of `block_rows` rows.
+    ///
+    /// # Errors
+    /// As [`DateReader::read_window`].
+    pub fn read_both(self, block_rows: usize) -> Result<(Block, Block)> {
+        let (h, w) = (self.grid.height, self.grid.width);
+        let TileReader { before, after, .. } = self;
+        std::thread::scope(|s| {
+            let a = s.spawn(move || after.read_all(h, w, block_rows));
+            let b = before.read_all(h, w, block_rows);
+            let a = a
+                .join()
+                .map_err(|_| Error::gdal(Path::new("later image"), "reader thread panicked"))?;
+            Ok((b?, a?))
+        })
     }
 }
 

@@ -25,6 +25,7 @@ fn manifest() -> Manifest {
 }
 
 fn e2e(c: &mut Criterion) {
+    riverwatch::tune_allocator();
     let m = manifest();
     let cfg = Config::default();
     let (segments, registry): (_, Registry) = load_context_inputs(&m, &cfg).expect("inputs");
@@ -49,6 +50,13 @@ fn e2e(c: &mut Criterion) {
                 n += x.bands.len() + y.bands.len();
             }
             n
+        })
+    });
+    g.bench_function("gdal_read_both_threads", |b| {
+        b.iter(|| {
+            let r = TileReader::open(tile, &m.sensor).expect("open");
+            let (x, y) = r.read_both(cfg.block_rows).expect("read");
+            x.bands.len() + y.bands.len()
         })
     });
     g.bench_function("detect", |b| {

@@ -6,6 +6,7 @@
 //! removed; true changes, clouds and phenology fall out of the kept set.
 
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// Fitted per-band gains and offsets (after → before).
@@ -55,29 +56,34 @@ pub fn fit(
     if samples.len() < 200 {
         return f;
     }
+    // Sample spectra gathered once: (after, before) per band, contiguous.
+    let data: Vec<f32> = samples
+        .par_iter()
+        .flat_map_iter(|&(r, c)| (0..nb).flat_map(move |b| [after[[b, r, c]], before[[b, r, c]]]))
+        .collect();
+    let px = |i: usize| &data[i * 2 * nb..(i + 1) * 2 * nb];
     for _ in 0..iterations {
-        let mut res: Vec<(f32, usize)> = samples
-            .iter()
-            .enumerate()
-            .map(|(i, &(r, c))| {
+        let mut res: Vec<(f32, usize)> = (0..samples.len())
+            .into_par_iter()
+            .map(|i| {
+                let p = px(i);
                 let e: f32 = (0..nb)
-                    .map(|b| {
-                        (f.gain[b] * after[[b, r, c]] + f.offset[b] - before[[b, r, c]]).powi(2)
-                    })
+                    .map(|b| (f.gain[b] * p[2 * b] + f.offset[b] - p[2 * b + 1]).powi(2))
                     .sum();
                 (e, i)
             })
             .collect();
         let k = ((res.len() as f64 * keep) as usize).clamp(100, res.len());
         res.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        // The selection is deterministic, so is the order of the sums.
         let kept = &res[..k];
         let mut next = Fit::identity(nb);
         next.samples = k;
         for b in 0..nb {
             let (mut sx, mut sy, mut sxx, mut sxy) = (0f64, 0f64, 0f64, 0f64);
-            for &(_, i) in kept {
-                let (r, c) = samples[i];
-                let (x, y) = (after[[b, r, c]] as f64, before[[b, r, c]] as f64);
+            for &(_, i) in kept.iter() {
+                let p = px(i);
+                let (x, y) = (p[2 * b] as f64, p[2 * b + 1] as f64);
                 sx += x;
                 sy += y;
                 sxx += x * x;

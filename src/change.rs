@@ -46,9 +46,21 @@ pub fn tolerant_rows(
     radius: usize,
     rows: Range<usize>,
 ) -> (Array2<f32>, Array2<f32>) {
+    tolerant_rows_where(a, b, radius, rows, None)
+}
+
+/// [`tolerant_rows`] computed only where `need` (shaped like the output
+/// rows) is true; 0 elsewhere. Values where it is computed are the same.
+pub fn tolerant_rows_where(
+    a: ArrayView3<f32>,
+    b: ArrayView3<f32>,
+    radius: usize,
+    rows: Range<usize>,
+    need: Option<ArrayView2<bool>>,
+) -> (Array2<f32>, Array2<f32>) {
     match a.dim().2 {
-        4 => tolerant_n::<4>(a, b, radius, rows),
-        5 => tolerant_n::<5>(a, b, radius, rows),
+        4 => tolerant_n::<4>(a, b, radius, rows, need),
+        5 => tolerant_n::<5>(a, b, radius, rows, need),
         n => {
             // Other band counts: pad to 8 lanes.
             let pad = |x: ArrayView3<f32>| {
@@ -58,7 +70,7 @@ pub fn tolerant_rows(
                     .assign(&x.slice(ndarray::s![.., .., ..n.min(8)]));
                 o
             };
-            tolerant_n::<8>(pad(a).view(), pad(b).view(), radius, rows)
+            tolerant_n::<8>(pad(a).view(), pad(b).view(), radius, rows, need)
         }
     }
 }
@@ -184,6 +196,7 @@ fn tolerant_n<const N: usize>(
     b: ArrayView3<f32>,
     radius: usize,
     rows: Range<usize>,
+    need: Option<ArrayView2<bool>>,
 ) -> (Array2<f32>, Array2<f32>) {
     let (h, w, _) = a.dim();
     let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
@@ -201,7 +214,11 @@ fn tolerant_n<const N: usize>(
         .for_each(|(i, (mut orow, mut vrow))| {
             let y = rows.start + i;
             let (y0, y1) = (y.saturating_sub(radius), (y + radius).min(h - 1));
+            let need = need.as_ref().map(|n| n.row(i));
             for x in 0..w {
+                if need.as_ref().is_some_and(|n| !n[x]) {
+                    continue;
+                }
                 let (x0, x1) = (x.saturating_sub(radius), (x + radius).min(w - 1));
                 if let (Some(pb), Some(pa)) = (at::<N>(sb, w, y, x), at::<N>(sa, w, y, x)) {
                     orow[x] = nearest(pb, sa, w, (y, x), y0, y1, x0, x1).sqrt();

@@ -144,12 +144,14 @@ fn read_all(reader: TileReader, block_rows: usize) -> Result<Pixels> {
 }
 
 /// Misregistration-tolerant appearance and disappearance magnitudes computed
-/// in row blocks with a halo, so the same kernel serves a streaming reader.
+/// in row blocks with a halo, so the same kernel serves a streaming reader;
+/// only where `need` is true when it is given (0 elsewhere).
 fn magnitude_blocks(
     a: &Array3<f32>,
     b: &Array3<f32>,
     radius: usize,
     block_rows: usize,
+    need: Option<&Array2<bool>>,
 ) -> (Array2<f32>, Array2<f32>) {
     let (h, w, _) = a.dim();
     let mut ap = Array2::<f32>::zeros((h, w));
@@ -157,11 +159,12 @@ fn magnitude_blocks(
     for start in (0..h).step_by(block_rows) {
         let end = (start + block_rows).min(h);
         let (h0, h1) = (start.saturating_sub(radius), (end + radius).min(h));
-        let (x, y) = change::tolerant_rows(
+        let (x, y) = change::tolerant_rows_where(
             a.slice(s![h0..h1, .., ..]),
             b.slice(s![h0..h1, .., ..]),
             radius,
             start - h0..end - h0,
+            need.map(|n| n.slice(s![start..end, ..])),
         );
         ap.slice_mut(s![start..end, ..]).assign(&x);
         va.slice_mut(s![start..end, ..]).assign(&y);
@@ -445,12 +448,16 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
 
     let ia = change::interleave(before.view());
     let ib = change::interleave(after.view());
+    lap.mark("interleave");
     drop(before);
     drop(after);
     // `appeared` drives encroachment (something new is here); the any-change
     // layer also keeps what vanished.
     let (mut appeared, vanished, mag) = if rules {
-        let (ap, va) = magnitude_blocks(&ia, &ib, cfg.misregistration_px, cfg.block_rows);
+        // Polygons only come from the management zone, so the magnitude is
+        // only needed there, unless the whole-tile layers are written.
+        let need = if emit.is_some() { None } else { Some(&zone) };
+        let (ap, va) = magnitude_blocks(&ia, &ib, cfg.misregistration_px, cfg.block_rows, need);
         let m = Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y));
         (ap, va, m)
     } else {
@@ -465,12 +472,6 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     } else {
         otsu(masked(mag.view(), zu.view()), 0.0, 0.5).unwrap_or(cfg.min_change)
     };
-    let any = Zip::from(&mag)
-        .and(&usable)
-        .map_collect(|&m, &u| u && m > threshold);
-    let any_change = Zip::from(&close(any.view(), Shape::Cross, cfg.close_iterations))
-        .and(&usable)
-        .map_collect(|&c, &u| c && u);
     // Hysteresis: pixels above `hysteresis × threshold` join an object when
     // connected to a pixel above the threshold, so object edges blurred by
     // resampling and weakly changed parts of a site are kept.
@@ -595,7 +596,11 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     let cloud = Zip::from(&cs_a)
         .and(&cs_b)
         .map_collect(|&a, &b| a != 0 || b != 0);
-    let cloud_d = distance_to(cloud.view(), CLOUD_CAP);
+    let cloud_d = if cloud.iter().any(|&c| c) {
+        distance_to(cloud.view(), CLOUD_CAP)
+    } else {
+        Array2::from_elem((h, w), CLOUD_CAP)
+    };
     let extra = Extra {
         vanished: &vanished,
         why: &why,
@@ -725,6 +730,14 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         write_geotiff(&p("change_magnitude"), &grid, &[mag.view()], None)?;
         write_geotiff(&p("change_class"), &grid, &[class_raster.view()], None)?;
         write_geotiff(&p("confidence"), &grid, &[conf_raster.view()], None)?;
+        // Any change: every usable pixel above the threshold (closed once),
+        // including what the rules chose not to report.
+        let any = Zip::from(&mag)
+            .and(&usable)
+            .map_collect(|&m, &u| u && m > threshold);
+        let any_change = Zip::from(&close(any.view(), Shape::Cross, cfg.close_iterations))
+            .and(&usable)
+            .map_collect(|&c, &u| c && u);
         write_geotiff(
             &p("any_change"),
             &grid,

@@ -210,41 +210,41 @@ pub fn thin_clouds<'a>(
     let (h, w) = valid.dim();
     let nb = before.len_of(Axis(0)).min(5);
     let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
-    for (k, (x, y)) in [(before, after), (after, before)].into_iter().enumerate() {
-        let mut alpha = Array2::<f32>::zeros((h, w));
-        Zip::from(&mut alpha)
-            .and(x.lanes(Axis(0)))
-            .and(y.lanes(Axis(0)))
-            .and(&valid)
-            .par_for_each(|a, xs, ys, &v| {
-                if !v {
-                    return;
+    // Mixing share of each date with cloud against the other date, both
+    // directions in one pass, row by row over band planes.
+    let mut alphas = [Array2::<f32>::zeros((h, w)), Array2::<f32>::zeros((h, w))];
+    {
+        let [a0, a1] = &mut alphas;
+        a0.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .zip(a1.axis_iter_mut(Axis(0)))
+            .enumerate()
+            .for_each(|(r, (mut r0, mut r1))| {
+                let br: Vec<_> = (0..nb)
+                    .map(|b| before.slice(ndarray::s![b, r, ..]))
+                    .collect();
+                let ar: Vec<_> = (0..nb)
+                    .map(|b| after.slice(ndarray::s![b, r, ..]))
+                    .collect();
+                let vr = valid.row(r);
+                for c in 0..w {
+                    if !vr[c] {
+                        continue;
+                    }
+                    let (mut xs, mut ys) = ([0f32; 5], [0f32; 5]);
+                    for b in 0..nb {
+                        xs[b] = br[b][c];
+                        ys[b] = ar[b][c];
+                    }
+                    r0[c] = mixing_alpha(&xs, &ys, nb);
+                    r1[c] = mixing_alpha(&ys, &xs, nb);
                 }
-                let (mut num, mut den) = (0f32, 0f32);
-                for b in 0..nb {
-                    let d = CLOUD_SPECTRUM[b] - ys[b];
-                    num += (xs[b] - ys[b]) * d;
-                    den += d * d;
-                }
-                let al = if den > 1e-6 {
-                    (num / den).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
-                let mut res = 0f32;
-                for b in 0..nb {
-                    let v = xs[b] - (ys[b] + al * (CLOUD_SPECTRUM[b] - ys[b]));
-                    res += v * v;
-                }
-                // Off the mixing line: not cloud (negative marks it).
-                *a = if res.sqrt() < 0.02 + 0.08 * al {
-                    al
-                } else {
-                    -1.0
-                };
             });
+    }
+    for (k, alpha) in alphas.iter().enumerate() {
         let core = alpha.mapv(|a| a > 0.12);
-        if !core.iter().any(|&v| v) {
+        // No component can be big enough: skip the labelling.
+        if core.iter().filter(|&&v| v).count() < 2 * cfg.cloud_min_pixels {
             continue;
         }
         let (lab, comps) = label(core.view());
@@ -269,6 +269,33 @@ pub fn thin_clouds<'a>(
     }
     let [b, a] = outs;
     (b, a)
+}
+
+/// Share of cloud in `x` when `x` lies on the line from `y` to the cloud
+/// spectrum; -1 when it is off that line (not a cloud mixture).
+#[inline]
+fn mixing_alpha(x: &[f32; 5], y: &[f32; 5], nb: usize) -> f32 {
+    let (mut num, mut den) = (0f32, 0f32);
+    for b in 0..nb {
+        let d = CLOUD_SPECTRUM[b] - y[b];
+        num += (x[b] - y[b]) * d;
+        den += d * d;
+    }
+    let al = if den > 1e-6 {
+        (num / den).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let mut res = 0f32;
+    for b in 0..nb {
+        let v = x[b] - (y[b] + al * (CLOUD_SPECTRUM[b] - y[b]));
+        res += v * v;
+    }
+    if res.sqrt() < 0.02 + 0.08 * al {
+        al
+    } else {
+        -1.0
+    }
 }
 
 /// `m` moved by (dx, dy) pixels: out(r + dy, c + dx) = m(r, c).

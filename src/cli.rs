@@ -22,6 +22,9 @@ pub enum Cmd {
     Validate(ValidateArgs),
     /// Score predictions against ground truth.
     Eval(EvalArgs),
+    /// Score the change rasters of `detect --emit-rasters` pixel by pixel
+    /// (change versus no change: precision, recall, F1, accuracy, kappa).
+    EvalChange(EvalChangeArgs),
     /// Detect changes in tile pairs and write flagged polygons.
     Detect(DetectArgs),
     /// Run every tile of a manifest in parallel; merge seams; write dispatch
@@ -143,6 +146,20 @@ pub struct ValidateArgs {
     /// TOML settings file.
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+/// `eval-change` flags.
+#[derive(Debug, Args)]
+pub struct EvalChangeArgs {
+    /// Folder given to `detect --emit-rasters`.
+    #[arg(long)]
+    pub rasters: PathBuf,
+    /// Ground-truth GeoJSON.
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `eval` flags.

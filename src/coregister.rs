@@ -178,6 +178,7 @@ pub fn apply_shift(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Zip;
 
     #[test]
     fn recovers_a_subpixel_shift() {

@@ -189,6 +189,23 @@ fn hysteresis(
     lab.mapv(|l| keep[l as usize])
 }
 
+/// Why a change from land cover `b` to `a` (later brightness `br_a`) is
+/// routine rather than a change of use: water staying water (turbidity,
+/// glint), land turning or staying vegetated (phenology, crop cycles,
+/// regrowth), land turning into dark bare soil (ploughing, moist soil).
+fn seasonal(b: u8, a: u8, br_a: f32, cfg: &Config) -> Option<u8> {
+    let wb = b == WATER;
+    if wb && a == WATER {
+        Some(reason::WATER_TO_WATER)
+    } else if !wb && a == VEG {
+        Some(reason::VEGETATION)
+    } else if a == BARE && !wb && br_a < cfg.dark_soil_brightness {
+        Some(reason::DARK_SOIL)
+    } else {
+        None
+    }
+}
+
 /// Wall time per pipeline stage, printed with RIVERWATCH_DEBUG.
 struct Lap {
     on: bool,
@@ -534,12 +551,8 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
                 Some(m) => m[[r, c]] > cfg.wet_mndwi,
                 None => ixa.ndwi[[r, c]] > cfg.wet_ndwi,
             };
-            *k = if wbb && waa {
-                reason::WATER_TO_WATER
-            } else if !wbb && a == VEG {
-                reason::VEGETATION
-            } else if a == BARE && !wbb && ixa.brightness[[r, c]] < cfg.dark_soil_brightness {
-                reason::DARK_SOIL
+            *k = if let Some(k) = seasonal(b, a, ixa.brightness[[r, c]], cfg) {
+                k
             } else if (near_shore
                 && (waa || (a == BARE && wet && ixa.brightness[[r, c]] < cfg.built_brightness)))
                 || (at_bank && a == VEG)
@@ -730,14 +743,25 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         write_geotiff(&p("change_magnitude"), &grid, &[mag.view()], None)?;
         write_geotiff(&p("change_class"), &grid, &[class_raster.view()], None)?;
         write_geotiff(&p("confidence"), &grid, &[conf_raster.view()], None)?;
-        // Any change: every usable pixel above the threshold (closed once),
-        // including what the rules chose not to report.
-        let any = Zip::from(&mag)
+        // Any change, over the whole tile: every usable pixel above the
+        // threshold that is not a seasonal change (phenology, ploughing,
+        // turbidity), closed, in patches of at least the mapping unit. It
+        // keeps what the rules chose not to report for other reasons
+        // (water-level change, low confidence, outside the zone).
+        let any = Zip::indexed(&mag)
             .and(&usable)
-            .map_collect(|&m, &u| u && m > threshold);
-        let any_change = Zip::from(&close(any.view(), Shape::Cross, cfg.close_iterations))
+            .par_map_collect(|(r, c), &m, &u| {
+                u && m > threshold
+                    && seasonal(lc_b[[r, c]], lc_a[[r, c]], ixa.brightness[[r, c]], cfg).is_none()
+            });
+        let closed = close(any.view(), Shape::Cross, cfg.close_iterations);
+        let (alab, acomps) = label(closed.view());
+        let big: Vec<bool> = std::iter::once(false)
+            .chain(acomps.iter().map(|c| c.pixels >= cfg.min_pixels))
+            .collect();
+        let any_change = Zip::from(&alab)
             .and(&usable)
-            .map_collect(|&c, &u| c && u);
+            .map_collect(|&l, &u| u && big[l as usize]);
         write_geotiff(
             &p("any_change"),
             &grid,

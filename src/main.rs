@@ -217,6 +217,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Cmd::EvalChange(a) => {
+            let truth = vector::read_collection(&a.truth).context("reading truth")?;
+            let r = riverwatch::eval::evaluate_change(&a.rasters, &truth)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Eval(a) => {
             let mut preds = Vec::new();
             for p in &a.pred {

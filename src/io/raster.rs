@@ -139,6 +139,23 @@ pub fn probe(path: &Path) -> Result<(Grid, usize)> {
     Ok((g, ds.raster_count()))
 }
 
+/// Reads band 1 of a single-band byte raster (the class layers detect
+/// writes) with its grid.
+///
+/// # Errors
+/// Missing or unreadable file, empty raster, no georeferencing.
+pub fn read_u8(path: &Path) -> Result<(Grid, Array2<u8>)> {
+    let ds = open(path)?;
+    let g = grid_of(&ds, path)?;
+    let band = ds.rasterband(1).map_err(|e| Error::gdal(path, e))?;
+    let buf = band
+        .read_as::<u8>((0, 0), (g.width, g.height), (g.width, g.height), None)
+        .map_err(|e| Error::gdal(path, e))?;
+    let (_, data) = buf.into_shape_and_vec();
+    let a = Array2::from_shape_vec((g.height, g.width), data).map_err(|e| Error::gdal(path, e))?;
+    Ok((g, a))
+}
+
 /// A block of rows of one date: reflectance per band and a validity mask.
 #[derive(Debug, Clone)]
 pub struct Block {

@@ -4,7 +4,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use riverwatch::config::Config;
 use riverwatch::io::raster::TileReader;
 use riverwatch::manifest::Manifest;
-use riverwatch::{change, indices, label, landcover, morphology, normalize};
+use riverwatch::{change, coregister, indices, label, landcover, morphology, normalize};
 use std::path::PathBuf;
 
 fn data() -> (
@@ -49,8 +49,27 @@ fn kernels(c: &mut Criterion) {
     g.bench_function("interleave", |b| {
         b.iter(|| change::interleave(before.view()))
     });
+    g.bench_function("tolerant_change_r1", |b| {
+        b.iter(|| change::tolerant(ia.view(), ib.view(), cfg.misregistration_px))
+    });
     g.bench_function("tolerant_change_r2", |b| {
         b.iter(|| change::tolerant(ia.view(), ib.view(), 2))
+    });
+    g.bench_function("thin_clouds", |b| {
+        b.iter(|| landcover::thin_clouds(before.view(), after.view(), valid.view(), &cfg))
+    });
+    g.bench_function("coregister_estimate", |b| {
+        b.iter(|| {
+            coregister::estimate_shift(
+                before.view(),
+                after.view(),
+                valid.view(),
+                cfg.coregister_px as f32,
+            )
+        })
+    });
+    g.bench_function("coregister_apply", |b| {
+        b.iter(|| coregister::apply_shift(after.view(), valid.view(), 0.375, -0.625))
     });
     g.bench_function("cva", |b| b.iter(|| change::cva(ia.view(), ib.view())));
     let mag = change::cva(ia.view(), ib.view());

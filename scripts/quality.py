@@ -18,6 +18,7 @@ ap.add_argument("--sensor", default="sentinel2-l2a")
 ap.add_argument("--methods", nargs="+", default=["rules", "cva-otsu"])
 ap.add_argument("--bin", default="target/release/riverwatch")
 ap.add_argument("--config", help="TOML settings passed to detect")
+ap.add_argument("--pixels", action="store_true", help="also write the rasters and score them with eval-change")
 a = ap.parse_args()
 
 def run(*args):
@@ -31,13 +32,21 @@ def prf(tp, fp, fn):
 for method in a.methods:
     tot = {k: [0, 0, 0] for k in ["objects", "class_aware", "obstruction"]}
     mm = {k: [0, 0, 0] for k in ["objects", "class_aware"]}
-    mmu = [0, 0]; chief = [0.0, 0]; area = [0.0, 0.0, 0.0]; sizes = {}
+    mmu = [0, 0]; chief = [0.0, 0]; area = [0.0, 0.0, 0.0]; sizes = {}; pix = {}
     for seed in a.seeds:
         d = f"target/quality/{a.sensor}-s{seed}-{a.tiles}x{a.size}"
         if not os.path.exists(f"{d}/truth.geojson"):
             run("synth", "-o", d, "--seed", str(seed), "--tiles", str(a.tiles), "--size", str(a.size), "--sensor", a.sensor)
         pred = f"{d}/pred-{method}.geojson"
-        subprocess.run([a.bin, "detect", f"{d}/manifest.json", "-o", pred, "--method", method, *(["--config", a.config] if a.config else [])], check=True, capture_output=True)
+        rasters = f"{d}/rasters-{method}"
+        subprocess.run([a.bin, "detect", f"{d}/manifest.json", "-o", pred, "--method", method, *(["--config", a.config] if a.config else []),
+                        *(["--emit-rasters", rasters] if a.pixels else [])], check=True, capture_output=True)
+        if a.pixels:
+            pc = json.loads(run("eval-change", "--rasters", rasters, "--truth", f"{d}/truth.geojson", "--json"))
+            for layer in ["any_change", "reported"]:
+                acc = pix.setdefault(layer, [0, 0, 0, 0])
+                for i, k in enumerate(["tp", "fp", "fn", "tn"]):
+                    acc[i] += pc[layer][k]
         r = json.loads(run("eval", "--pred", pred, "--truth", f"{d}/truth.geojson", "--json"))
         rm = json.loads(run("eval", "--pred", pred, "--truth", f"{d}/truth.geojson", "--json", "--min-truth-m2", "400"))
         for k in mm:
@@ -61,5 +70,10 @@ for method in a.methods:
     print(f"| ≥ 400 m² (mapping unit) | {om[0]:.3f} | {om[1]:.3f} | {om[2]:.3f} | {cm[2]:.3f} | {ob[2]:.3f} | {chief[0] / max(chief[1], 1):.4f} | {area[2] / max(area[0] + area[1] - area[2], 1e-9):.3f} |")
     print(f"| all | {o[0]:.3f} | {o[1]:.3f} | {o[2]:.3f} | {c[2]:.3f} | | | |")
     print("recall by size: " + ", ".join(f"{k}: {v[0]}/{v[1]} = {v[0] / max(v[1], 1):.3f}" for k, v in sizes.items()))
-    print(f"counts: TP {tot['objects'][0]}, FP {tot['objects'][1]}, FN {tot['objects'][2]}\n")
+    print(f"counts: TP {tot['objects'][0]}, FP {tot['objects'][1]}, FN {tot['objects'][2]}")
+    for layer, (tp, fp, fn, tn) in pix.items():
+        n = tp + fp + fn + tn; po = (tp + tn) / n; pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n)
+        p, r, f = prf(tp, fp, fn)
+        print(f"pixels in the zone, {layer}: precision {p:.3f}, recall {r:.3f}, F1 {f:.3f}, OA {po:.4f}, kappa {(po - pe) / (1 - pe):.3f}")
+    print()
     sys.stdout.flush()

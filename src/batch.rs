@@ -305,6 +305,9 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
         config: cfg,
     };
     std::fs::create_dir_all(o.out.join("tiles")).map_err(|e| Error::io(o.out.join("tiles"), e))?;
+    // Leftovers of a run that was killed while writing.
+    crate::io::remove_stale_tmp(&o.out)?;
+    crate::io::remove_stale_tmp(&o.out.join("tiles"))?;
     let cfg_hash = cfg.hash();
     let shared = vec![m.rivers.clone(), m.chiefs.clone()];
     let n = m.tiles.len();

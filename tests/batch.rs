@@ -181,9 +181,24 @@ fn kill_9_then_resume_gives_the_uninterrupted_result() {
         }
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
+        // What a run killed in the middle of writing leaves behind, whether
+        // or not this kill happened to hit such a moment.
+        std::fs::create_dir_all(out.join("tiles")).unwrap();
+        std::fs::write(
+            out.join("tiles/songhua-0001.geojson.tmp999999"),
+            b"{\"type\":",
+        )
+        .unwrap();
+        std::fs::create_dir_all(out.join(".dispatch.tmp999999/x")).unwrap();
+        std::fs::write(out.join(".dispatch.tmp999999/x/y.geojson"), b"").unwrap();
         let o = batch(&m, &out, &["--jobs", "2", "--resume"]);
         assert!(o.status.success(), "{}", text(&o));
         assert_same(&reference, &out);
+        let litter: Vec<_> = files(&out)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(litter.is_empty(), "left behind: {litter:?}");
         if (2..8).contains(&wait_records) {
             let s = json(&out.join("summary.json"));
             assert!(

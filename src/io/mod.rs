@@ -31,6 +31,36 @@ pub fn tmp_path(path: &Path) -> std::path::PathBuf {
     path.with_file_name(name)
 }
 
+/// Removes what a killed run left half-written in `dir` (not recursive):
+/// files named `*.tmp<pid>` (see [`tmp_path`]) and `.dispatch.tmp<pid>`
+/// folders. Run before writing into an output folder again.
+///
+/// # Errors
+/// An unreadable folder or a leftover that cannot be removed.
+pub fn remove_stale_tmp(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let stale = name
+            .rsplit_once(".tmp")
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if !stale {
+            continue;
+        }
+        let p = e.path();
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        r.map_err(|err| Error::io(&p, err))?;
+    }
+    Ok(())
+}
+
 /// Reads and parses a JSON file, naming the file and position on failure.
 ///
 /// # Errors

@@ -5,33 +5,15 @@
 //! `(2r+1)²` neighbourhood of p: a shift of up to r pixels between dates finds
 //! the matching spectrum nearby and scores near zero, while a new object (no
 //! similar spectrum nearby in the earlier date) or a vanished one (none in the
-//! later date) scores high. Kernels take pixel-interleaved arrays
-//! `(rows, cols, bands)` so each spectrum is contiguous.
+//! later date) scores high. Kernels take band-planar arrays
+//! `(bands, rows, cols)`, the layout the reader produces.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
+use ndarray::{Array2, ArrayView2, ArrayView3, Axis, Zip};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// (bands, rows, cols) → (rows, cols, bands), row by row in parallel.
-pub fn interleave(a: ArrayView3<f32>) -> Array3<f32> {
-    let (nb, h, w) = a.dim();
-    let mut out = Array3::<f32>::zeros((h, w, nb));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(r, mut row)| {
-            for b in 0..nb {
-                let src = a.slice(ndarray::s![b, r, ..]);
-                for (c, &v) in src.iter().enumerate() {
-                    row[[c, b]] = v;
-                }
-            }
-        });
-    out
-}
-
-/// Misregistration-tolerant change for output rows `rows` of interleaved
-/// arrays `a` (earlier) and `b` (later): returns `(appeared, vanished)`, where
+/// Misregistration-tolerant change for output rows `rows` of planar arrays
+/// `a` (earlier) and `b` (later): returns `(appeared, vanished)`, where
 /// `appeared` = `min_q |B(p) − A'(q)|` (nothing like the later spectrum was
 /// nearby before: something new is here) and `vanished` = `min_q |A(p) − B'(q)|`.
 /// `A'(q)` ranges over the pixels of the other date within `radius` and the
@@ -58,20 +40,11 @@ pub fn tolerant_rows_where(
     rows: Range<usize>,
     need: Option<ArrayView2<bool>>,
 ) -> (Array2<f32>, Array2<f32>) {
-    match a.dim().2 {
+    match a.dim().0 {
         4 => tolerant_n::<4>(a, b, radius, rows, need),
         5 => tolerant_n::<5>(a, b, radius, rows, need),
-        n => {
-            // Other band counts: pad to 8 lanes.
-            let pad = |x: ArrayView3<f32>| {
-                let (h, w, _) = x.dim();
-                let mut o = Array3::<f32>::zeros((h, w, 8));
-                o.slice_mut(ndarray::s![.., .., ..n.min(8)])
-                    .assign(&x.slice(ndarray::s![.., .., ..n.min(8)]));
-                o
-            };
-            tolerant_n::<8>(pad(a).view(), pad(b).view(), radius, rows, need)
-        }
+        // Other band counts: the first 8, missing ones read as 0.
+        _ => tolerant_n::<8>(a, b, radius, rows, need),
     }
 }
 
@@ -80,9 +53,29 @@ pub fn tolerant_rows_where(
 /// and how unchanged no longer matters. Most pixels stop at the centre.
 const EARLY_EXIT2: f32 = 0.02 * 0.02;
 
-#[inline(always)]
-fn at<const N: usize>(s: &[f32], w: usize, y: usize, x: usize) -> Option<&[f32; N]> {
-    s.get((y * w + x) * N..).and_then(|t| t.first_chunk::<N>())
+/// Band planes of a block of rows, each contiguous and row-major.
+struct Planes<'a, const N: usize> {
+    p: [&'a [f32]; N],
+    w: usize,
+}
+
+impl<'a, const N: usize> Planes<'a, N> {
+    /// `None` when a plane is not contiguous.
+    fn new(a: &ArrayView3<'a, f32>, zeros: &'a [f32]) -> Option<Self> {
+        let (nb, h, w) = a.dim();
+        let mut p = [zeros; N];
+        for (k, slot) in p.iter_mut().enumerate().take(nb.min(N)) {
+            let plane = a.index_axis_move(Axis(0), k);
+            *slot = plane.to_slice().filter(|s| s.len() == h * w)?;
+        }
+        Some(Planes { p, w })
+    }
+
+    #[inline(always)]
+    fn px(&self, y: usize, x: usize) -> [f32; N] {
+        let i = y * self.w + x;
+        std::array::from_fn(|k| self.p[k][i])
+    }
 }
 
 #[inline(always)]
@@ -128,24 +121,21 @@ fn dist2_quad<const N: usize>(
 #[allow(clippy::too_many_arguments)]
 fn nearest<const N: usize>(
     p: &[f32; N],
-    s: &[f32],
-    w: usize,
+    s: &Planes<'_, N>,
     (y, x): (usize, usize),
     y0: usize,
     y1: usize,
     x0: usize,
     x1: usize,
 ) -> f32 {
-    let mut m = at::<N>(s, w, y, x).map_or(f32::INFINITY, |q| dist2(p, q));
+    let mut m = dist2(p, &s.px(y, x));
     if m <= EARLY_EXIT2 {
         return m;
     }
     // Whole pixels first: a shift that the neighbourhood explains needs no blends.
     for yy in y0..=y1 {
         for xx in x0..=x1 {
-            if let Some(q) = at::<N>(s, w, yy, xx) {
-                m = m.min(dist2(p, q));
-            }
+            m = m.min(dist2(p, &s.px(yy, xx)));
         }
     }
     if m <= EARLY_EXIT2 {
@@ -153,35 +143,17 @@ fn nearest<const N: usize>(
     }
     for yy in y0..=y1 {
         for xx in x0..=x1 {
-            let Some(q) = at::<N>(s, w, yy, xx) else {
-                continue;
-            };
-            let right = if xx < x1 {
-                at::<N>(s, w, yy, xx + 1)
-            } else {
-                None
-            };
-            let down = if yy < y1 {
-                at::<N>(s, w, yy + 1, xx)
-            } else {
-                None
-            };
-            if let Some(r) = right {
-                m = m.min(dist2_pair(p, q, r));
+            let q = s.px(yy, xx);
+            let right = (xx < x1).then(|| s.px(yy, xx + 1));
+            let down = (yy < y1).then(|| s.px(yy + 1, xx));
+            if let Some(r) = &right {
+                m = m.min(dist2_pair(p, &q, r));
             }
-            if let Some(dn) = down {
-                m = m.min(dist2_pair(p, q, dn));
+            if let Some(dn) = &down {
+                m = m.min(dist2_pair(p, &q, dn));
             }
-            if let (Some(r), Some(dn), Some(dg)) = (
-                right,
-                down,
-                if xx < x1 && yy < y1 {
-                    at::<N>(s, w, yy + 1, xx + 1)
-                } else {
-                    None
-                },
-            ) {
-                m = m.min(dist2_quad(p, q, r, dn, dg));
+            if let (Some(r), Some(dn)) = (&right, &down) {
+                m = m.min(dist2_quad(p, &q, r, dn, &s.px(yy + 1, xx + 1)));
             }
         }
         if m <= EARLY_EXIT2 {
@@ -198,14 +170,23 @@ fn tolerant_n<const N: usize>(
     rows: Range<usize>,
     need: Option<ArrayView2<bool>>,
 ) -> (Array2<f32>, Array2<f32>) {
-    let (h, w, _) = a.dim();
-    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
-    let (sa, sb) = (a.as_slice().unwrap_or(&[]), b.as_slice().unwrap_or(&[]));
+    let (_, h, w) = a.dim();
     let mut appeared = Array2::<f32>::zeros((rows.len(), w));
     let mut vanished = Array2::<f32>::zeros((rows.len(), w));
-    if sa.len() != h * w * N || sb.len() != h * w * N {
+    // Planes are used in place when each is contiguous (row blocks of a
+    // standard-layout array are); anything else is copied once.
+    let zeros = vec![0f32; h * w];
+    let copy = |x: &ArrayView3<f32>| {
+        (!x.axis_iter(Axis(0)).all(|p| p.is_standard_layout()))
+            .then(|| x.as_standard_layout().into_owned())
+    };
+    let (ca, cb) = (copy(&a), copy(&b));
+    let av = ca.as_ref().map_or_else(|| a.view(), |c| c.view());
+    let bv = cb.as_ref().map_or_else(|| b.view(), |c| c.view());
+    let (Some(sa), Some(sb)) = (Planes::<N>::new(&av, &zeros), Planes::<N>::new(&bv, &zeros))
+    else {
         return (appeared, vanished);
-    }
+    };
     appeared
         .axis_iter_mut(Axis(0))
         .into_par_iter()
@@ -220,10 +201,9 @@ fn tolerant_n<const N: usize>(
                     continue;
                 }
                 let (x0, x1) = (x.saturating_sub(radius), (x + radius).min(w - 1));
-                if let (Some(pb), Some(pa)) = (at::<N>(sb, w, y, x), at::<N>(sa, w, y, x)) {
-                    orow[x] = nearest(pb, sa, w, (y, x), y0, y1, x0, x1).sqrt();
-                    vrow[x] = nearest(pa, sb, w, (y, x), y0, y1, x0, x1).sqrt();
-                }
+                let (pb, pa) = (sb.px(y, x), sa.px(y, x));
+                orow[x] = nearest(&pb, &sa, (y, x), y0, y1, x0, x1).sqrt();
+                vrow[x] = nearest(&pa, &sb, (y, x), y0, y1, x0, x1).sqrt();
             }
         });
     (appeared, vanished)
@@ -232,25 +212,21 @@ fn tolerant_n<const N: usize>(
 /// Misregistration-tolerant magnitude over whole arrays: the larger of
 /// appearance and disappearance.
 pub fn tolerant(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize) -> Array2<f32> {
-    let (ap, va) = tolerant_rows(a, b, radius, 0..a.dim().0);
+    let (ap, va) = tolerant_rows(a, b, radius, 0..a.dim().1);
     Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y))
 }
 
-/// Classic change vector magnitude `|A(p) − B(p)|`.
+/// Classic change vector magnitude `|A(p) − B(p)|` over planar arrays.
 pub fn cva(a: ArrayView3<f32>, b: ArrayView3<f32>) -> Array2<f32> {
-    let (h, w, _) = a.dim();
+    let (nb, h, w) = a.dim();
     let mut out = Array2::<f32>::zeros((h, w));
-    Zip::from(&mut out)
-        .and(a.lanes(Axis(2)))
-        .and(b.lanes(Axis(2)))
-        .par_for_each(|o, pa, pb| {
-            *o = pa
-                .iter()
-                .zip(pb.iter())
-                .map(|(x, y)| (x - y) * (x - y))
-                .sum::<f32>()
-                .sqrt();
-        });
+    for k in 0..nb {
+        Zip::from(&mut out)
+            .and(a.index_axis(Axis(0), k))
+            .and(b.index_axis(Axis(0), k))
+            .par_for_each(|o, &x, &y| *o += (x - y) * (x - y));
+    }
+    out.par_mapv_inplace(f32::sqrt);
     out
 }
 
@@ -307,7 +283,7 @@ mod tests {
 
     fn scene(shift: usize) -> Array3<f32> {
         // Stripes 3 px wide in two bands, shifted right by `shift`.
-        Array3::from_shape_fn((20, 20, 2), |(_, c, b)| {
+        Array3::from_shape_fn((2, 20, 20), |(b, _, c)| {
             if ((c + 20 - shift) / 3) % 2 == 0 {
                 0.1 + b as f32 * 0.2
             } else {
@@ -329,7 +305,7 @@ mod tests {
             assert!(cva(a.view(), scene(s).view()).iter().any(|&v| v > 0.1));
         }
         let mut b = a.clone();
-        b[[10, 10, 0]] = 0.9;
+        b[[0, 10, 10]] = 0.9;
         let m = tolerant(a.view(), b.view(), 2);
         assert!(m[[10, 10]] > 0.5);
     }
@@ -338,12 +314,12 @@ mod tests {
     fn row_blocks_with_halo_equal_the_whole() {
         let a = scene(0);
         let mut b = scene(1);
-        b[[5, 5, 1]] = 0.8;
+        b[[1, 5, 5]] = 0.8;
         let whole = tolerant(a.view(), b.view(), 2);
         // Block rows 8..14 computed from rows 6..16 (halo 2).
         let (ap, va) = tolerant_rows(
-            a.slice(ndarray::s![6..16, .., ..]),
-            b.slice(ndarray::s![6..16, .., ..]),
+            a.slice(ndarray::s![.., 6..16, ..]),
+            b.slice(ndarray::s![.., 6..16, ..]),
             2,
             2..8,
         );
@@ -353,10 +329,10 @@ mod tests {
 
     #[test]
     fn parallel_equals_serial() {
-        let a = Array3::from_shape_fn((40, 33, 4), |(r, c, b)| {
+        let a = Array3::from_shape_fn((4, 40, 33), |(b, r, c)| {
             ((r * 7 + c * 13 + b * 5) % 17) as f32 / 17.0
         });
-        let b = Array3::from_shape_fn((40, 33, 4), |(r, c, b)| {
+        let b = Array3::from_shape_fn((4, 40, 33), |(b, r, c)| {
             ((r * 5 + c * 11 + b * 3) % 19) as f32 / 19.0
         });
         let one = rayon::ThreadPoolBuilder::new()

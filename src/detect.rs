@@ -153,15 +153,15 @@ fn magnitude_blocks(
     block_rows: usize,
     need: Option<&Array2<bool>>,
 ) -> (Array2<f32>, Array2<f32>) {
-    let (h, w, _) = a.dim();
+    let (_, h, w) = a.dim();
     let mut ap = Array2::<f32>::zeros((h, w));
     let mut va = Array2::<f32>::zeros((h, w));
     for start in (0..h).step_by(block_rows) {
         let end = (start + block_rows).min(h);
         let (h0, h1) = (start.saturating_sub(radius), (end + radius).min(h));
         let (x, y) = change::tolerant_rows_where(
-            a.slice(s![h0..h1, .., ..]),
-            b.slice(s![h0..h1, .., ..]),
+            a.slice(s![.., h0..h1, ..]),
+            b.slice(s![.., h0..h1, ..]),
             radius,
             start - h0..end - h0,
             need.map(|n| n.slice(s![start..end, ..])),
@@ -463,22 +463,23 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     let lc_a = landcover::classify(&ixa, valid.view(), cs_a.view(), tw[1], cfg);
     lap.mark("indices+landcover");
 
-    let ia = change::interleave(before.view());
-    let ib = change::interleave(after.view());
-    lap.mark("interleave");
-    drop(before);
-    drop(after);
     // `appeared` drives encroachment (something new is here); the any-change
     // layer also keeps what vanished.
     let (mut appeared, vanished, mag) = if rules {
         // Polygons only come from the management zone, so the magnitude is
         // only needed there, unless the whole-tile layers are written.
         let need = if emit.is_some() { None } else { Some(&zone) };
-        let (ap, va) = magnitude_blocks(&ia, &ib, cfg.misregistration_px, cfg.block_rows, need);
+        let (ap, va) = magnitude_blocks(
+            &before,
+            &after,
+            cfg.misregistration_px,
+            cfg.block_rows,
+            need,
+        );
         let m = Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y));
         (ap, va, m)
     } else {
-        let m = change::cva(ia.view(), ib.view());
+        let m = change::cva(before.view(), after.view());
         (m.clone(), m.clone(), m)
     };
     lap.mark("magnitude");
@@ -632,7 +633,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             continue;
         }
         let (mut st, pts) = stats(
-            comp, &lab, &grid, &lc_b, &lc_a, &ixb, &ixa, &appeared, &ia, &ib, &extra,
+            comp, &lab, &grid, &lc_b, &lc_a, &ixb, &ixa, &appeared, &before, &after, &extra,
         );
         st.solidity = core_px[comp.label as usize] as f64 / comp.pixels as f64;
         let poly = trace(lab.view(), comp, &grid, 0);
@@ -852,11 +853,11 @@ fn stats(
             st.ndwi_b += ixb.ndwi[[r, c]] as f64;
             st.ndwi_a += ixa.ndwi[[r, c]] as f64;
             st.mag += mag[[r, c]] as f64;
-            for (k, v) in st.spec_a.iter_mut().enumerate().take(after.dim().2) {
-                *v += after[[r, c, k]] as f64;
+            for (k, v) in st.spec_a.iter_mut().enumerate().take(after.dim().0) {
+                *v += after[[k, r, c]] as f64;
             }
-            for (k, v) in st.spec_b.iter_mut().enumerate().take(before.dim().2) {
-                *v += before[[r, c, k]] as f64;
+            for (k, v) in st.spec_b.iter_mut().enumerate().take(before.dim().0) {
+                *v += before[[k, r, c]] as f64;
             }
             st.mag_max = st.mag_max.max(mag[[r, c]] as f64);
             st.van += ex.vanished[[r, c]] as f64;

@@ -68,10 +68,13 @@ pub fn dist2_point_segment(p: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 {
     qx * qx + qy * qy
 }
 
+/// A centreline piece with its squared half-widths and bounding box:
+/// (a, b, corridor², channel², [ymin, ymax, xmin, xmax] expanded).
+type Piece = (Coord<f64>, Coord<f64>, f64, f64, [f64; 4]);
+
 /// Rasterises the zones for rows `rows` of `grid` (pixel centres).
 pub fn zones(grid: &Grid, rows: Range<usize>, segs: &[Projected]) -> Zones {
-    // Pieces: (a, b, corridor², channel², ymin, ymax, xmin, xmax) expanded.
-    let pieces: Vec<(Coord<f64>, Coord<f64>, f64, f64, [f64; 4])> = segs
+    let pieces: Vec<Piece> = segs
         .iter()
         .flat_map(|s| {
             s.lines.0.iter().flat_map(move |ls| {

@@ -24,7 +24,7 @@ pub struct BandMap {
 }
 
 impl BandMap {
-    /// Band numbers in riverwatch's internal order: blue, green, red, nir, [swir1].
+    /// Band numbers in riverwatch's internal order: blue, green, red, nir and (optionally) swir1.
     pub fn order(&self) -> Vec<usize> {
         let mut v = vec![self.blue, self.green, self.red, self.nir];
         v.extend(self.swir1);

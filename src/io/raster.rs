@@ -159,7 +159,7 @@ pub fn read_u8(path: &Path) -> Result<(Grid, Array2<u8>)> {
 /// A block of rows of one date: reflectance per band and a validity mask.
 #[derive(Debug, Clone)]
 pub struct Block {
-    /// Reflectance, shape (bands, rows, cols), bands in order blue, green, red, nir, [swir1].
+    /// Reflectance, shape (bands, rows, cols), bands in order blue, green, red, nir and (optionally) swir1.
     pub bands: Array3<f32>,
     /// True where every band holds data and the mask (if any) says usable.
     pub valid: Array2<bool>,

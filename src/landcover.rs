@@ -286,6 +286,11 @@ fn mixing_alpha(x: &[f32; 5], y: &[f32; 5], nb: usize) -> f32 {
     } else {
         0.0
     };
+    // Shares this small neither seed nor grow a cloud (see the callers'
+    // 0.12 and 0.04): skip the residual.
+    if al <= 0.04 {
+        return 0.0;
+    }
     let mut res = 0f32;
     for b in 0..nb {
         let v = x[b] - (y[b] + al * (CLOUD_SPECTRUM[b] - y[b]));

@@ -70,11 +70,47 @@ impl<'a, const N: usize> Planes<'a, N> {
         }
         Some(Planes { p, w })
     }
+}
 
+/// Spectra addressed by pixel.
+trait Spectra<const N: usize>: Sync {
+    fn px(&self, y: usize, x: usize) -> [f32; N];
+}
+
+impl<const N: usize> Spectra<N> for Planes<'_, N> {
     #[inline(always)]
     fn px(&self, y: usize, x: usize) -> [f32; N] {
         let i = y * self.w + x;
         std::array::from_fn(|k| self.p[k][i])
+    }
+}
+
+/// Pixel-interleaved copy of a block: each spectrum contiguous, which the
+/// whole-block search reads faster than N planes.
+struct Interleaved<const N: usize> {
+    s: Vec<[f32; N]>,
+    w: usize,
+}
+
+impl<const N: usize> Interleaved<N> {
+    fn new(p: &Planes<'_, N>, h: usize) -> Self {
+        let w = p.w;
+        let mut s = vec![[0f32; N]; h * w];
+        s.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+            for (k, plane) in p.p.iter().enumerate() {
+                for (x, v) in plane[y * w..(y + 1) * w].iter().enumerate() {
+                    row[x][k] = *v;
+                }
+            }
+        });
+        Interleaved { s, w }
+    }
+}
+
+impl<const N: usize> Spectra<N> for Interleaved<N> {
+    #[inline(always)]
+    fn px(&self, y: usize, x: usize) -> [f32; N] {
+        self.s[y * self.w + x]
     }
 }
 
@@ -119,9 +155,9 @@ fn dist2_quad<const N: usize>(
 /// 2 × 2 groups. The centre is tried first so unchanged pixels stop early.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn nearest<const N: usize>(
+fn nearest<const N: usize, S: Spectra<N>>(
     p: &[f32; N],
-    s: &Planes<'_, N>,
+    s: &S,
     (y, x): (usize, usize),
     y0: usize,
     y1: usize,
@@ -187,6 +223,47 @@ fn tolerant_n<const N: usize>(
     else {
         return (appeared, vanished);
     };
+    // Sparse requests read the planes in place; whole blocks are worth an
+    // interleaved copy of the block.
+    if need.is_some() {
+        search(
+            &sa,
+            &sb,
+            h,
+            radius,
+            rows,
+            need,
+            &mut appeared,
+            &mut vanished,
+        );
+    } else {
+        let (ia, ib) = (Interleaved::new(&sa, h), Interleaved::new(&sb, h));
+        search(
+            &ia,
+            &ib,
+            h,
+            radius,
+            rows,
+            need,
+            &mut appeared,
+            &mut vanished,
+        );
+    }
+    (appeared, vanished)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search<const N: usize, S: Spectra<N>>(
+    sa: &S,
+    sb: &S,
+    h: usize,
+    radius: usize,
+    rows: Range<usize>,
+    need: Option<ArrayView2<bool>>,
+    appeared: &mut Array2<f32>,
+    vanished: &mut Array2<f32>,
+) {
+    let w = appeared.ncols();
     appeared
         .axis_iter_mut(Axis(0))
         .into_par_iter()
@@ -202,11 +279,10 @@ fn tolerant_n<const N: usize>(
                 }
                 let (x0, x1) = (x.saturating_sub(radius), (x + radius).min(w - 1));
                 let (pb, pa) = (sb.px(y, x), sa.px(y, x));
-                orow[x] = nearest(&pb, &sa, (y, x), y0, y1, x0, x1).sqrt();
-                vrow[x] = nearest(&pa, &sb, (y, x), y0, y1, x0, x1).sqrt();
+                orow[x] = nearest(&pb, sa, (y, x), y0, y1, x0, x1).sqrt();
+                vrow[x] = nearest(&pa, sb, (y, x), y0, y1, x0, x1).sqrt();
             }
         });
-    (appeared, vanished)
 }
 
 /// Misregistration-tolerant magnitude over whole arrays: the larger of

@@ -37,21 +37,3 @@ pub mod validate;
 
 pub use config::Config;
 pub use error::{Error, Result};
-
-/// Makes glibc keep freed buffers of up to 32 MiB (one 2048² band plane is
-/// 16 MiB) in its heap for reuse instead of unmapping them: a tile allocates
-/// and frees dozens of such planes, and fresh pages from the system cost a
-/// page fault each (about a tenth of a 2048² tile's time). Peak memory grows
-/// by what the heap keeps (about 60 MB for a 2048² tile). Call once at
-/// start-up; the binary does. A no-op off glibc.
-#[allow(unsafe_code)]
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called before any
-    // threads are started.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
-    }
-}

@@ -256,7 +256,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    riverwatch::tune_allocator();
     let cli = Cli::parse();
     // GDAL would print every error to stderr as well; riverwatch reports them
     // itself, with the file and tile, so only warnings of note are kept quiet.

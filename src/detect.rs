@@ -3,12 +3,12 @@
 //! change magnitude and threshold, from-to rules, clean-up, components,
 //! polygons, linking to segment and chief.
 
-use crate::change::{self, masked, otsu};
+use crate::change::{self, otsu};
 use crate::chiefs::Registry;
 use crate::config::{Config, Method};
 use crate::corridor::{self, Zones};
 use crate::error::{Error, Result};
-use crate::indices::{indices, Indices};
+use crate::indices::{indices_with, Indices};
 use crate::io::raster::{write_geotiff, Grid, TileReader, Transformer};
 use crate::io::vector::PolyFeature;
 use crate::label::{label, Component};
@@ -452,8 +452,8 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         .and(&cs_b)
         .and(&cs_a)
         .map_collect(|&v, &a, &b| v && a == 0 && b == 0);
-    let ixb = indices(before.view());
-    let ixa = indices(after.view());
+    let ixb = indices_with(before.view(), emit.is_some());
+    let ixa = indices_with(after.view(), emit.is_some());
     let zu = Zip::from(&zone).and(&usable).map_collect(|&z, &u| z && u);
     let tw = [
         landcover::water_threshold(ixb.ndwi.view(), zu.view(), cfg.water_ndwi),
@@ -465,30 +465,37 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
 
     // `appeared` drives encroachment (something new is here); the any-change
     // layer also keeps what vanished.
-    let (mut appeared, vanished, mag) = if rules {
+    let (mut appeared, vanished) = if rules {
         // Polygons only come from the management zone, so the magnitude is
         // only needed there, unless the whole-tile layers are written.
         let need = if emit.is_some() { None } else { Some(&zone) };
-        let (ap, va) = magnitude_blocks(
+        magnitude_blocks(
             &before,
             &after,
             cfg.misregistration_px,
             cfg.block_rows,
             need,
-        );
-        let m = Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y));
-        (ap, va, m)
+        )
     } else {
         let m = change::cva(before.view(), after.view());
-        (m.clone(), m.clone(), m)
+        (m.clone(), m)
     };
     lap.mark("magnitude");
+    // The change magnitude is the larger of appearance and disappearance.
+    let zone_mag = || {
+        appeared
+            .iter()
+            .zip(vanished.iter())
+            .zip(zu.iter())
+            .filter(|(_, &z)| z)
+            .map(|((&a, &b), _)| a.max(b))
+    };
     let threshold = if rules {
-        otsu(masked(mag.view(), zu.view()), 0.0, 0.5)
+        otsu(zone_mag(), 0.0, 0.5)
             .unwrap_or(cfg.min_change)
             .clamp(cfg.min_change, cfg.max_change)
     } else {
-        otsu(masked(mag.view(), zu.view()), 0.0, 0.5).unwrap_or(cfg.min_change)
+        otsu(zone_mag(), 0.0, 0.5).unwrap_or(cfg.min_change)
     };
     // Hysteresis: pixels above `hysteresis × threshold` join an object when
     // connected to a pixel above the threshold, so object edges blurred by
@@ -624,8 +631,9 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     let index = SegmentIndex::new(ctx.segments, &projected);
     let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
     let pixel_area = grid.pixel_area();
-    let mut class_raster = Array2::<u8>::zeros((h, w));
-    let mut conf_raster = Array2::<f32>::zeros((h, w));
+    // Class code and confidence per reported component label, for the
+    // rasters written with --emit-rasters.
+    let mut reported: Vec<(u8, f32)> = vec![(0, 0.0); comps.len() + 1];
     let mut features = Vec::new();
     lap.mark("rules+morphology+labels");
     for comp in &comps {
@@ -677,14 +685,7 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
                     "n": comp.pixels, "class": cname, "conf": confidence, "xc": xc, "xk": xk})
             );
         }
-        for r in comp.r0..comp.r1 {
-            for c in comp.c0..comp.c1 {
-                if lab[[r, c]] == comp.label {
-                    class_raster[[r, c]] = class as u8 + 1;
-                    conf_raster[[r, c]] = confidence as f32;
-                }
-            }
-        }
+        reported[comp.label as usize] = (class as u8 + 1, confidence as f32);
         let link = chief_link(ctx.registry, &seg.chief_id);
         let mut wgs = mp;
         to_wgs.apply_geom(&mut wgs)?;
@@ -739,11 +740,27 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));
     if let Some(dir) = emit {
         let p = |name: &str| dir.join(format!("{}_{name}.tif", tile.id));
+        let mag = Zip::from(&appeared)
+            .and(&vanished)
+            .map_collect(|&a, &b| a.max(b));
         write_geotiff(&p("landcover_before"), &grid, &[lc_b.view()], None)?;
         write_geotiff(&p("landcover_after"), &grid, &[lc_a.view()], None)?;
         write_geotiff(&p("change_magnitude"), &grid, &[mag.view()], None)?;
+        let class_raster = lab.mapv(|l| reported[l as usize].0);
+        let conf_raster = lab.mapv(|l| reported[l as usize].1);
         write_geotiff(&p("change_class"), &grid, &[class_raster.view()], None)?;
         write_geotiff(&p("confidence"), &grid, &[conf_raster.view()], None)?;
+        // Indices per date: NDVI, NDWI and, with SWIR, MNDWI, NDBI, BSI.
+        for (name, ix) in [("indices_before", &ixb), ("indices_after", &ixa)] {
+            let mut bands = vec![ix.ndvi.view(), ix.ndwi.view()];
+            bands.extend(
+                [&ix.mndwi, &ix.ndbi, &ix.bsi]
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.view()),
+            );
+            write_geotiff(&p(name), &grid, &bands, None)?;
+        }
         // Any change, over the whole tile: every usable pixel above the
         // threshold that is not a seasonal change (phenology, ploughing,
         // turbidity), closed, in patches of at least the mapping unit. It

@@ -69,6 +69,12 @@ pub struct Indices {
 
 /// Computes every index available from `bands` (bands, rows, cols).
 pub fn indices(bands: ArrayView3<f32>) -> Indices {
+    indices_with(bands, true)
+}
+
+/// As [`indices`]; NDBI and BSI only when `all` (land cover does not read
+/// them, so detection computes them only for the rasters it writes).
+pub fn indices_with(bands: ArrayView3<f32>, all: bool) -> Indices {
     let b = |i: usize| bands.index_axis(Axis(0), i);
     let swir = bands.len_of(Axis(0)) > SWIR1;
     let brightness = Zip::from(&b(BLUE))
@@ -79,8 +85,8 @@ pub fn indices(bands: ArrayView3<f32>) -> Indices {
         ndvi: normalized_difference(b(NIR), b(RED)),
         ndwi: normalized_difference(b(GREEN), b(NIR)),
         mndwi: swir.then(|| normalized_difference(b(GREEN), b(SWIR1))),
-        ndbi: swir.then(|| normalized_difference(b(SWIR1), b(NIR))),
-        bsi: swir.then(|| {
+        ndbi: (swir && all).then(|| normalized_difference(b(SWIR1), b(NIR))),
+        bsi: (swir && all).then(|| {
             Zip::from(&b(SWIR1))
                 .and(&b(RED))
                 .and(&b(NIR))

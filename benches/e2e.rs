@@ -25,6 +25,7 @@ fn manifest() -> Manifest {
 }
 
 fn e2e(c: &mut Criterion) {
+    riverwatch::tune_allocator();
     let m = manifest();
     let cfg = Config::default();
     let (segments, registry): (_, Registry) = load_context_inputs(&m, &cfg).expect("inputs");

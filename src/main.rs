@@ -256,6 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    riverwatch::tune_allocator();
     let cli = Cli::parse();
     // GDAL would print every error to stderr as well; riverwatch reports them
     // itself, with the file and tile, so only warnings of note are kept quiet.

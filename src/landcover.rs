@@ -110,7 +110,8 @@ pub fn clouds_and_shadows<'a>(
             .par_map_collect(|&a, &b, &na, &nb_, &v| {
                 v && a > cfg.cloud_blue && a - b > cfg.cloud_blue_rise && na - nb_ > -0.02
             });
-        if !core.iter().any(|&v| v) {
+        // No component can be big enough: skip the labelling.
+        if core.iter().filter(|&&v| v).count() < cfg.cloud_min_pixels {
             continue;
         }
         let (lab, comps) = label(core.view());
@@ -141,16 +142,12 @@ pub fn clouds_and_shadows<'a>(
         let mut score = Array2::<f32>::zeros((h, w));
         // Blue and green are left out: in a shadow they are dominated by
         // path radiance (haze), so they darken far less than red and NIR.
-        Zip::from(&mut score)
-            .and(x.lanes(Axis(0)))
-            .and(y.lanes(Axis(0)))
-            .par_for_each(|s, xs, ys| {
-                let mut worst = 0f32;
-                for b in crate::indices::RED..nb {
-                    worst = worst.max(xs[b] / ys[b].max(1e-4));
-                }
-                *s = worst;
-            });
+        for b in crate::indices::RED..nb {
+            Zip::from(&mut score)
+                .and(x.index_axis(Axis(0), b))
+                .and(y.index_axis(Axis(0), b))
+                .par_for_each(|s, &xb, &yb| *s = s.max(xb / yb.max(1e-4)));
+        }
         let dark = Zip::from(&score)
             .and(&cloud)
             .and(&valid)

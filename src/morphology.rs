@@ -1,7 +1,7 @@
 //! Binary morphology with a 3 × 3 cross (4-neighbourhood) or square, and
 //! bounded geodesic reconstruction.
 
-use ndarray::{Array2, ArrayView2, Axis, Zip};
+use ndarray::{Array2, ArrayView2, Zip};
 use rayon::prelude::*;
 
 /// Structuring element.
@@ -14,40 +14,57 @@ pub enum Shape {
 }
 
 fn step(m: ArrayView2<bool>, shape: Shape, dilate: bool) -> Array2<bool> {
+    match (shape, dilate) {
+        (Shape::Cross, true) => step_n::<false, true>(m),
+        (Shape::Cross, false) => step_n::<false, false>(m),
+        (Shape::Square, true) => step_n::<true, true>(m),
+        (Shape::Square, false) => step_n::<true, false>(m),
+    }
+}
+
+/// One dilation (`DILATE`) or erosion with a cross or (`SQUARE`) a square,
+/// row by row over three row slices. Outside the raster counts as
+/// background for dilation and as foreground for erosion, so edges neither
+/// grow nor shrink.
+fn step_n<const SQUARE: bool, const DILATE: bool>(m: ArrayView2<bool>) -> Array2<bool> {
+    let m = m.as_standard_layout();
     let (h, w) = m.dim();
     let mut out = Array2::from_elem((h, w), false);
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(r, mut row)| {
+    let (Some(s), Some(o)) = (m.as_slice(), out.as_slice_mut()) else {
+        return out;
+    };
+    if w == 0 {
+        return out;
+    }
+    let edge = !DILATE;
+    let op = |a: bool, b: bool| if DILATE { a | b } else { a & b };
+    o.par_chunks_mut(w).enumerate().for_each(|(r, row)| {
+        let cur = &s[r * w..(r + 1) * w];
+        let up = (r > 0).then(|| &s[(r - 1) * w..r * w]);
+        let dn = (r + 1 < h).then(|| &s[(r + 1) * w..(r + 2) * w]);
+        let vert = |c: usize| {
+            op(
+                op(up.map_or(edge, |u| u[c]), dn.map_or(edge, |d| d[c])),
+                cur[c],
+            )
+        };
+        if SQUARE {
+            let mut prev = edge;
+            let mut here = vert(0);
             for c in 0..w {
-                let mut acc = m[[r, c]];
-                let mut visit = |rr: isize, cc: isize| {
-                    // Outside the raster counts as background for dilation and as
-                    // foreground for erosion, so edges neither grow nor shrink.
-                    let v = if rr < 0 || cc < 0 || rr >= h as isize || cc >= w as isize {
-                        !dilate
-                    } else {
-                        m[[rr as usize, cc as usize]]
-                    };
-                    if dilate {
-                        acc |= v
-                    } else {
-                        acc &= v
-                    }
-                };
-                let (ri, ci) = (r as isize, c as isize);
-                for (dr, dc) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
-                    visit(ri + dr, ci + dc);
-                }
-                if shape == Shape::Square {
-                    for (dr, dc) in [(-1, -1), (-1, 1), (1, -1), (1, 1)] {
-                        visit(ri + dr, ci + dc);
-                    }
-                }
-                row[c] = acc;
+                let next = if c + 1 < w { vert(c + 1) } else { edge };
+                row[c] = op(op(prev, here), next);
+                prev = here;
+                here = next;
             }
-        });
+        } else {
+            for c in 0..w {
+                let left = if c > 0 { cur[c - 1] } else { edge };
+                let right = if c + 1 < w { cur[c + 1] } else { edge };
+                row[c] = op(op(left, right), vert(c));
+            }
+        }
+    });
     out
 }
 
@@ -173,7 +190,40 @@ mod tests {
         Array2::from_shape_vec((bits.len() / w, w), bits.to_vec()).unwrap()
     }
 
+    /// The definition, pixel by pixel.
+    fn naive(m: &Array2<bool>, shape: Shape, dilate: bool) -> Array2<bool> {
+        let (h, w) = m.dim();
+        Array2::from_shape_fn((h, w), |(r, c)| {
+            let mut acc = m[[r, c]];
+            for dr in -1isize..=1 {
+                for dc in -1isize..=1 {
+                    if shape == Shape::Cross && dr != 0 && dc != 0 {
+                        continue;
+                    }
+                    let (rr, cc) = (r as isize + dr, c as isize + dc);
+                    let v = if rr < 0 || cc < 0 || rr >= h as isize || cc >= w as isize {
+                        !dilate
+                    } else {
+                        m[[rr as usize, cc as usize]]
+                    };
+                    acc = if dilate { acc | v } else { acc & v };
+                }
+            }
+            acc
+        })
+    }
+
     proptest! {
+        #[test]
+        fn row_wise_step_equals_the_definition(bits in proptest::collection::vec(any::<bool>(), 70), w in 1usize..8) {
+            let n = bits.len() / w * w;
+            let m = mask(&bits[..n], w);
+            for shape in [Shape::Cross, Shape::Square] {
+                prop_assert_eq!(dilate(m.view(), shape, 1), naive(&m, shape, true));
+                prop_assert_eq!(erode(m.view(), shape, 1), naive(&m, shape, false));
+            }
+        }
+
         #[test]
         fn opening_and_closing_are_idempotent(bits in proptest::collection::vec(any::<bool>(), 64)) {
             let m = mask(&bits, 8);

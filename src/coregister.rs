@@ -6,8 +6,8 @@
 //!
 //! The shift minimises the mean absolute difference over edge pixels (the top
 //! fifth by gradient, where a shift shows; at most 20,000 of them spread over
-//! the tile), first on a 0.5-pixel grid within `±max_px`, then on a
-//! 0.125-pixel grid around the best; sampling is bilinear.
+//! the tile), first on a 0.5-pixel grid within `±max_px`, then on 0.25- and
+//! 0.125-pixel grids around the best; sampling is bilinear.
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
@@ -112,9 +112,11 @@ pub fn estimate_shift(
         grid[best]
     };
     let n = (max_px / 0.5).round() as i32;
-    // The coarse grid only has to land within half a pixel: half the points do.
-    let (cx, cy) = search(0.0, 0.0, 0.5, n, 2);
-    search(cx, cy, 0.125, 4, 1)
+    // The coarse grid only has to land within half a pixel: a quarter of the
+    // points do. Then quarter pixels around it, then eighths.
+    let (cx, cy) = search(0.0, 0.0, 0.5, n, 4);
+    let (qx, qy) = search(cx, cy, 0.25, 2, 1);
+    search(qx, qy, 0.125, 1, 1)
 }
 
 /// Resamples `after` by `(dx, dy)` (bilinear) onto the earlier grid; pixels

@@ -15,7 +15,7 @@ use crate::label::{label, Component};
 use crate::landcover::{self, BARE, BUILT, VEG, WATER};
 use crate::link::{blocks_flow, chief_link, SegmentIndex};
 use crate::manifest::{Manifest, Sensor, Tile};
-use crate::morphology::{close, distance_to, open, reconstruct, Shape};
+use crate::morphology::{close, dilate, distance_to, open, reconstruct, Shape};
 use crate::normalize::{self, Fit};
 use crate::polygonize::trace;
 use crate::rivers::Segment;
@@ -529,11 +529,13 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
     let mut why = Array2::<u8>::zeros((h, w));
     let candidates = if rules {
         let wb = lc_b.mapv(|c| c == WATER);
-        let cap = (cfg.shoreline_px + 2).min(250) as u8;
         let land_b = Zip::from(&wb).and(&valid).map_collect(|&w, &v| v && !w);
-        let d_land = distance_to(land_b.view(), cap);
-        let d_water = distance_to(wb.view(), cap);
-        let sh = cfg.shoreline_px as u8;
+        // Within k pixels (8-connected, chessboard distance) of land or of
+        // water: k dilations with the 3 × 3 square.
+        let sh = cfg.shoreline_px;
+        let near_land = dilate(land_b.view(), Shape::Square, sh);
+        let near_land_bank = dilate(land_b.view(), Shape::Square, cfg.bank_px);
+        let near_water = dilate(wb.view(), Shape::Square, sh);
         Zip::indexed(&mut why).par_for_each(|(r, c), k| {
             if !changed[[r, c]] || !zone[[r, c]] {
                 return;
@@ -547,14 +549,14 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             // ground: water-saturated sediment absorbs SWIR (MNDWI near 0);
             // without SWIR, NDWI stays closer to 0 than on dry soil.
             let near_shore = if wbb {
-                d_land[[r, c]] <= sh
+                near_land[[r, c]]
             } else {
-                d_water[[r, c]] <= sh
+                near_water[[r, c]]
             };
             // Bank vegetation over earlier water is explained by residual
             // misregistration only right at the bank; further out it is
             // reclaimed land.
-            let at_bank = wbb && d_land[[r, c]] as usize <= cfg.bank_px;
+            let at_bank = wbb && near_land_bank[[r, c]];
             let wet = match &ixa.mndwi {
                 Some(m) => m[[r, c]] > cfg.wet_mndwi,
                 None => ixa.ndwi[[r, c]] > cfg.wet_ndwi,
@@ -614,10 +616,10 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             core_px[l as usize] += 1;
         }
     });
-    let cloud = Zip::from(&cs_a)
-        .and(&cs_b)
-        .map_collect(|&a, &b| a != 0 || b != 0);
-    let cloud_d = if cloud.iter().any(|&c| c) {
+    let cloud_d = if cs_a.iter().chain(cs_b.iter()).any(|&c| c != 0) {
+        let cloud = Zip::from(&cs_a)
+            .and(&cs_b)
+            .map_collect(|&a, &b| a != 0 || b != 0);
         distance_to(cloud.view(), CLOUD_CAP)
     } else {
         Array2::from_elem((h, w), CLOUD_CAP)

@@ -43,15 +43,19 @@ fn find(p: &mut [u32], mut x: u32) -> u32 {
 /// ```
 pub fn label(mask: ArrayView2<bool>) -> (Array2<u32>, Vec<Component>) {
     let (h, w) = mask.dim();
-    let mut lab = Array2::<u32>::zeros((h, w));
+    let mask = mask.as_standard_layout();
+    let ms = mask.as_slice().unwrap_or(&[]);
+    let mut lab = vec![0u32; h * w];
+    if ms.len() != h * w || w == 0 {
+        return (Array2::zeros((h, w)), Vec::new());
+    }
     let mut parent: Vec<u32> = vec![0];
     for r in 0..h {
-        for c in 0..w {
-            if !mask[[r, c]] {
-                continue;
-            }
-            let up = if r > 0 { lab[[r - 1, c]] } else { 0 };
-            let left = if c > 0 { lab[[r, c - 1]] } else { 0 };
+        let row = &ms[r * w..(r + 1) * w];
+        for (c, _) in row.iter().enumerate().filter(|(_, &v)| v) {
+            let i = r * w + c;
+            let up = if r > 0 { lab[i - w] } else { 0 };
+            let left = if c > 0 { lab[i - 1] } else { 0 };
             let l = match (up, left) {
                 (0, 0) => {
                     let n = parent.len() as u32;
@@ -66,39 +70,38 @@ pub fn label(mask: ArrayView2<bool>) -> (Array2<u32>, Vec<Component>) {
                     lo.min(a).min(b)
                 }
             };
-            lab[[r, c]] = l;
+            lab[i] = l;
         }
     }
     // Resolve to roots, then renumber roots in order of first appearance.
     let mut remap = vec![0u32; parent.len()];
     let mut comps: Vec<Component> = Vec::new();
-    for r in 0..h {
-        for c in 0..w {
-            let l = lab[[r, c]];
-            if l == 0 {
-                continue;
-            }
-            let root = find(&mut parent, l) as usize;
-            if remap[root] == 0 {
-                comps.push(Component {
-                    label: comps.len() as u32 + 1,
-                    pixels: 0,
-                    r0: r,
-                    r1: r + 1,
-                    c0: c,
-                    c1: c + 1,
-                });
-                remap[root] = comps.len() as u32;
-            }
-            let nl = remap[root];
-            lab[[r, c]] = nl;
-            let k = &mut comps[nl as usize - 1];
-            k.pixels += 1;
-            k.r1 = k.r1.max(r + 1);
-            k.c0 = k.c0.min(c);
-            k.c1 = k.c1.max(c + 1);
+    for (i, l) in lab.iter_mut().enumerate() {
+        if *l == 0 {
+            continue;
         }
+        let (r, c) = (i / w, i % w);
+        let root = find(&mut parent, *l) as usize;
+        if remap[root] == 0 {
+            comps.push(Component {
+                label: comps.len() as u32 + 1,
+                pixels: 0,
+                r0: r,
+                r1: r + 1,
+                c0: c,
+                c1: c + 1,
+            });
+            remap[root] = comps.len() as u32;
+        }
+        let nl = remap[root];
+        *l = nl;
+        let k = &mut comps[nl as usize - 1];
+        k.pixels += 1;
+        k.r1 = k.r1.max(r + 1);
+        k.c0 = k.c0.min(c);
+        k.c1 = k.c1.max(c + 1);
     }
+    let lab = Array2::from_shape_vec((h, w), lab).unwrap_or_else(|_| Array2::zeros((h, w)));
     (lab, comps)
 }
 

@@ -208,8 +208,10 @@ pub fn thin_clouds<'a>(
     let nb = before.len_of(Axis(0)).min(5);
     let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
     // Mixing share of each date with cloud against the other date, both
-    // directions in one pass, row by row over band planes.
-    let mut alphas = [Array2::<f32>::zeros((h, w)), Array2::<f32>::zeros((h, w))];
+    // directions in one pass, row by row over band planes, kept as levels:
+    // 2 seeds a patch (α > 0.12), 1 lets it grow (α > 0.04), 0 neither.
+    let level = |a: f32| u8::from(a > 0.04) + u8::from(a > 0.12);
+    let mut alphas = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
     {
         let [a0, a1] = &mut alphas;
         a0.axis_iter_mut(Axis(0))
@@ -233,13 +235,13 @@ pub fn thin_clouds<'a>(
                         xs[b] = br[b][c];
                         ys[b] = ar[b][c];
                     }
-                    r0[c] = mixing_alpha(&xs, &ys, nb);
-                    r1[c] = mixing_alpha(&ys, &xs, nb);
+                    r0[c] = level(mixing_alpha(&xs, &ys, nb));
+                    r1[c] = level(mixing_alpha(&ys, &xs, nb));
                 }
             });
     }
     for (k, alpha) in alphas.iter().enumerate() {
-        let core = alpha.mapv(|a| a > 0.12);
+        let core = alpha.mapv(|a| a == 2);
         // No component can be big enough: skip the labelling.
         if core.iter().filter(|&&v| v).count() < 2 * cfg.cloud_min_pixels {
             continue;
@@ -252,7 +254,7 @@ pub fn thin_clouds<'a>(
         if !core.iter().any(|&v| v) {
             continue;
         }
-        let grow = alpha.mapv(|a| a > 0.04);
+        let grow = alpha.mapv(|a| a >= 1);
         let cloud = dilate(
             reconstruct(core.view(), grow.view(), cfg.cloud_grow_px).view(),
             Shape::Square,

@@ -263,78 +263,104 @@ impl DateReader {
     /// GDAL read failures (for example a truncated file), naming the file.
     pub fn read_window(&self, rows: Range<usize>, cols: Range<usize>) -> Result<Block> {
         let (h, width) = (rows.len(), cols.len());
-        let n = width * h;
         let mut out = Array3::<f32>::zeros((self.bands.len(), h, width));
         let mut valid = Array2::from_elem((h, width), true);
-        let mut buf = vec![0f32; n];
+        self.read_into(rows, cols, out.view_mut(), valid.view_mut())?;
+        Ok(Block { bands: out, valid })
+    }
+
+    /// Reads a window into `out` (bands × rows × cols) and `valid`, straight
+    /// into each band plane when its rows are contiguous.
+    fn read_into(
+        &self,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        mut out: ndarray::ArrayViewMut3<f32>,
+        mut valid: ndarray::ArrayViewMut2<bool>,
+    ) -> Result<()> {
+        let (h, width) = (rows.len(), cols.len());
         let origin = (cols.start as isize, rows.start as isize);
+        let mut buf: Vec<f32> = Vec::new();
+        valid.fill(true);
+        let (s, o) = (self.scale, self.offset);
         for (i, &b) in self.bands.iter().enumerate() {
             let band = self
                 .ds
                 .rasterband(b)
                 .map_err(|e| Error::gdal(&self.path, e))?;
-            band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None)
-                .map_err(|e| {
-                    Error::gdal(
-                        &self.path,
-                        format!("band {b}, rows {}..{}: {e}", rows.start, rows.end),
-                    )
-                })?;
+            let err = |e: gdal::errors::GdalError| {
+                Error::gdal(
+                    &self.path,
+                    format!("band {b}, rows {}..{}: {e}", rows.start, rows.end),
+                )
+            };
             let nd = self.nodata[i].map(|v| v as f32);
             let mut plane = out.index_axis_mut(ndarray::Axis(0), i);
-            let (s, o) = (self.scale, self.offset);
-            ndarray::Zip::from(&mut plane)
-                .and(&mut valid)
-                .and(
-                    ArrayView2::from_shape((h, width), &buf)
-                        .map_err(|e| Error::gdal(&self.path, e))?,
-                )
-                .for_each(|p, v, &dn| {
-                    *v &= dn.is_finite() && Some(dn) != nd;
-                    *p = dn * s + o;
-                });
+            if let Some(dst) = plane.as_slice_mut() {
+                band.read_into_slice::<f32>(origin, (width, h), (width, h), dst, None)
+                    .map_err(err)?;
+                ndarray::Zip::from(&mut plane)
+                    .and(&mut valid)
+                    .for_each(|p, v| {
+                        *v &= p.is_finite() && Some(*p) != nd;
+                        *p = *p * s + o;
+                    });
+            } else {
+                buf.resize(width * h, 0.0);
+                band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None)
+                    .map_err(err)?;
+                let src = ArrayView2::from_shape((h, width), &buf[..])
+                    .map_err(|e| Error::gdal(&self.path, e))?;
+                ndarray::Zip::from(&mut plane)
+                    .and(&mut valid)
+                    .and(src)
+                    .for_each(|p, v, &dn| {
+                        *v &= dn.is_finite() && Some(dn) != nd;
+                        *p = dn * s + o;
+                    });
+            }
         }
         if let Some((mp, mds)) = &self.mask {
             let band = mds.rasterband(1).map_err(|e| Error::gdal(mp, e))?;
+            buf.resize(width * h, 0.0);
             band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None)
                 .map_err(|e| Error::gdal(mp, e))?;
             ndarray::Zip::from(&mut valid)
-                .and(ArrayView2::from_shape((h, width), &buf).map_err(|e| Error::gdal(mp, e))?)
+                .and(ArrayView2::from_shape((h, width), &buf[..]).map_err(|e| Error::gdal(mp, e))?)
                 .for_each(|v, &m| *v &= m == 0.0);
         }
         // Bands are kept finite so kernels need no NaN branches; invalid pixels
         // are excluded by the mask, not by their values.
-        ndarray::Zip::from(out.lanes_mut(ndarray::Axis(0)))
-            .and(&valid)
-            .for_each(|mut px, &v| {
-                if !v {
-                    px.fill(0.0);
-                }
-            });
-        Ok(Block { bands: out, valid })
+        for mut plane in out.outer_iter_mut() {
+            ndarray::Zip::from(&mut plane)
+                .and(&valid)
+                .for_each(|p, &v| {
+                    if !v {
+                        *p = 0.0;
+                    }
+                });
+        }
+        Ok(())
     }
 
-    /// Reads the whole raster in blocks of `block_rows` rows.
+    /// Reads the whole raster in blocks of `block_rows` rows, straight into
+    /// the returned arrays.
     ///
     /// # Errors
-    /// As [`DateReader::read_window`]; an empty raster.
+    /// As [`DateReader::read_window`].
     pub fn read_all(&self, height: usize, width: usize, block_rows: usize) -> Result<Block> {
-        let mut out: Option<Block> = None;
+        let mut bands = Array3::<f32>::zeros((self.bands.len(), height, width));
+        let mut valid = Array2::from_elem((height, width), false);
         for start in (0..height).step_by(block_rows.max(1)) {
             let end = (start + block_rows).min(height);
-            let b = self.read_rows(start..end, width)?;
-            let o = out.get_or_insert_with(|| Block {
-                bands: Array3::zeros((b.bands.dim().0, height, width)),
-                valid: Array2::from_elem((height, width), false),
-            });
-            o.bands
-                .slice_mut(ndarray::s![.., start..end, ..])
-                .assign(&b.bands);
-            o.valid
-                .slice_mut(ndarray::s![start..end, ..])
-                .assign(&b.valid);
+            self.read_into(
+                start..end,
+                0..width,
+                bands.slice_mut(ndarray::s![.., start..end, ..]),
+                valid.slice_mut(ndarray::s![start..end, ..]),
+            )?;
         }
-        out.ok_or_else(|| Error::gdal(&self.path, "raster has no rows"))
+        Ok(Block { bands, valid })
     }
 
     /// The image file.

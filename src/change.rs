@@ -21,19 +21,10 @@ use std::ops::Range;
 /// among them: a sub-pixel shift resampled bilinearly mixes neighbouring
 /// spectra, and an edge between contrasting surfaces must not read as change.
 /// The magnitude is the larger of the two. Rows of `a`/`b` outside `rows`
-/// serve as the halo; pixels beyond the arrays are skipped.
+/// serve as the halo; pixels beyond the arrays are skipped. With `need`
+/// (shaped like the output rows) only pixels where it is true are computed,
+/// the others are 0; computed values do not depend on `need`.
 pub fn tolerant_rows(
-    a: ArrayView3<f32>,
-    b: ArrayView3<f32>,
-    radius: usize,
-    rows: Range<usize>,
-) -> (Array2<f32>, Array2<f32>) {
-    tolerant_rows_where(a, b, radius, rows, None)
-}
-
-/// [`tolerant_rows`] computed only where `need` (shaped like the output
-/// rows) is true; 0 elsewhere. Values where it is computed are the same.
-pub fn tolerant_rows_where(
     a: ArrayView3<f32>,
     b: ArrayView3<f32>,
     radius: usize,
@@ -288,7 +279,7 @@ fn search<const N: usize, S: Spectra<N>>(
 /// Misregistration-tolerant magnitude over whole arrays: the larger of
 /// appearance and disappearance.
 pub fn tolerant(a: ArrayView3<f32>, b: ArrayView3<f32>, radius: usize) -> Array2<f32> {
-    let (ap, va) = tolerant_rows(a, b, radius, 0..a.dim().1);
+    let (ap, va) = tolerant_rows(a, b, radius, 0..a.dim().1, None);
     Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y))
 }
 
@@ -398,6 +389,7 @@ mod tests {
             b.slice(ndarray::s![.., 6..16, ..]),
             2,
             2..8,
+            None,
         );
         let part = Zip::from(&ap).and(&va).map_collect(|&x, &y| x.max(y));
         assert_eq!(part, whole.slice(ndarray::s![8..14, ..]));

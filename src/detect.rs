@@ -159,7 +159,7 @@ fn magnitude_blocks(
     for start in (0..h).step_by(block_rows) {
         let end = (start + block_rows).min(h);
         let (h0, h1) = (start.saturating_sub(radius), (end + radius).min(h));
-        let (x, y) = change::tolerant_rows_where(
+        let (x, y) = change::tolerant_rows(
             a.slice(s![.., h0..h1, ..]),
             b.slice(s![.., h0..h1, ..]),
             radius,
@@ -616,7 +616,10 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
             core_px[l as usize] += 1;
         }
     });
-    let cloud_d = if cs_a.iter().chain(cs_b.iter()).any(|&c| c != 0) {
+    let cloud_px = Zip::from(&cs_a)
+        .and(&cs_b)
+        .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));
+    let cloud_d = if cloud_px > 0 {
         let cloud = Zip::from(&cs_a)
             .and(&cs_b)
             .map_collect(|&a, &b| a != 0 || b != 0);
@@ -737,9 +740,6 @@ pub fn detect_tile(tile: &Tile, ctx: &Context<'_>, emit: Option<&Path>) -> Resul
         });
     }
     lap.mark("polygons+link");
-    let cloud_px = Zip::from(&cs_a)
-        .and(&cs_b)
-        .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));
     if let Some(dir) = emit {
         let p = |name: &str| dir.join(format!("{}_{name}.tif", tile.id));
         let mag = Zip::from(&appeared)

@@ -169,16 +169,17 @@ fn overlaps(a: &Option<Rect<f64>>, b: &Option<Rect<f64>>) -> bool {
     }
 }
 
-/// Greedy one-to-one matching by descending IoU over `pairs` (iou, p, t).
-fn greedy(mut pairs: Vec<(f64, usize, usize)>, np: usize, nt: usize) -> Vec<(usize, usize)> {
+/// Greedy one-to-one matching by descending IoU over `pairs` (iou, p, t);
+/// returns the chosen (p, t, iou).
+fn greedy(mut pairs: Vec<(f64, usize, usize)>, np: usize, nt: usize) -> Vec<(usize, usize, f64)> {
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let (mut up, mut ut) = (vec![false; np], vec![false; nt]);
     let mut out = Vec::new();
-    for (_, p, t) in pairs {
+    for (iou, p, t) in pairs {
         if !up[p] && !ut[t] {
             up[p] = true;
             ut[t] = true;
-            out.push((p, t));
+            out.push((p, t, iou));
         }
     }
     out
@@ -286,12 +287,9 @@ pub fn evaluate_with(
                 iou: 0.0,
             })
             .collect();
-        for &(i, j) in &agn {
+        for &(i, j, iou) in &agn {
             m[i].truth_class = Some(to[j].f.str("class").to_string());
-            m[i].iou = pairs
-                .iter()
-                .find(|&&(_, a, b)| a == i && b == j)
-                .map_or(0.0, |p| p.0);
+            m[i].iou = iou;
         }
         matches.extend(m);
         objects.add(Prf::new(
@@ -300,7 +298,7 @@ pub fn evaluate_with(
             to.len() - agn.len(),
         ));
         let mut matched_t = vec![false; to.len()];
-        for &(i, j) in &agn {
+        for &(i, j, _) in &agn {
             matched_t[j] = true;
             let (pf, tf) = (po[i].f, to[j].f);
             match (
@@ -345,7 +343,7 @@ pub fn evaluate_with(
         for c in classes {
             let tp = aware
                 .iter()
-                .filter(|&&(i, _)| po[i].f.str("class") == c)
+                .filter(|&&(i, _, _)| po[i].f.str("class") == c)
                 .count();
             let np = po.iter().filter(|o| o.f.str("class") == c).count();
             let nt = to.iter().filter(|o| o.f.str("class") == c).count();

@@ -90,27 +90,14 @@ pub fn confidence(x: &[f64; N_CONF], swir: bool) -> f64 {
 
 /// Index into [`crate::detect::CLASSES`] of the most probable class.
 pub fn class(x: &[f64], swir: bool) -> usize {
-    let scores: Vec<f64> = if swir {
-        (0..4)
-            .map(|k| {
-                coef::CLASS_BIAS_SWIR[k]
-                    + x.iter()
-                        .zip(coef::CLASS_W_SWIR.iter())
-                        .map(|(x, w)| x * w[k])
-                        .sum::<f64>()
-            })
-            .collect()
+    let (bias, w): ([f64; 4], &[[f64; 4]]) = if swir {
+        (coef::CLASS_BIAS_SWIR, &coef::CLASS_W_SWIR)
     } else {
-        (0..4)
-            .map(|k| {
-                coef::CLASS_BIAS_4[k]
-                    + x.iter()
-                        .zip(coef::CLASS_W_4.iter())
-                        .map(|(x, w)| x * w[k])
-                        .sum::<f64>()
-            })
-            .collect()
+        (coef::CLASS_BIAS_4, &coef::CLASS_W_4)
     };
+    let scores: Vec<f64> = (0..4)
+        .map(|k| bias[k] + x.iter().zip(w).map(|(x, w)| x * w[k]).sum::<f64>())
+        .collect();
     // First maximum: ties resolve to the lower class code, deterministically.
     (0..4).fold(0, |best, k| if scores[k] > scores[best] { k } else { best })
 }

@@ -51,9 +51,9 @@ fn step_n<const SQUARE: bool, const DILATE: bool>(m: ArrayView2<bool>) -> Array2
         if SQUARE {
             let mut prev = edge;
             let mut here = vert(0);
-            for c in 0..w {
+            for (c, o) in row.iter_mut().enumerate() {
                 let next = if c + 1 < w { vert(c + 1) } else { edge };
-                row[c] = op(op(prev, here), next);
+                *o = op(op(prev, here), next);
                 prev = here;
                 here = next;
             }

@@ -115,6 +115,14 @@ pub struct DetectArgs {
     /// confidence, any-change, zones) as GeoTIFFs into this folder.
     #[arg(long)]
     pub emit_rasters: Option<PathBuf>,
+    /// Also write every reported component's model inputs as JSON lines
+    /// (first line: the input names, in model order); what
+    /// scripts/fit_models.py reads.
+    #[arg(long)]
+    pub features: Option<PathBuf>,
+    /// Print the wall time of each pipeline stage.
+    #[arg(long)]
+    pub timings: bool,
     /// Shared settings.
     #[command(flatten)]
     pub common: CommonArgs,

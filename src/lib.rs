@@ -6,37 +6,78 @@
 //! polygons, and links each polygon to the river chief responsible for that
 //! stretch of river (河湖长制).
 //!
-//! The pipeline and file formats are described in the README and `schemas/`.
-//! The command-line tool in `main.rs` is a thin layer over this library.
+//! The crate is a house in layers; each uses only the ones below it:
+//!
+//! | layer | what |
+//! |---|---|
+//! | `domain` | plain types: [`Grid`], [`ChangeClass`], [`Detection`], [`Segment`], [`Registry`], [`Manifest`], [`Config`] |
+//! | [`kernels`] | pure array functions with their own parameter structs |
+//! | `pipeline` | one scene as named stages: [`detect_scene`] on arrays, [`detect_tile`] on files |
+//! | `io` | the only code that calls GDAL/OGR or touches files |
+//! | `batch` | map (tile → records) and reduce (records → merged records) |
+//! | `sinks` | GeoJSON, dispatch packages, summary, raster and feature taps |
+//! | `eval`, `synth` | the evaluator and the scene generator |
+//!
+//! # Examples
+//!
+//! Detection on arrays already in memory (no files): see
+//! `examples/arrays.rs`, which builds a scene, runs [`detect_scene`] and
+//! prints the records.
+//!
+//! ```no_run
+//! use riverwatch::{detect_scene, Config, Context, NoTap, Registry, SceneInfo, ScenePair};
+//! # fn run(pair: ScenePair, segments: Vec<riverwatch::Segment>, registry: Registry) -> riverwatch::Result<()> {
+//! let config = Config::default();
+//! let ctx = Context { segments: &segments, registry: &registry, config: &config };
+//! let info = SceneInfo { tile: "t1".into(), before_date: "2025-06-12".into(), after_date: "2026-06-17".into() };
+//! let result = detect_scene(pair, &info, &ctx, &mut NoTap)?;
+//! for d in &result.detections {
+//!     println!("{} {} {:.0} m² → {}", d.id, d.class, d.area_m2, d.chief.chief_title);
+//! }
+//! # Ok(()) }
+//! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod batch;
-pub mod change;
-pub mod chiefs;
-pub mod config;
-pub mod coregister;
-pub mod corridor;
-pub mod detect;
-pub mod dispatch;
-pub mod error;
-pub mod eval;
-pub mod indices;
-pub mod io;
-pub mod label;
-pub mod landcover;
-pub mod link;
-pub mod manifest;
-pub mod model;
-pub mod morphology;
-pub mod normalize;
-pub mod polygonize;
-pub mod rivers;
-pub mod synth;
-pub mod validate;
+mod batch;
+mod domain;
+mod error;
+mod eval;
+mod io;
+pub mod kernels;
+mod pipeline;
+mod schema;
+mod sinks;
+mod synth;
 
-pub use config::Config;
+pub use batch::validate::{tile_msg, validate, Validation};
+pub use batch::{load_context_inputs, run as run_batch, BatchOptions, BatchResult};
+pub use domain::chiefs::{Chief, ChiefLink, Level, Registry};
+pub use domain::class::ChangeClass;
+pub use domain::config::{Config, Method};
+pub use domain::detection::{Detection, Evidence, SegmentLink};
+pub use domain::grid::Grid;
+pub use domain::manifest::{date_problem, tile_id_problem, BandMap, DateImage, Manifest, Sensor, Tile};
+pub use domain::rivers::{Segment, WidthDefaults};
 pub use error::{Error, Result};
+pub use eval::{evaluate, evaluate_change, evaluate_with, ChangeReport, EvalObject, Report};
+pub use io::raster::{probe, write_geotiff};
+pub use io::vector::read_detections;
+pub use io::{load_config, load_manifest, load_registry, quiet_gdal};
+pub use pipeline::taps::{ComponentRecord, NoTap, SceneLayers, StageTimes, Tap, Taps};
+pub use pipeline::{detect_scene, detect_tile, Context, SceneInfo, ScenePair, TileReport, TileResult};
+pub use sinks::features::FeatureWriter;
+pub use sinks::geojson::write as write_detections;
+pub use sinks::rasters::RasterWriter;
+pub use synth::{synth, SynthOptions, SynthSummary};
+
+/// Reads and validates a river-segment GeoJSON (WGS84).
+///
+/// # Errors
+/// Unreadable or malformed file, or broken features (every one is listed).
+pub fn load_rivers(path: &std::path::Path, defaults: WidthDefaults) -> Result<Vec<Segment>> {
+    io::vector::load_rivers(path, defaults)
+}
 
 /// Makes glibc's allocator use a single arena. By default every thread that
 /// allocates gets its own arena, so the large planes a tile frees on one

@@ -6,16 +6,16 @@ mod cli;
 use anyhow::{Context, Result};
 use clap::Parser;
 use cli::{Cli, Cmd};
-use riverwatch::config::Method;
-use riverwatch::detect;
-use riverwatch::manifest::{DateImage, Manifest, Sensor, Tile};
-use riverwatch::{io::vector, Config};
+use riverwatch::{
+    Config, DateImage, EvalObject, FeatureWriter, Manifest, Method, RasterWriter,
+    Sensor, StageTimes, Tap, Taps, Tile,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn config(path: Option<&std::path::Path>) -> Result<Config> {
     match path {
-        Some(p) => Ok(Config::from_toml(p)?),
+        Some(p) => Ok(riverwatch::load_config(p)?),
         None => Ok(Config::default()),
     }
 }
@@ -44,7 +44,7 @@ fn date_from_name(p: &std::path::Path) -> Option<String> {
     let b = s.as_bytes();
     (0..b.len().saturating_sub(9))
         .map(|i| &s[i..i + 10])
-        .find(|c| riverwatch::manifest::date_problem(c).is_none())
+        .find(|c| riverwatch::date_problem(c).is_none())
         .map(str::to_string)
 }
 
@@ -52,7 +52,7 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
     let cfg = settings(&a.common)?;
     let (manifest, tiles) = match (&a.manifest, &a.before) {
         (Some(m), None) => {
-            let man = Manifest::load(m)?;
+            let man = riverwatch::load_manifest(m)?;
             let tiles = man.select(&a.tiles)?;
             (man, tiles)
         }
@@ -74,12 +74,12 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
                 .or_else(|| date_from_name(&after))
                 .context("--after-date is required (no YYYY-MM-DD in the file name)")?;
             for d in [&bd, &ad] {
-                if let Some(p) = riverwatch::manifest::date_problem(d) {
+                if let Some(p) = riverwatch::date_problem(d) {
                     anyhow::bail!("{p}");
                 }
             }
             let id = a.tiles.first().cloned().unwrap_or_else(|| "tile".into());
-            if let Some(p) = riverwatch::manifest::tile_id_problem(&id) {
+            if let Some(p) = riverwatch::tile_id_problem(&id) {
                 anyhow::bail!("--tile {id:?} {p}");
             }
             let tile = Tile {
@@ -106,39 +106,56 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
         }
         _ => anyhow::bail!("give a MANIFEST or --before/--after/--rivers/--chiefs"),
     };
-    let (segments, registry) = detect::load_context_inputs(&manifest, &cfg)?;
-    let ctx = detect::Context {
-        sensor: &manifest.sensor,
+    let (segments, registry) = riverwatch::load_context_inputs(&manifest, &cfg)?;
+    let ctx = riverwatch::Context {
         segments: &segments,
         registry: &registry,
         config: &cfg,
     };
+    let mut rasters = a.emit_rasters.clone().map(|dir| RasterWriter { dir });
+    let mut features = a.features.clone().map(FeatureWriter::new);
     let mut all = Vec::new();
     let mut failed = 0;
     for t in &tiles {
-        match detect::detect_tile(t, &ctx, a.emit_rasters.as_deref()) {
+        let mut times = StageTimes::default();
+        let mut taps: Vec<&mut dyn Tap> = vec![&mut times];
+        if let Some(r) = rasters.as_mut() {
+            taps.push(r);
+        }
+        if let Some(f) = features.as_mut() {
+            taps.push(f);
+        }
+        match riverwatch::detect_tile(t, &manifest.sensor, &ctx, &mut Taps(taps)) {
             Ok(r) => {
                 eprintln!(
                     "tile {}: {} polygon(s) in {:.2} s (threshold {:.3}, gains {:?}, offsets {:?})",
                     t.id,
-                    r.features.len(),
+                    r.detections.len(),
                     r.report.seconds,
                     r.report.change_threshold,
                     r.report.normalization.gain,
                     r.report.normalization.offset
                 );
-                all.extend(r.features);
+                if a.timings {
+                    for (stage, s) in &times.0 {
+                        eprintln!("  {stage:<24} {s:8.3} s");
+                    }
+                }
+                all.extend(r.detections);
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("{}", riverwatch::validate::tile_msg(&t.id, e));
+                eprintln!("{}", riverwatch::tile_msg(&t.id, e));
             }
         }
     }
     if failed == tiles.len() {
         anyhow::bail!("every tile failed; nothing written");
     }
-    vector::write_collection(&a.out, &all)?;
+    if let Some(f) = features {
+        f.finish()?;
+    }
+    riverwatch::write_detections(&a.out, &all)?;
     eprintln!("wrote {} polygon(s) to {}", all.len(), a.out.display());
     Ok(if failed > 0 {
         ExitCode::from(1)
@@ -150,13 +167,13 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Synth(a) => {
-            let o = riverwatch::synth::SynthOptions {
+            let o = riverwatch::SynthOptions {
                 seed: a.seed,
                 tiles: a.tiles,
                 size: a.size,
                 sensor: a.sensor,
             };
-            let s = riverwatch::synth::synth(&a.out, &o)
+            let s = riverwatch::synth(&a.out, &o)
                 .with_context(|| format!("synth into {}", a.out.display()))?;
             eprintln!(
                 "wrote {} tiles, {} segments, {} truth polygons to {}",
@@ -169,7 +186,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Validate(a) => {
             let cfg = config(a.config.as_deref())?;
-            let v = riverwatch::validate::validate(&a.manifest, &cfg);
+            let v = riverwatch::validate(&a.manifest, &cfg);
             if v.problems.is_empty() {
                 println!(
                     "{}: OK ({} tiles, {} segments, {} chiefs)",
@@ -190,14 +207,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Detect(a) => detect(a),
         Cmd::Batch(a) => {
             let cfg = settings(&a.common)?;
-            let m = Manifest::load(&a.manifest)?;
-            let o = riverwatch::batch::BatchOptions {
+            let m = riverwatch::load_manifest(&a.manifest)?;
+            let o = riverwatch::BatchOptions {
                 out: a.out.clone(),
                 jobs: a.jobs.max(1),
                 resume: a.resume,
                 progress: !a.no_progress,
             };
-            let r = riverwatch::batch::run(&m, &cfg, &o)
+            let r = riverwatch::run_batch(&m, &cfg, &o)
                 .with_context(|| format!("batch into {}", a.out.display()))?;
             eprintln!(
                 "{} tile(s) processed, {} resumed, {} failed; {} polygon(s) in {}; dispatch pages in {}",
@@ -218,8 +235,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Cmd::EvalChange(a) => {
-            let truth = vector::read_collection(&a.truth).context("reading truth")?;
-            let r = riverwatch::eval::evaluate_change(&a.rasters, &truth)?;
+            let truth = EvalObject::read(&a.truth).context("reading truth")?;
+            let r = riverwatch::evaluate_change(&a.rasters, &truth)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -230,20 +247,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Eval(a) => {
             let mut preds = Vec::new();
             for p in &a.pred {
-                preds.extend(
-                    vector::read_collection(p)
-                        .with_context(|| "reading predictions".to_string())?,
-                );
+                preds.extend(EvalObject::read(p).context("reading predictions")?);
             }
-            let truth = vector::read_collection(&a.truth).context("reading truth")?;
-            let r = riverwatch::eval::evaluate_with(&preds, &truth, a.mmu_m2, a.min_truth_m2)?;
+            let truth = EvalObject::read(&a.truth).context("reading truth")?;
+            let r = riverwatch::evaluate_with(&preds, &truth, a.mmu_m2, a.min_truth_m2)?;
             if let Some(path) = &a.matches {
                 let mut lines = Vec::new();
                 for m in &r.matches {
                     lines.extend(serde_json::to_vec(m)?);
                     lines.push(b'\n');
                 }
-                riverwatch::io::write_atomic(path, &lines)?;
+                std::fs::write(path, &lines)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -260,7 +275,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // GDAL would print every error to stderr as well; riverwatch reports them
     // itself, with the file and tile, so only warnings of note are kept quiet.
-    gdal::config::set_error_handler(|_, _, _| {});
+    riverwatch::quiet_gdal();
     match run(cli) {
         Ok(c) => c,
         Err(e) => {

@@ -1,10 +1,57 @@
-//! Input and output: GDAL rasters, GeoJSON vectors, and safe file writing.
+//! Input and output: the only code that calls GDAL/OGR or touches files.
+//! Rasters (`raster`), coordinate systems (`crs`), GeoJSON (`vector`), the
+//! input files (manifest, rivers, chiefs, settings) and safe file writing.
 
+pub mod crs;
 pub mod raster;
 pub mod vector;
 
+use crate::domain::chiefs::Registry;
+use crate::domain::config::Config;
+use crate::domain::manifest::Manifest;
 use crate::error::{Error, Result};
+use std::io::Write as _;
 use std::path::Path;
+
+/// Silences GDAL's own printing of errors: riverwatch reports them itself,
+/// with the file and tile.
+pub fn quiet_gdal() {
+    gdal::config::set_error_handler(|_, _, _| {});
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+}
+
+/// Reads a manifest (see [`Manifest::from_json`]).
+///
+/// # Errors
+/// Unreadable file, malformed JSON, broken tiles.
+pub fn load_manifest(path: &Path) -> Result<Manifest> {
+    let text = read_text(path)?;
+    let m = Manifest::from_json(path, &text)?;
+    crate::schema::check_file(crate::schema::Kind::Manifest, path, &text)?;
+    Ok(m)
+}
+
+/// Reads a chief registry (see [`Registry::from_json`]).
+///
+/// # Errors
+/// Unreadable file, malformed JSON, broken chiefs.
+pub fn load_registry(path: &Path) -> Result<Registry> {
+    let text = read_text(path)?;
+    let r = Registry::from_json(path, &text)?;
+    crate::schema::check_file(crate::schema::Kind::Chiefs, path, &text)?;
+    Ok(r)
+}
+
+/// Reads a TOML settings file over the defaults (see [`Config::from_toml`]).
+///
+/// # Errors
+/// Unreadable file, unknown keys, values out of range.
+pub fn load_config(path: &Path) -> Result<Config> {
+    Config::from_toml(path, &read_text(path)?)
+}
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a
 /// rename, so a reader never sees a half-written file and a crash never leaves
@@ -13,15 +60,28 @@ use std::path::Path;
 /// # Errors
 /// [`Error::Io`] naming `path` when the folder cannot be created or written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // A temporary file that removes itself if anything fails before persist.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(STALE_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
 }
 
-/// The temporary sibling used by [`write_atomic`] and raster writers.
+/// Suffix of the temporary files [`write_atomic`] writes.
+const STALE_SUFFIX: &str = ".rwtmp";
+
+/// The temporary sibling used by raster writers (GDAL creates the file
+/// itself) and the dispatch folder.
 pub fn tmp_path(path: &Path) -> std::path::PathBuf {
     let mut name = path
         .file_name()
@@ -32,8 +92,8 @@ pub fn tmp_path(path: &Path) -> std::path::PathBuf {
 }
 
 /// Removes what a killed run left half-written in `dir` (not recursive):
-/// files named `*.tmp<pid>` (see [`tmp_path`]) and `.dispatch.tmp<pid>`
-/// folders. Run before writing into an output folder again.
+/// files of [`write_atomic`] (`*.rwtmp`), files named `*.tmp<pid>` (see
+/// [`tmp_path`]) and `.dispatch.tmp<pid>` folders. Run before writing into an output folder again.
 ///
 /// # Errors
 /// An unreadable folder or a leftover that cannot be removed.
@@ -44,9 +104,10 @@ pub fn remove_stale_tmp(dir: &Path) -> Result<()> {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let stale = name
-            .rsplit_once(".tmp")
-            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        let stale = name.ends_with(STALE_SUFFIX)
+            || name
+                .rsplit_once(".tmp")
+                .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
         if !stale {
             continue;
         }
@@ -67,17 +128,5 @@ pub fn remove_stale_tmp(dir: &Path) -> Result<()> {
 /// [`Error::Io`] when unreadable, [`Error::Json`] when not valid JSON or not of
 /// the expected shape.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| {
-        let mut msg = e.to_string();
-        if text.contains("NaN") || text.contains("Infinity") {
-            msg.push_str(
-                " (NaN and Infinity are not JSON numbers; widths and coordinates must be finite)",
-            );
-        }
-        Error::Json {
-            path: path.to_path_buf(),
-            msg,
-        }
-    })
+    crate::domain::parse_json(path, &read_text(path)?)
 }

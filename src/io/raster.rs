@@ -5,95 +5,15 @@
 //! `w × h` pixels comes back row-major, so it is reshaped directly to
 //! `(h, w)`; that conversion happens here and nowhere else.
 
+use super::crs::same_crs;
+use crate::domain::grid::Grid;
+use crate::domain::manifest::{DateImage, Sensor, Tile};
 use crate::error::{Error, Result};
-use crate::manifest::{DateImage, Sensor, Tile};
 use gdal::raster::{GdalType, RasterCreationOptions};
-use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use gdal::{Dataset, DriverManager};
 use ndarray::{Array2, Array3, ArrayView2};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-
-/// A raster grid: size, affine geotransform and CRS.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Grid {
-    /// Columns.
-    pub width: usize,
-    /// Rows.
-    pub height: usize,
-    /// GDAL geotransform: x = gt0 + col·gt1 + row·gt2, y = gt3 + col·gt4 + row·gt5.
-    pub gt: [f64; 6],
-    /// CRS as WKT.
-    pub wkt: String,
-}
-
-impl Grid {
-    /// Map coordinates of a pixel-lattice point (col, row), corners at integers.
-    #[inline]
-    pub fn to_map(&self, col: f64, row: f64) -> (f64, f64) {
-        let g = &self.gt;
-        (
-            g[0] + col * g[1] + row * g[2],
-            g[3] + col * g[4] + row * g[5],
-        )
-    }
-    /// Fractional (col, row) of a map coordinate (north-up grids).
-    #[inline]
-    pub fn to_pixel(&self, x: f64, y: f64) -> (f64, f64) {
-        ((x - self.gt[0]) / self.gt[1], (y - self.gt[3]) / self.gt[5])
-    }
-    /// Area of one pixel in CRS units².
-    pub fn pixel_area(&self) -> f64 {
-        (self.gt[1] * self.gt[5] - self.gt[2] * self.gt[4]).abs()
-    }
-    /// Side of a (square) pixel in CRS units.
-    pub fn pixel_size(&self) -> f64 {
-        self.pixel_area().sqrt()
-    }
-    /// A sub-grid of rows `rows` (same columns).
-    pub fn rows(&self, rows: Range<usize>) -> Grid {
-        let (x, y) = self.to_map(0.0, rows.start as f64);
-        Grid {
-            width: self.width,
-            height: rows.len(),
-            gt: [x, self.gt[1], self.gt[2], y, self.gt[4], self.gt[5]],
-            wkt: self.wkt.clone(),
-        }
-    }
-    /// What differs from `other`, if anything (size, geotransform, CRS).
-    pub fn mismatch(&self, other: &Grid) -> Option<String> {
-        if (self.width, self.height) != (other.width, other.height) {
-            return Some(format!(
-                "size {}×{} vs {}×{}",
-                self.width, self.height, other.width, other.height
-            ));
-        }
-        let tol = 1e-6 * self.gt[1].abs().max(1e-9);
-        if self
-            .gt
-            .iter()
-            .zip(&other.gt)
-            .any(|(a, b)| (a - b).abs() > tol.max(1e-9 * a.abs()))
-        {
-            return Some(format!("geotransform {:?} vs {:?}", self.gt, other.gt));
-        }
-        if self.wkt != other.wkt && !same_crs(&self.wkt, &other.wkt) {
-            return Some("CRS differs".into());
-        }
-        None
-    }
-    /// True for a north-up grid without rotation.
-    pub fn is_north_up(&self) -> bool {
-        self.gt[2] == 0.0 && self.gt[4] == 0.0 && self.gt[1] > 0.0 && self.gt[5] < 0.0
-    }
-}
-
-fn same_crs(a: &str, b: &str) -> bool {
-    match (SpatialRef::from_wkt(a), SpatialRef::from_wkt(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
 
 fn open(path: &Path) -> Result<Dataset> {
     if !path.exists() {
@@ -195,7 +115,7 @@ impl DateReader {
             });
         }
         if let Some(ref_grid) = grid {
-            if let Some(what) = ref_grid.mismatch(&g) {
+            if let Some(what) = ref_grid.mismatch(&g, same_crs) {
                 return Err(Error::GridMismatch {
                     tile: tile.into(),
                     a: PathBuf::from("before image"),
@@ -214,7 +134,7 @@ impl DateReader {
             Some(m) => {
                 let mds = open(m)?;
                 let mg = grid_of(&mds, m)?;
-                if let Some(what) = g.mismatch(&mg) {
+                if let Some(what) = g.mismatch(&mg, same_crs) {
                     return Err(Error::GridMismatch {
                         tile: tile.into(),
                         a: img.image.clone(),
@@ -362,17 +282,10 @@ impl DateReader {
         }
         Ok(Block { bands, valid })
     }
-
-    /// The image file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Both dates of a tile, opened and checked to share a grid.
 pub struct TileReader {
-    /// Tile id.
-    pub tile: String,
     /// The shared grid.
     pub grid: Grid,
     /// Earlier date.
@@ -401,7 +314,6 @@ impl TileReader {
                 other => other,
             })?;
         Ok(TileReader {
-            tile: tile.id.clone(),
             grid,
             before,
             after,
@@ -502,109 +414,3 @@ pub fn write_geotiff<T: GdalType + Copy>(
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-fn srs(def: Srs<'_>) -> Result<SpatialRef> {
-    let mut s = match def {
-        Srs::Wkt(w) => SpatialRef::from_wkt(w),
-        Srs::Epsg(e) => SpatialRef::from_epsg(e),
-    }
-    .map_err(|e| Error::gdal("CRS", e))?;
-    s.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-    Ok(s)
-}
-
-/// A CRS given as WKT or EPSG code.
-#[derive(Debug, Clone, Copy)]
-pub enum Srs<'a> {
-    /// WKT text.
-    Wkt(&'a str),
-    /// EPSG code.
-    Epsg(u32),
-}
-
-/// A coordinate transformation in traditional GIS order (x = longitude/easting).
-pub struct Transformer {
-    ct: CoordTransform,
-}
-
-impl Transformer {
-    /// Builds a transformation between two CRSs.
-    ///
-    /// # Errors
-    /// When GDAL cannot build it.
-    pub fn new(from: Srs<'_>, to: Srs<'_>) -> Result<Transformer> {
-        let ct = CoordTransform::new(&srs(from)?, &srs(to)?)
-            .map_err(|e| Error::gdal("coordinate transformation", e))?;
-        Ok(Transformer { ct })
-    }
-    /// From `wkt` to WGS84 longitude/latitude.
-    ///
-    /// # Errors
-    /// When GDAL cannot build it.
-    pub fn to_wgs84(wkt: &str) -> Result<Transformer> {
-        Transformer::new(Srs::Wkt(wkt), Srs::Epsg(4326))
-    }
-    /// From WGS84 longitude/latitude to `wkt`.
-    ///
-    /// # Errors
-    /// When GDAL cannot build it.
-    pub fn from_wgs84(wkt: &str) -> Result<Transformer> {
-        Transformer::new(Srs::Epsg(4326), Srs::Wkt(wkt))
-    }
-    /// Transforms coordinates in place.
-    ///
-    /// # Errors
-    /// When a point cannot be transformed.
-    pub fn apply(&self, xs: &mut [f64], ys: &mut [f64]) -> Result<()> {
-        if xs.is_empty() {
-            return Ok(());
-        }
-        self.ct
-            .transform_coords(xs, ys, &mut [])
-            .map_err(|e| Error::gdal("coordinate transformation", e))
-    }
-    /// Transforms every coordinate of a geometry in place.
-    ///
-    /// # Errors
-    /// When a point cannot be transformed.
-    pub fn apply_geom<G: geo::MapCoordsInPlace<f64> + geo::CoordsIter<Scalar = f64>>(
-        &self,
-        g: &mut G,
-    ) -> Result<()> {
-        let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = g.coords_iter().map(|c| (c.x, c.y)).unzip();
-        self.apply(&mut xs, &mut ys)?;
-        let i = std::cell::Cell::new(0usize);
-        let (i, xs, ys) = (&i, &xs, &ys);
-        g.map_coords_in_place(move |_| {
-            let k = i.get();
-            i.set(k + 1);
-            geo::Coord { x: xs[k], y: ys[k] }
-        });
-        Ok(())
-    }
-}
-
-/// WKT of the UTM zone (WGS84) containing a longitude/latitude.
-///
-/// # Errors
-/// When GDAL has no definition for it.
-pub fn utm_wkt(lon: f64, lat: f64) -> Result<String> {
-    let zone = (((lon + 180.0) / 6.0).floor() as i64).clamp(0, 59) as u32 + 1;
-    let code = if lat >= 0.0 {
-        32600 + zone
-    } else {
-        32700 + zone
-    };
-    SpatialRef::from_epsg(code)
-        .and_then(|s| s.to_wkt())
-        .map_err(|e| Error::gdal(format!("EPSG:{code}"), e))
-}
-
-/// WKT of an EPSG code.
-///
-/// # Errors
-/// When GDAL has no definition for it.
-pub fn epsg_wkt(code: u32) -> Result<String> {
-    SpatialRef::from_epsg(code)
-        .and_then(|s| s.to_wkt())
-        .map_err(|e| Error::gdal(format!("EPSG:{code}"), e))
-}

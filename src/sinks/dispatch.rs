@@ -3,31 +3,23 @@
 //! BOM), and a printable, self-contained HTML page with before/after
 //! true-colour chips (PNG, embedded) and an overview map (inline SVG).
 
+use crate::domain::class::ChangeClass;
+use crate::domain::detection::Detection;
+use crate::domain::grid::Grid;
+use crate::domain::manifest::Manifest;
+use crate::domain::rivers::Segment;
 use crate::error::{Error, Result};
-use crate::io::raster::{Grid, TileReader, Transformer};
-use crate::io::vector::{collection_bytes, PolyFeature};
+use crate::io::crs::Transformer;
+use crate::io::raster::TileReader;
 use crate::io::write_atomic;
-use crate::manifest::Manifest;
-use crate::rivers::Segment;
+use base64::Engine as _;
 use geo::{BoundingRect, Centroid, MultiPolygon};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// Folder name used when a polygon's chain has no city or county chief.
 pub const UNASSIGNED: &str = "未分配-unassigned";
-
-/// Chinese name of a class (四乱).
-pub fn class_zh(class: &str) -> &'static str {
-    match class {
-        "occupation" => "乱占",
-        "sand_mining" => "乱采",
-        "dumping" => "乱堆",
-        "construction" => "乱建",
-        _ => "",
-    }
-}
 
 /// Writes `OUT/dispatch/` anew: built in a temporary folder, then swapped in,
 /// so a crash never leaves a half-written or stale package behind.
@@ -36,37 +28,22 @@ pub fn class_zh(class: &str) -> &'static str {
 /// Unwritable output, unreadable rasters for the chips.
 pub fn write_packages(
     out: &Path,
-    feats: &[PolyFeature],
+    feats: &[Detection],
     m: &Manifest,
     segments: &[Segment],
 ) -> Result<()> {
     let tmp = out.join(format!(".dispatch.tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let mut groups: BTreeMap<(String, String), Vec<&PolyFeature>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Vec<&Detection>> = BTreeMap::new();
     for f in feats {
-        let city = f
-            .props
-            .get("city")
-            .and_then(Value::as_str)
-            .unwrap_or(UNASSIGNED)
-            .to_string();
-        let county = f
-            .props
-            .get("county")
-            .and_then(Value::as_str)
-            .unwrap_or(UNASSIGNED)
-            .to_string();
-        groups.entry((city, county)).or_default().push(f);
+        groups.entry(place(f)).or_default().push(f);
     }
     let mut chips = Chips::new(m);
     for ((city, county), list) in &groups {
         let dir = tmp.join(city);
-        let owned: Vec<PolyFeature> = list.iter().map(|f| (*f).clone()).collect();
-        write_atomic(
-            &dir.join(format!("{county}.geojson")),
-            &collection_bytes(&owned),
-        )?;
-        write_atomic(&dir.join(format!("{county}.csv")), csv(list).as_bytes())?;
+        super::geojson::write(&dir.join(format!("{county}.geojson")), list.iter().copied())?;
+        let table = csv(list).map_err(|e| Error::invalid(dir.join(format!("{county}.csv")), e.to_string()))?;
+        write_atomic(&dir.join(format!("{county}.csv")), &table)?;
         write_atomic(
             &dir.join(format!("{county}.html")),
             html(city, county, list, segments, &mut chips)?.as_bytes(),
@@ -83,86 +60,64 @@ pub fn write_packages(
     Ok(())
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+/// The city and county a record is dispatched to ([`UNASSIGNED`] when its
+/// chain has no chief of that level).
+pub fn place(f: &Detection) -> (String, String) {
+    let or = |v: &Option<String>| v.clone().unwrap_or_else(|| UNASSIGNED.to_string());
+    (or(&f.chief.city), or(&f.chief.county))
 }
 
-fn centroid(f: &PolyFeature) -> (f64, f64) {
+fn centroid(f: &Detection) -> (f64, f64) {
     f.geometry.centroid().map_or((0.0, 0.0), |c| (c.x(), c.y()))
 }
 
-fn chain_titles(f: &PolyFeature) -> Vec<String> {
-    f.props
-        .get("chain")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+/// A number as JSON writes it (`19700.0`, `0.95`), as in the GeoJSON.
+fn json_num(v: f64) -> String {
+    serde_json::Value::from(v).to_string()
 }
 
-fn csv(list: &[&PolyFeature]) -> String {
-    // BOM so spreadsheet programs read UTF-8 (Chinese) correctly.
-    let mut s = String::from("\u{feff}");
-    s.push_str("id,class,class_zh,obstructs_flood_channel,area_m2,confidence,river,segment_id,chief_id,chief_title,chain,city,county,centroid_lon,centroid_lat,tiles,before_date,after_date\r\n");
+const CSV_HEADER: [&str; 18] = [
+    "id", "class", "class_zh", "obstructs_flood_channel", "area_m2", "confidence", "river",
+    "segment_id", "chief_id", "chief_title", "chain", "city", "county", "centroid_lon",
+    "centroid_lat", "tiles", "before_date", "after_date",
+];
+
+fn csv_row(f: &Detection) -> [String; 18] {
+    let (x, y) = centroid(f);
+    let flag = if f.obstructs_flood_channel { " 妨碍行洪" } else { "" };
+    [
+        f.id.clone(),
+        f.class.as_str().to_string(),
+        format!("{}{flag}", f.class.zh()),
+        f.obstructs_flood_channel.to_string(),
+        json_num(f.area_m2),
+        json_num(f.confidence),
+        f.segment.river.clone(),
+        f.segment.segment_id.clone(),
+        f.chief.chief_id.clone(),
+        f.chief.chief_title.clone(),
+        f.chief.chain.join(" > "),
+        f.chief.city.clone().unwrap_or_default(),
+        f.chief.county.clone().unwrap_or_default(),
+        format!("{x:.6}"),
+        format!("{y:.6}"),
+        f.tiles.join(" "),
+        f.before_date.clone(),
+        f.after_date.clone(),
+    ]
+}
+
+/// The CSV table: UTF-8 with a BOM so spreadsheet programs read the
+/// Chinese correctly, CRLF line ends.
+fn csv(list: &[&Detection]) -> std::result::Result<Vec<u8>, csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::from("\u{feff}".as_bytes()));
+    w.write_record(CSV_HEADER)?;
     for f in list {
-        let (x, y) = centroid(f);
-        let tiles = f
-            .props
-            .get("tiles")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        let num = |k: &str| f.props.get(k).map(|v| v.to_string()).unwrap_or_default();
-        let row = [
-            f.str("id").to_string(),
-            f.str("class").to_string(),
-            format!(
-                "{}{}",
-                class_zh(f.str("class")),
-                if f.flag("obstructs_flood_channel") {
-                    " 妨碍行洪"
-                } else {
-                    ""
-                }
-            ),
-            f.flag("obstructs_flood_channel").to_string(),
-            num("area_m2"),
-            num("confidence"),
-            f.str("river").to_string(),
-            f.str("segment_id").to_string(),
-            f.str("chief_id").to_string(),
-            f.str("chief_title").to_string(),
-            chain_titles(f).join(" > "),
-            f.str("city").to_string(),
-            f.str("county").to_string(),
-            format!("{x:.6}"),
-            format!("{y:.6}"),
-            tiles,
-            f.str("before_date").to_string(),
-            f.str("after_date").to_string(),
-        ];
-        s.push_str(
-            &row.iter()
-                .map(|v| csv_field(v))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        s.push_str("\r\n");
+        w.write_record(csv_row(f))?;
     }
-    s
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
 fn esc(s: &str) -> String {
@@ -170,25 +125,6 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding.
-pub fn base64(data: &[u8]) -> String {
-    let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
-    for ch in data.chunks(3) {
-        let b = [ch[0], *ch.get(1).unwrap_or(&0), *ch.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= ch.len() {
-                s.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
 }
 
 /// Reads chips from the tiles' rasters, one open reader per tile.
@@ -206,8 +142,8 @@ impl<'a> Chips<'a> {
     }
 
     /// Before and after PNGs (data URIs) around a polygon, outline drawn.
-    fn get(&mut self, f: &PolyFeature) -> Option<(String, String)> {
-        let tile = f.str("tile").to_string();
+    fn get(&mut self, f: &Detection) -> Option<(String, String)> {
+        let tile = f.tile.clone();
         let m = self.m;
         let entry = self.open.entry(tile.clone()).or_insert_with(|| {
             let t = m.tiles.iter().find(|t| t.id == tile)?;
@@ -236,7 +172,7 @@ impl<'a> Chips<'a> {
             let block = date.read_window(rs..re, cs..ce).ok()?;
             out.push(format!(
                 "data:image/png;base64,{}",
-                base64(&chip_png(&block, &g, grid, (cs, rs), k)?)
+                base64::engine::general_purpose::STANDARD.encode(chip_png(&block, &g, grid, (cs, rs), k)?)
             ));
         }
         let after = out.pop()?;
@@ -317,7 +253,7 @@ fn chip_png(
 use image::ImageEncoder as _;
 
 /// Inline SVG map of the county's polygons over the river centrelines.
-fn overview(list: &[&PolyFeature], segments: &[Segment]) -> String {
+fn overview(list: &[&Detection], segments: &[Segment]) -> String {
     let mut bb = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
     for f in list {
         if let Some(r) = f.geometry.bounding_rect() {
@@ -357,11 +293,11 @@ fn overview(list: &[&PolyFeature], segments: &[Segment]) -> String {
         }
     }
     for (i, f) in list.iter().enumerate() {
-        let colour = match f.str("class") {
-            "occupation" => "#d62728",
-            "sand_mining" => "#ff7f0e",
-            "dumping" => "#8c564b",
-            _ => "#9467bd",
+        let colour = match f.class {
+            ChangeClass::Occupation => "#d62728",
+            ChangeClass::SandMining => "#ff7f0e",
+            ChangeClass::Dumping => "#8c564b",
+            ChangeClass::Construction => "#9467bd",
         };
         for p in &f.geometry.0 {
             let pts: Vec<String> = p
@@ -388,7 +324,7 @@ fn overview(list: &[&PolyFeature], segments: &[Segment]) -> String {
 fn html(
     city: &str,
     county: &str,
-    list: &[&PolyFeature],
+    list: &[&Detection],
     segments: &[Segment],
     chips: &mut Chips<'_>,
 ) -> Result<String> {
@@ -410,19 +346,20 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
         esc(city),
         esc(county)
     );
-    let _ = write!(s, "<p>{} polygon(s). Dates: {} → {}. Chips: true colour, before (left) and after (right), outline in yellow.</p>", list.len(), esc(list.first().map_or("", |f| f.str("before_date"))), esc(list.first().map_or("", |f| f.str("after_date"))));
+    let _ = write!(s, "<p>{} polygon(s). Dates: {} → {}. Chips: true colour, before (left) and after (right), outline in yellow.</p>", list.len(), esc(list.first().map_or("", |f| f.before_date.as_str())), esc(list.first().map_or("", |f| f.after_date.as_str())));
     s.push_str("<h2>Overview 总览</h2>");
     s.push_str(&overview(list, segments));
     s.push_str("<h2>Polygons 图斑</h2>");
     for (i, f) in list.iter().enumerate() {
         let (x, y) = centroid(f);
-        let class = f.str("class");
-        let flag = if f.flag("obstructs_flood_channel") {
+        let flag = if f.obstructs_flood_channel {
             " <span class=\"flag\">妨碍行洪 obstructs flood channel</span>"
         } else {
             ""
         };
-        let chain = chain_titles(f)
+        let chain = f
+            .chief
+            .chain
             .iter()
             .map(|c| esc(c))
             .collect::<Vec<_>>()
@@ -435,20 +372,20 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
 <tr><th>Responsible chief 责任河长</th><td>{title} ({chief})</td><th>Escalation 上报链</th><td>{chain}</td></tr>\
 <tr><th>Centroid 中心点</th><td>{x:.6}° E, {y:.6}° N</td><th>Confidence 置信度</th><td>{conf:.2}</td></tr></table>",
             n = i + 1,
-            id = esc(f.str("id")),
-            class = esc(class),
-            zh = class_zh(class),
-            area = f.props.get("area_m2").and_then(Value::as_f64).unwrap_or(0.0),
-            river = esc(f.str("river")),
-            seg = esc(f.str("segment_id")),
-            dist = f.props.get("distance_m").and_then(Value::as_f64).unwrap_or(0.0),
-            title = esc(f.str("chief_title")),
-            chief = esc(f.str("chief_id")),
-            conf = f.props.get("confidence").and_then(Value::as_f64).unwrap_or(0.0),
+            id = esc(&f.id),
+            class = esc(f.class.as_str()),
+            zh = f.class.zh(),
+            area = f.area_m2,
+            river = esc(&f.segment.river),
+            seg = esc(&f.segment.segment_id),
+            dist = f.segment.distance_m,
+            title = esc(&f.chief.chief_title),
+            chief = esc(&f.chief.chief_id),
+            conf = f.confidence,
         );
         match chips.get(f) {
             Some((b, a)) => {
-                let _ = write!(s, "<div class=\"chips\"><img alt=\"before {id}\" src=\"{b}\"><img alt=\"after {id}\" src=\"{a}\"></div>", id = esc(f.str("id")));
+                let _ = write!(s, "<div class=\"chips\"><img alt=\"before {id}\" src=\"{b}\"><img alt=\"after {id}\" src=\"{a}\"></div>", id = esc(&f.id));
             }
             None => s.push_str("<p><em>chips unavailable (tile raster not readable)</em></p>"),
         }
@@ -461,20 +398,16 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
 #[cfg(test)]
 mod tests {
     use super::*;
+
     #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(class_zh("dumping"), "乱堆");
+    fn csv_quotes_what_needs_quoting_and_starts_with_a_bom() {
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        w.write_record(["a,b", "c\"d", "松花江"]).unwrap();
+        let out = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(out, "\"a,b\",\"c\"\"d\",松花江\r\n");
+        assert_eq!(json_num(19700.0), "19700.0");
+        assert_eq!(json_num(0.95), "0.95");
     }
 }

@@ -3,7 +3,7 @@
 //! lives here, documented once; the README's configuration table is this list.
 
 use crate::error::{Error, Result};
-use crate::rivers::WidthDefaults;
+use super::rivers::WidthDefaults;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -151,14 +151,14 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads a TOML file over the defaults.
+    /// Parses TOML settings over the defaults; `path` names the file in
+    /// messages.
     ///
     /// # Errors
     /// [`Error::Config`] naming the file and the bad key or value.
-    pub fn from_toml(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config> {
         let c: Config =
-            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            toml::from_str(text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         c.check()
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         Ok(c)
@@ -205,6 +205,27 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Parameters of the land-cover kernel.
+    pub fn landcover(&self) -> crate::kernels::landcover::LandCoverParams {
+        crate::kernels::landcover::LandCoverParams {
+            water_max_brightness: self.water_max_brightness,
+            veg_ndvi: self.veg_ndvi,
+            built_brightness: self.built_brightness,
+        }
+    }
+
+    /// Parameters of the cloud and shadow kernels.
+    pub fn clouds(&self) -> crate::kernels::clouds::CloudParams {
+        crate::kernels::clouds::CloudParams {
+            cloud_blue: self.cloud_blue,
+            cloud_blue_rise: self.cloud_blue_rise,
+            cloud_min_pixels: self.cloud_min_pixels,
+            cloud_grow_px: self.cloud_grow_px,
+            shadow_ratio: self.shadow_ratio,
+            shadow_search_px: self.shadow_search_px,
+        }
     }
 
     /// Width defaults for loading river segments.

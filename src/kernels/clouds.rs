@@ -1,83 +1,28 @@
-//! Per-date land cover from indices, and cloud/shadow detection from the two
-//! dates together.
-//!
-//! Classes: 0 nodata, 1 water, 2 vegetation, 3 bare soil/sand, 4 built/bright,
-//! 5 cloud, 6 shadow. Rules (4 bands; SWIR sharpens water and built):
-//! water when darker than `water_max_brightness` and NDWI > t (t from Otsu on
-//! corridor NDWI, clamped around the configured default) or, with SWIR,
-//! MNDWI > 0.3 with NDVI < 0.1;
-//! vegetation when NDVI > `veg_ndvi`; built when brightness >
-//! `built_brightness` and NDVI < 0.3; bare otherwise.
+//! Clouds, cloud shadows and thin clouds, found by comparing the two dates.
 
-use crate::change::{masked, otsu};
-use crate::config::Config;
-use crate::indices::{Indices, BLUE};
-use crate::label::label;
-use crate::morphology::{dilate, reconstruct, Shape};
+use super::indices::{BLUE, NIR};
+use super::landcover::{CLOUD, SHADOW};
+use super::label::label;
+use super::morphology::{dilate, reconstruct, Shape};
 use ndarray::{Array2, ArrayView2, ArrayView3, Axis, Zip};
 use rayon::prelude::*;
 
-/// No data.
-pub const NODATA: u8 = 0;
-/// Open water.
-pub const WATER: u8 = 1;
-/// Vegetation.
-pub const VEG: u8 = 2;
-/// Bare soil or sand.
-pub const BARE: u8 = 3;
-/// Built-up or bright man-made surface.
-pub const BUILT: u8 = 4;
-/// Cloud.
-pub const CLOUD: u8 = 5;
-/// Cloud shadow.
-pub const SHADOW: u8 = 6;
-
-/// The adaptive water threshold: Otsu on NDWI over `region`, clamped to
-/// `default ± 0.15`; the default when the region is empty.
-pub fn water_threshold<'a>(
-    ndwi: ArrayView2<'a, f32>,
-    region: ArrayView2<'a, bool>,
-    default: f32,
-) -> f32 {
-    otsu(masked(ndwi, region), -0.6, 0.8)
-        .map_or(default, |t| t.clamp(default - 0.15, default + 0.15))
-}
-
-/// Classifies one date.
-pub fn classify(
-    ix: &Indices,
-    valid: ArrayView2<bool>,
-    unusable: ArrayView2<u8>,
-    t_water: f32,
-    cfg: &Config,
-) -> Array2<u8> {
-    let (h, w) = valid.dim();
-    let mut out = Array2::<u8>::zeros((h, w));
-    let swir = ix.mndwi.is_some();
-    Zip::indexed(&mut out).par_for_each(|(r, c), o| {
-        if !valid[[r, c]] {
-            *o = NODATA;
-            return;
-        }
-        if unusable[[r, c]] != 0 {
-            *o = unusable[[r, c]];
-            return;
-        }
-        let (ndvi, ndwi, br) = (ix.ndvi[[r, c]], ix.ndwi[[r, c]], ix.brightness[[r, c]]);
-        let mndwi = ix.mndwi.as_ref().map_or(0.0, |a| a[[r, c]]);
-        *o = if br < cfg.water_max_brightness
-            && (ndwi > t_water || (swir && mndwi > 0.3 && ndvi < 0.1))
-        {
-            WATER
-        } else if ndvi > cfg.veg_ndvi {
-            VEG
-        } else if ndvi < 0.3 && br > cfg.built_brightness {
-            BUILT
-        } else {
-            BARE
-        };
-    });
-    out
+/// Thresholds of the cloud and shadow tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CloudParams {
+    /// Cloud core: later-date blue reflectance above this...
+    pub cloud_blue: f32,
+    /// ...and blue brighter than the other date by this much.
+    pub cloud_blue_rise: f32,
+    /// Cloud cores smaller than this (pixels) are ignored (bright objects).
+    pub cloud_min_pixels: usize,
+    /// Cloud cores grow by up to this many pixels into connected pixels that
+    /// brightened; shadows by half of it.
+    pub cloud_grow_px: usize,
+    /// Shadow core: red, NIR (and SWIR) darker than this ratio of the other date.
+    pub shadow_ratio: f32,
+    /// Shadows are only looked for within this many pixels of a cloud.
+    pub shadow_search_px: usize,
 }
 
 /// Cloud (5) and shadow (6) per date — `(before, after)` — 0 elsewhere, found by comparing
@@ -90,7 +35,7 @@ pub fn clouds_and_shadows<'a>(
     before: ArrayView3<'a, f32>,
     after: ArrayView3<'a, f32>,
     valid: ArrayView2<bool>,
-    cfg: &Config,
+    p: &CloudParams,
 ) -> (Array2<u8>, Array2<u8>) {
     let (h, w) = valid.dim();
     let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
@@ -100,23 +45,23 @@ pub fn clouds_and_shadows<'a>(
         let by = y.index_axis(Axis(0), BLUE);
         // Thin cloud brightens blue and does not darken NIR; new man-made
         // surfaces on vegetation brighten blue too but lower NIR.
-        let nx = x.index_axis(Axis(0), crate::indices::NIR);
-        let ny = y.index_axis(Axis(0), crate::indices::NIR);
+        let nx = x.index_axis(Axis(0), NIR);
+        let ny = y.index_axis(Axis(0), NIR);
         let core = Zip::from(&bx)
             .and(&by)
             .and(&nx)
             .and(&ny)
             .and(&valid)
             .par_map_collect(|&a, &b, &na, &nb_, &v| {
-                v && a > cfg.cloud_blue && a - b > cfg.cloud_blue_rise && na - nb_ > -0.02
+                v && a > p.cloud_blue && a - b > p.cloud_blue_rise && na - nb_ > -0.02
             });
         // No component can be big enough: skip the labelling.
-        if core.iter().filter(|&&v| v).count() < cfg.cloud_min_pixels {
+        if core.iter().filter(|&&v| v).count() < p.cloud_min_pixels {
             continue;
         }
         let (lab, comps) = label(core.view());
         let big: Vec<bool> = std::iter::once(false)
-            .chain(comps.iter().map(|c| c.pixels >= cfg.cloud_min_pixels))
+            .chain(comps.iter().map(|c| c.pixels >= p.cloud_min_pixels))
             .collect();
         let core = lab.mapv(|l| big[l as usize]);
         if !core.iter().any(|&v| v) {
@@ -129,7 +74,7 @@ pub fn clouds_and_shadows<'a>(
             .and(&valid)
             .map_collect(|&a, &b, &na, &nb_, &v| v && a - b > 0.02 && na - nb_ > -0.02);
         let cloud = dilate(
-            reconstruct(core.view(), rise.view(), cfg.cloud_grow_px).view(),
+            reconstruct(core.view(), rise.view(), p.cloud_grow_px).view(),
             Shape::Square,
             3,
         );
@@ -142,7 +87,7 @@ pub fn clouds_and_shadows<'a>(
         let mut score = Array2::<f32>::zeros((h, w));
         // Blue and green are left out: in a shadow they are dominated by
         // path radiance (haze), so they darken far less than red and NIR.
-        for b in crate::indices::RED..nb {
+        for b in super::indices::RED..nb {
             Zip::from(&mut score)
                 .and(x.index_axis(Axis(0), b))
                 .and(y.index_axis(Axis(0), b))
@@ -151,8 +96,8 @@ pub fn clouds_and_shadows<'a>(
         let dark = Zip::from(&score)
             .and(&cloud)
             .and(&valid)
-            .map_collect(|&s, &c, &v| v && !c && s < cfg.shadow_ratio);
-        let shadow = match cast_offset(cloud.view(), dark.view(), cfg.shadow_search_px as isize) {
+            .map_collect(|&s, &c, &v| v && !c && s < p.shadow_ratio);
+        let shadow = match cast_offset(cloud.view(), dark.view(), p.shadow_search_px as isize) {
             Some((dx, dy)) => {
                 let cast = shift_mask(cloud.view(), dx, dy);
                 let darker = Zip::from(&score)
@@ -202,7 +147,7 @@ pub fn thin_clouds<'a>(
     before: ArrayView3<'a, f32>,
     after: ArrayView3<'a, f32>,
     valid: ArrayView2<bool>,
-    cfg: &Config,
+    p: &CloudParams,
 ) -> (Array2<u8>, Array2<u8>) {
     let (h, w) = valid.dim();
     let nb = before.len_of(Axis(0)).min(5);
@@ -243,12 +188,12 @@ pub fn thin_clouds<'a>(
     for (k, alpha) in alphas.iter().enumerate() {
         let core = alpha.mapv(|a| a == 2);
         // No component can be big enough: skip the labelling.
-        if core.iter().filter(|&&v| v).count() < 2 * cfg.cloud_min_pixels {
+        if core.iter().filter(|&&v| v).count() < 2 * p.cloud_min_pixels {
             continue;
         }
         let (lab, comps) = label(core.view());
         let big: Vec<bool> = std::iter::once(false)
-            .chain(comps.iter().map(|c| c.pixels >= 2 * cfg.cloud_min_pixels))
+            .chain(comps.iter().map(|c| c.pixels >= 2 * p.cloud_min_pixels))
             .collect();
         let core = lab.mapv(|l| big[l as usize]);
         if !core.iter().any(|&v| v) {
@@ -256,7 +201,7 @@ pub fn thin_clouds<'a>(
         }
         let grow = alpha.mapv(|a| a >= 1);
         let cloud = dilate(
-            reconstruct(core.view(), grow.view(), cfg.cloud_grow_px).view(),
+            reconstruct(core.view(), grow.view(), p.cloud_grow_px).view(),
             Shape::Square,
             2,
         );

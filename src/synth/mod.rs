@@ -30,15 +30,18 @@
 //!   Sentinel-2, a nodata swath edge on one tile, and structures on both dates
 //!   (villages, roads, a bridge, greenhouses).
 
-use crate::chiefs::{Chief, Level, Registry};
-use crate::corridor::{self, Projected};
+use crate::domain::chiefs::{Chief, Level, Registry};
+use crate::domain::class::ChangeClass;
+use crate::domain::grid::Grid;
+use crate::domain::rivers::{Projected, Segment};
+use crate::io::crs::{epsg_wkt, project, Transformer};
+use crate::kernels::zones;
 use crate::error::{Error, Result};
-use crate::io::raster::{epsg_wkt, write_geotiff, Grid, Transformer};
-use crate::io::vector::{write_collection, PolyFeature};
-use crate::label::label;
-use crate::link::{blocks_flow, SegmentIndex};
-use crate::polygonize::trace;
-use crate::rivers::Segment;
+use crate::io::raster::write_geotiff;
+use crate::io::vector::{collection_bytes, poly_feature, PolyFeature};
+use crate::kernels::label::label;
+use crate::pipeline::link::SegmentIndex;
+use crate::kernels::polygons::trace;
 use geo::{Coord, LineString, MultiLineString, MultiPolygon};
 use ndarray::{s, Array2, Array3};
 use rayon::prelude::*;
@@ -46,7 +49,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 /// The embedded Natural Earth centreline of the Songhua near Harbin.
-const SONGHUA: &str = include_str!("../data/songhua_ne10m.geojson");
+const SONGHUA: &str = include_str!("../../data/songhua_ne10m.geojson");
 
 /// Smallest spectral change (Euclidean distance of noiseless reflectance over
 /// the five bands) that counts as a changed pixel in the truth.
@@ -218,7 +221,6 @@ fn scale_spec(a: Spec, f: f32) -> Spec {
 
 // ---------------------------------------------------------------- scene
 
-use crate::detect::CLASSES;
 
 #[derive(Clone)]
 struct Obj {
@@ -265,7 +267,7 @@ struct Scene {
 }
 
 fn seg_dist(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
-    corridor::dist2_point_segment(
+    zones::dist2_point_segment(
         Coord { x: p.0, y: p.1 },
         Coord { x: a.0, y: a.1 },
         Coord { x: b.0, y: b.1 },
@@ -536,12 +538,15 @@ struct Layout {
 }
 
 fn load_songhua(wkt: &str) -> Result<LineString<f64>> {
-    let v: Value = serde_json::from_str(SONGHUA).map_err(|e| Error::Json {
-        path: "data/songhua_ne10m.geojson".into(),
-        msg: e.to_string(),
-    })?;
-    let g = &v["features"][0]["geometry"];
-    let mut ml = crate::rivers::parse_lines(g)
+    let fc: geojson::FeatureCollection = SONGHUA
+        .parse()
+        .map_err(|e: geojson::Error| Error::invalid("data/songhua_ne10m.geojson", e.to_string()))?;
+    let g = fc
+        .features
+        .first()
+        .and_then(|f| f.geometry.as_ref())
+        .ok_or_else(|| Error::invalid("data/songhua_ne10m.geojson", "no geometry"))?;
+    let mut ml = crate::io::vector::lines(g)
         .map_err(|m| Error::invalid("data/songhua_ne10m.geojson", m))?;
     Transformer::from_wgs84(wkt)?.apply_geom(&mut ml)?;
     ml.0.into_iter()
@@ -793,11 +798,11 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     // the detector uses, so truth and detection see identical geometry.
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_rivers(&out.join("rivers.geojson"), &segments, &wkt, &seg_defaults)?;
-    let segments = crate::rivers::load(
+    let segments = crate::io::vector::load_rivers(
         &out.join("rivers.geojson"),
-        crate::rivers::WidthDefaults::default(),
+        crate::domain::rivers::WidthDefaults::default(),
     )?;
-    let projected: Vec<Projected> = corridor::project(&segments, &wkt)?;
+    let projected: Vec<Projected> = project(&segments, &wkt)?;
 
     let level_px = rng.pick(&[-1.0, 1.0]) * rng.range(1.0, 2.5);
     let mut scene = Scene {
@@ -1132,7 +1137,7 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
 
         // Truth: object pixels (on the reference grid) that changed, inside the
         // management zone, not hidden by cloud, shadow or nodata.
-        let zones = corridor::zones(&grid, 0..sz, &projected);
+        let zones = zones::zones(&grid, 0..sz, &projected);
         for (oi, obj) in scene.objs.iter().enumerate() {
             let (c0, c1) = (
                 (obj.bb[0].floor() as i64 - tx).max(0),
@@ -1192,7 +1197,7 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
             // Close one-pixel gaps inside the object (an annotator outlines
             // the site, not every pixel), staying inside the object's usable
             // part of the zone.
-            let closed = crate::morphology::close(mask.view(), crate::morphology::Shape::Square, 1);
+            let closed = crate::kernels::morphology::close(mask.view(), crate::kernels::morphology::Shape::Square, 1);
             ndarray::Zip::from(&mut mask)
                 .and(&closed)
                 .and(&allowed)
@@ -1213,9 +1218,8 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
                         Coord { x, y }
                     })
                     .collect();
-                let class = CLASSES[obj.class];
-                let obstructs =
-                    blocks_flow(class) && index.channel_share(near.segment, &pts) >= 0.5;
+                let class = ChangeClass::ALL[obj.class];
+                let obstructs = class.obstructs(index.channel_share(near.segment, &pts));
                 let seg = &segments[near.segment];
                 let mut wgs = mp;
                 to_wgs.apply_geom(&mut wgs)?;
@@ -1227,7 +1231,10 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
             }
         }
     }
-    write_collection(&out.join("truth.geojson"), &truth)?;
+    crate::io::write_atomic(
+        &out.join("truth.geojson"),
+        &collection_bytes(truth.iter().map(poly_feature)),
+    )?;
     let manifest = json!({"version": 1, "sensor": o.sensor, "rivers": "rivers.geojson", "chiefs": "chiefs.json", "tiles": manifest_tiles});
     crate::io::write_atomic(
         &out.join("manifest.json"),

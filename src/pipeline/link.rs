@@ -2,9 +2,12 @@
 //! pieces: nearest centreline (ties within 1 m go to the lower `segment_id`),
 //! the chief chain up to the province, and the flood-channel share.
 
-use crate::chiefs::{Level, Registry};
-use crate::corridor::{dist2_point_segment, Projected};
-use crate::rivers::Segment;
+use crate::domain::chiefs::{ChiefLink, Registry};
+use crate::domain::class::ChangeClass;
+use crate::domain::detection::{round, SegmentLink};
+use crate::domain::grid::Grid;
+use crate::domain::rivers::{Projected, Segment};
+use crate::kernels::zones::dist2_point_segment;
 use geo::{BoundingRect, Coord, Distance, Euclidean, Line, MultiPolygon, Point};
 use rstar::primitives::GeomWithData;
 use rstar::{RTree, AABB};
@@ -104,45 +107,9 @@ impl SegmentIndex {
     }
 }
 
-/// Whether a class counts as obstructing flow when inside the flood channel.
-pub fn blocks_flow(class: &str) -> bool {
-    matches!(class, "construction" | "dumping" | "occupation")
-}
-
-/// The chief properties every polygon carries.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChiefLink {
-    /// Responsible chief.
-    pub chief_id: String,
-    /// Its level.
-    pub chief_level: String,
-    /// Its title.
-    pub chief_title: String,
-    /// Chief ids from the responsible chief up to the province.
-    pub chain: Vec<String>,
-    /// Region of the city-level chief in the chain.
-    pub city: Option<String>,
-    /// Region of the county-level chief in the chain.
-    pub county: Option<String>,
-}
-
-/// Resolves a chief id into its chain, city and county.
-pub fn chief_link(reg: &Registry, chief_id: &str) -> ChiefLink {
-    let chain = reg.chain(chief_id);
-    let c = chain.first();
-    ChiefLink {
-        chief_id: chief_id.to_string(),
-        chief_level: c.map(|c| c.level.as_str().to_string()).unwrap_or_default(),
-        chief_title: c.map(|c| c.title.clone()).unwrap_or_default(),
-        chain: chain.iter().map(|c| c.id.clone()).collect(),
-        city: reg.region_at(chief_id, Level::City),
-        county: reg.region_at(chief_id, Level::County),
-    }
-}
-
 /// Pixel centres of `grid` that fall inside `poly` (area samples for
 /// [`SegmentIndex::channel_share`] when the pixels are not at hand).
-pub fn pixel_centres(poly: &MultiPolygon<f64>, grid: &crate::io::raster::Grid) -> Vec<Coord<f64>> {
+pub fn pixel_centres(poly: &MultiPolygon<f64>, grid: &Grid) -> Vec<Coord<f64>> {
     use geo::Contains;
     let Some(bb) = poly.bounding_rect() else {
         return Vec::new();
@@ -160,6 +127,55 @@ pub fn pixel_centres(poly: &MultiPolygon<f64>, grid: &crate::io::raster::Grid) -
         }
     }
     out
+}
+
+/// What linking gives a polygon: its segment, its chief and chain, and the
+/// obstruction flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// The nearest segment.
+    pub segment: SegmentLink,
+    /// Its chief.
+    pub chief: ChiefLink,
+    /// See [`ChangeClass::obstructs`].
+    pub obstructs: bool,
+}
+
+/// Links polygons in one CRS to segments and chiefs: the one place where
+/// segment, chief properties and the obstruction flag are decided.
+pub struct Linker<'a> {
+    index: SegmentIndex,
+    segments: &'a [Segment],
+    registry: &'a Registry,
+}
+
+impl<'a> Linker<'a> {
+    /// An index over `segments` projected into one CRS (`projected`).
+    pub fn new(segments: &'a [Segment], projected: &[Projected], registry: &'a Registry) -> Self {
+        Linker {
+            index: SegmentIndex::new(segments, projected),
+            segments,
+            registry,
+        }
+    }
+
+    /// Links a polygon (in the CRS) of class `class` whose area is sampled
+    /// by `points`; `None` when there is no segment.
+    pub fn link(&self, poly: &MultiPolygon<f64>, class: ChangeClass, points: &[Coord<f64>]) -> Option<Link> {
+        let near = self.index.nearest(poly)?;
+        let seg = &self.segments[near.segment];
+        let obstructs = class.blocks_flow()
+            && class.obstructs(self.index.channel_share(near.segment, points));
+        Some(Link {
+            segment: SegmentLink {
+                river: seg.river.clone(),
+                segment_id: seg.id.clone(),
+                distance_m: round(near.distance_m, 2),
+            },
+            chief: self.registry.link(&seg.chief_id),
+            obstructs,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -79,13 +79,14 @@ pub fn region_problem(region: &str) -> Option<&'static str> {
 }
 
 impl Registry {
-    /// Reads and validates a registry file.
+    /// Parses and validates a registry from its JSON text; `path` names the
+    /// file in messages.
     ///
     /// # Errors
     /// [`Error::Json`] for malformed JSON, [`Error::Many`] listing every broken
     /// chief (missing or unknown parent, level out of order, cycle, duplicate id).
-    pub fn load(path: &Path) -> Result<Registry> {
-        let file: ChiefsFile = crate::io::read_json(path)?;
+    pub fn from_json(path: &Path, text: &str) -> Result<Registry> {
+        let file: ChiefsFile = super::parse_json(path, text)?;
         let mut problems = Vec::new();
         let mut chiefs = BTreeMap::new();
         for (i, v) in file.chiefs.into_iter().enumerate() {
@@ -134,7 +135,7 @@ impl Registry {
     /// Builds a registry from chiefs already in memory (used by synth and tests).
     ///
     /// # Errors
-    /// As [`Registry::load`].
+    /// As [`Registry::from_json`].
     pub fn from_chiefs(path: &Path, list: Vec<Chief>) -> Result<Registry> {
         let reg = Registry {
             path: path.to_path_buf(),
@@ -236,6 +237,38 @@ impl Registry {
             .find(|c| c.level == level)
             .map(|c| c.region.clone())
     }
+
+    /// The chief properties every polygon carries, for the chief `chief_id`.
+    pub fn link(&self, chief_id: &str) -> ChiefLink {
+        let chain = self.chain(chief_id);
+        let c = chain.first();
+        ChiefLink {
+            chief_id: chief_id.to_string(),
+            chief_level: c.map(|c| c.level.as_str().to_string()).unwrap_or_default(),
+            chief_title: c.map(|c| c.title.clone()).unwrap_or_default(),
+            chain: chain.iter().map(|c| c.id.clone()).collect(),
+            city: self.region_at(chief_id, Level::City),
+            county: self.region_at(chief_id, Level::County),
+        }
+    }
+}
+
+/// The chief properties every polygon carries: the one place they are built
+/// ([`Registry::link`]) and the one shape they are written in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChiefLink {
+    /// Responsible chief.
+    pub chief_id: String,
+    /// Its level.
+    pub chief_level: String,
+    /// Its title.
+    pub chief_title: String,
+    /// Chief ids from the responsible chief up to the province.
+    pub chain: Vec<String>,
+    /// Region of the city-level chief in the chain.
+    pub city: Option<String>,
+    /// Region of the county-level chief in the chain.
+    pub county: Option<String>,
 }
 
 #[cfg(test)]

@@ -2,48 +2,12 @@
 //! segment's `corridor_m` buffer) and the flood channel (union of `channel_m`
 //! buffers), rasterised at pixel centres.
 
-use crate::error::Result;
-use crate::io::raster::{Grid, Transformer};
-use crate::rivers::Segment;
-use geo::{Coord, MultiLineString};
+use crate::domain::grid::Grid;
+use crate::domain::rivers::Projected;
+use geo::Coord;
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 use std::ops::Range;
-
-/// A segment projected into a tile's CRS.
-#[derive(Debug, Clone)]
-pub struct Projected {
-    /// Index into the segment list it came from.
-    pub index: usize,
-    /// Centreline in the tile CRS.
-    pub lines: MultiLineString<f64>,
-    /// Management-zone half-width, metres.
-    pub corridor_m: f64,
-    /// Flood-channel half-width, metres.
-    pub channel_m: f64,
-}
-
-/// Projects segments into the CRS given as WKT.
-///
-/// # Errors
-/// When a coordinate cannot be transformed.
-pub fn project(segments: &[Segment], wkt: &str) -> Result<Vec<Projected>> {
-    let t = Transformer::from_wgs84(wkt)?;
-    segments
-        .iter()
-        .enumerate()
-        .map(|(index, s)| {
-            let mut lines = s.lines.clone();
-            t.apply_geom(&mut lines)?;
-            Ok(Projected {
-                index,
-                lines,
-                corridor_m: s.corridor_m,
-                channel_m: s.channel_m,
-            })
-        })
-        .collect()
-}
 
 /// Zone masks for a block of rows.
 #[derive(Debug, Clone)]

@@ -1,11 +1,9 @@
 //! `riverwatch validate`: opens every file a manifest names and reports all
 //! problems at once.
 
-use crate::chiefs::Registry;
-use crate::config::Config;
+use crate::domain::config::Config;
 use crate::error::Error;
 use crate::io::raster::TileReader;
-use crate::manifest::Manifest;
 use std::path::Path;
 
 /// Everything `validate` found.
@@ -33,17 +31,17 @@ fn push(out: &mut Vec<String>, e: Error) {
 /// first and last rows so truncated files are caught.
 pub fn validate(path: &Path, cfg: &Config) -> Validation {
     let mut v = Validation::default();
-    let m = match Manifest::load(path) {
+    let m = match crate::io::load_manifest(path) {
         Ok(m) => m,
         Err(e) => {
             push(&mut v.problems, e);
             return v;
         }
     };
-    let reg = Registry::load(&m.chiefs)
+    let reg = crate::io::load_registry(&m.chiefs)
         .map_err(|e| push(&mut v.problems, e))
         .ok();
-    let segs = crate::rivers::load(&m.rivers, cfg.widths())
+    let segs = crate::io::vector::load_rivers(&m.rivers, cfg.widths())
         .map_err(|e| push(&mut v.problems, e))
         .ok();
     if let Some(r) = &reg {

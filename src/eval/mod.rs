@@ -8,14 +8,82 @@
 //! summed over tiles. 0/0 precision or recall counts as 1.0; an accuracy over
 //! no pairs is `null`.
 
-use crate::error::Result;
-use crate::io::raster::{utm_wkt, Grid, Transformer};
+mod pixels;
+
+pub use pixels::{evaluate_change, ChangeReport};
+
+use crate::domain::class::ChangeClass;
+use crate::domain::detection::Detection;
+use crate::error::{Error, Result};
+use crate::io::crs::{utm_wkt, Transformer};
 use crate::io::vector::PolyFeature;
-use crate::landcover;
 use geo::{unary_union, Area, BooleanOps, BoundingRect, MultiPolygon, Rect};
-use ndarray::Array2;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What evaluation reads of a prediction or a truth object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalObject {
+    /// Id (predictions; empty for truth without one).
+    pub id: String,
+    /// Tile.
+    pub tile: String,
+    /// Class.
+    pub class: ChangeClass,
+    /// Obstruction flag.
+    pub obstructs: bool,
+    /// Responsible chief.
+    pub chief_id: String,
+    /// Geometry, WGS84.
+    pub geometry: MultiPolygon<f64>,
+}
+
+impl From<&Detection> for EvalObject {
+    fn from(d: &Detection) -> Self {
+        EvalObject {
+            id: d.id.clone(),
+            tile: d.tile.clone(),
+            class: d.class,
+            obstructs: d.obstructs_flood_channel,
+            chief_id: d.chief.chief_id.clone(),
+            geometry: d.geometry.clone(),
+        }
+    }
+}
+
+impl EvalObject {
+    /// Reads the objects of a prediction or truth file (riverwatch's records,
+    /// the truth format, or another program's polygons with the same
+    /// properties).
+    ///
+    /// # Errors
+    /// Unreadable or malformed GeoJSON, or a feature without a known `class`.
+    pub fn read(path: &Path) -> Result<Vec<EvalObject>> {
+        crate::io::vector::read_polygons(path)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| EvalObject::of(f).map_err(|m| Error::invalid(path, format!("feature #{i}: {m}"))))
+            .collect()
+    }
+
+    fn of(f: PolyFeature) -> std::result::Result<EvalObject, String> {
+        let class = ChangeClass::parse(f.str("class")).ok_or_else(|| {
+            format!(
+                "class {:?} is not one of occupation, sand_mining, dumping, construction",
+                f.str("class")
+            )
+        })?;
+        Ok(EvalObject {
+            id: f.str("id").to_string(),
+            tile: f.str("tile").to_string(),
+            class,
+            obstructs: f.flag("obstructs_flood_channel"),
+            chief_id: f.str("chief_id").to_string(),
+            geometry: f.geometry,
+        })
+    }
+}
 
 /// Minimum IoU for a match.
 pub const MIN_IOU: f64 = 0.3;
@@ -37,7 +105,7 @@ pub struct Prf {
     pub f1: f64,
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b == 0.0 {
         1.0
     } else {
@@ -45,7 +113,7 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
-fn f1(p: f64, r: f64) -> f64 {
+pub(crate) fn f1(p: f64, r: f64) -> f64 {
     if p + r == 0.0 {
         0.0
     } else {
@@ -151,7 +219,7 @@ pub struct Match {
 }
 
 struct Obj<'a> {
-    f: &'a PolyFeature,
+    f: &'a EvalObject,
     g: MultiPolygon<f64>,
     area: f64,
     bb: Option<Rect<f64>>,
@@ -185,7 +253,7 @@ fn greedy(mut pairs: Vec<(f64, usize, usize)>, np: usize, nt: usize) -> Vec<(usi
     out
 }
 
-fn project(feats: &[&PolyFeature], t: &Transformer) -> Result<Vec<(MultiPolygon<f64>, f64)>> {
+fn project(feats: &[&EvalObject], t: &Transformer) -> Result<Vec<(MultiPolygon<f64>, f64)>> {
     feats
         .iter()
         .map(|f| {
@@ -197,7 +265,7 @@ fn project(feats: &[&PolyFeature], t: &Transformer) -> Result<Vec<(MultiPolygon<
         .collect()
 }
 
-fn objs<'a>(v: &[&'a PolyFeature], tr: &Transformer) -> Result<Vec<Obj<'a>>> {
+fn objs<'a>(v: &[&'a EvalObject], tr: &Transformer) -> Result<Vec<Obj<'a>>> {
     Ok(v.iter()
         .zip(project(v, tr)?)
         .map(|(f, (g, a))| Obj {
@@ -214,7 +282,7 @@ fn objs<'a>(v: &[&'a PolyFeature], tr: &Transformer) -> Result<Vec<Obj<'a>>> {
 ///
 /// # Errors
 /// When a coordinate transformation cannot be built.
-pub fn evaluate(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64) -> Result<Report> {
+pub fn evaluate(preds: &[EvalObject], truth: &[EvalObject], mmu_m2: f64) -> Result<Report> {
     evaluate_with(preds, truth, mmu_m2, 0.0)
 }
 
@@ -224,17 +292,17 @@ pub fn evaluate(preds: &[PolyFeature], truth: &[PolyFeature], mmu_m2: f64) -> Re
 /// # Errors
 /// When a coordinate transformation cannot be built.
 pub fn evaluate_with(
-    preds: &[PolyFeature],
-    truth: &[PolyFeature],
+    preds: &[EvalObject],
+    truth: &[EvalObject],
     mmu_m2: f64,
     min_truth_m2: f64,
 ) -> Result<Report> {
-    let mut tiles: BTreeMap<&str, (Vec<&PolyFeature>, Vec<&PolyFeature>)> = BTreeMap::new();
+    let mut tiles: BTreeMap<&str, (Vec<&EvalObject>, Vec<&EvalObject>)> = BTreeMap::new();
     for p in preds {
-        tiles.entry(p.str("tile")).or_default().0.push(p);
+        tiles.entry(p.tile.as_str()).or_default().0.push(p);
     }
     for t in truth {
-        tiles.entry(t.str("tile")).or_default().1.push(t);
+        tiles.entry(t.tile.as_str()).or_default().1.push(t);
     }
     let mut objects = Prf::new(0, 0, 0);
     let mut class_aware = Prf::new(0, 0, 0);
@@ -281,14 +349,14 @@ pub fn evaluate_with(
         let mut m: Vec<Match> = po
             .iter()
             .map(|p| Match {
-                id: p.f.str("id").to_string(),
-                tile: p.f.str("tile").to_string(),
+                id: p.f.id.clone(),
+                tile: p.f.tile.clone(),
                 truth_class: None,
                 iou: 0.0,
             })
             .collect();
         for &(i, j, iou) in &agn {
-            m[i].truth_class = Some(to[j].f.str("class").to_string());
+            m[i].truth_class = Some(to[j].f.class.as_str().to_string());
             m[i].iou = iou;
         }
         matches.extend(m);
@@ -301,17 +369,14 @@ pub fn evaluate_with(
         for &(i, j, _) in &agn {
             matched_t[j] = true;
             let (pf, tf) = (po[i].f, to[j].f);
-            match (
-                pf.flag("obstructs_flood_channel"),
-                tf.flag("obstructs_flood_channel"),
-            ) {
+            match (pf.obstructs, tf.obstructs) {
                 (true, true) => ob_tp += 1,
                 (true, false) => ob_fp += 1,
                 (false, true) => ob_fn += 1,
                 _ => {}
             }
             pairs_n += 1;
-            chief_ok += usize::from(pf.str("chief_id") == tf.str("chief_id"));
+            chief_ok += usize::from(pf.chief_id == tf.chief_id);
         }
         for (j, t) in to.iter().enumerate() {
             let k = bins
@@ -327,7 +392,7 @@ pub fn evaluate_with(
         }
         let same: Vec<_> = pairs
             .into_iter()
-            .filter(|&(_, i, j)| po[i].f.str("class") == to[j].f.str("class"))
+            .filter(|&(_, i, j)| po[i].f.class == to[j].f.class)
             .collect();
         let aware = greedy(same, po.len(), to.len());
         class_aware.add(Prf::new(
@@ -338,15 +403,15 @@ pub fn evaluate_with(
         let classes: std::collections::BTreeSet<&str> = po
             .iter()
             .chain(to.iter())
-            .map(|o| o.f.str("class"))
+            .map(|o| o.f.class.as_str())
             .collect();
         for c in classes {
             let tp = aware
                 .iter()
-                .filter(|&&(i, _, _)| po[i].f.str("class") == c)
+                .filter(|&&(i, _, _)| po[i].f.class.as_str() == c)
                 .count();
-            let np = po.iter().filter(|o| o.f.str("class") == c).count();
-            let nt = to.iter().filter(|o| o.f.str("class") == c).count();
+            let np = po.iter().filter(|o| o.f.class.as_str() == c).count();
+            let nt = to.iter().filter(|o| o.f.class.as_str() == c).count();
             per_class
                 .entry(c.to_string())
                 .or_insert_with(|| Prf::new(0, 0, 0))
@@ -444,30 +509,7 @@ impl Report {
 mod tests {
     use super::*;
 
-    #[test]
-    fn pixel_scores_kappa_on_a_known_confusion_matrix() {
-        let p = PixelScores {
-            tp: 20,
-            fp: 10,
-            r#fn: 5,
-            tn: 65,
-            ..Default::default()
-        }
-        .finish();
-        assert!((p.overall_accuracy - 0.85).abs() < 1e-12);
-        // Chance agreement (30·25 + 70·75) / 100² = 0.6.
-        assert!((p.kappa - 0.625).abs() < 1e-12, "{p:?}");
-        assert!((p.precision - 20.0 / 30.0).abs() < 1e-12 && (p.recall - 0.8).abs() < 1e-12);
-        let perfect = PixelScores {
-            tp: 7,
-            tn: 93,
-            ..Default::default()
-        }
-        .finish();
-        assert_eq!((perfect.f1, perfect.kappa), (1.0, 1.0));
-    }
     use geo::polygon;
-    use serde_json::json;
 
     fn sq(
         tile: &str,
@@ -477,11 +519,15 @@ mod tests {
         d: f64,
         obstructs: bool,
         chief: &str,
-    ) -> PolyFeature {
+    ) -> EvalObject {
         let p = polygon![(x: x, y: y), (x: x + d, y: y), (x: x + d, y: y + d), (x: x, y: y + d)];
-        PolyFeature {
+        EvalObject {
+            id: String::new(),
+            tile: tile.into(),
+            class: ChangeClass::parse(class).unwrap(),
+            obstructs,
+            chief_id: chief.into(),
             geometry: MultiPolygon(vec![p]),
-            props: json!({"tile": tile, "class": class, "obstructs_flood_channel": obstructs, "chief_id": chief}).as_object().cloned().unwrap_or_default(),
         }
     }
 
@@ -544,201 +590,3 @@ mod tests {
     }
 }
 
-/// Pixel-level change/no-change scores of one binary layer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct PixelScores {
-    /// Changed in both.
-    pub tp: u64,
-    /// Flagged, not changed in the truth.
-    pub fp: u64,
-    /// Changed in the truth, not flagged.
-    pub r#fn: u64,
-    /// Unchanged in both.
-    pub tn: u64,
-    /// tp / (tp + fp).
-    pub precision: f64,
-    /// tp / (tp + fn).
-    pub recall: f64,
-    /// Harmonic mean of precision and recall.
-    pub f1: f64,
-    /// (tp + tn) / all.
-    pub overall_accuracy: f64,
-    /// Cohen's kappa: agreement beyond chance.
-    pub kappa: f64,
-}
-
-impl PixelScores {
-    fn finish(mut self) -> PixelScores {
-        let (tp, fp, fn_, tn) = (
-            self.tp as f64,
-            self.fp as f64,
-            self.r#fn as f64,
-            self.tn as f64,
-        );
-        let n = tp + fp + fn_ + tn;
-        self.precision = ratio(tp, tp + fp);
-        self.recall = ratio(tp, tp + fn_);
-        self.f1 = f1(self.precision, self.recall);
-        self.overall_accuracy = ratio(tp + tn, n);
-        let pe = if n > 0.0 {
-            ((tp + fp) * (tp + fn_) + (fn_ + tn) * (fp + tn)) / (n * n)
-        } else {
-            0.0
-        };
-        self.kappa = if pe < 1.0 {
-            (self.overall_accuracy - pe) / (1.0 - pe)
-        } else {
-            1.0
-        };
-        self
-    }
-}
-
-/// Pixel-level report of the rasters `detect --emit-rasters` writes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChangeReport {
-    /// Tiles scored.
-    pub tiles: usize,
-    /// Pixels scored: inside the management zone, valid and free of cloud and
-    /// shadow on both dates.
-    pub pixels: u64,
-    /// Truth pixels among them.
-    pub truth_pixels: u64,
-    /// The `any_change` layer (everything above the change threshold,
-    /// including what the rules chose not to report).
-    pub any_change: PixelScores,
-    /// The reported changes (`change_class` > 0).
-    pub reported: PixelScores,
-}
-
-/// Scores the `any_change` and `change_class` rasters in `dir` (written by
-/// `detect --emit-rasters`) pixel by pixel against truth polygons, per tile
-/// (`<tile>_any_change.tif` with the tile's truth features), over the pixels
-/// of the management zone that are valid and cloud-free on both dates. A
-/// truth pixel is one whose centre lies in a truth polygon.
-///
-/// # Errors
-/// No `*_any_change.tif` in `dir`; unreadable rasters; rasters of a tile on
-/// different grids; coordinate transformation failures.
-pub fn evaluate_change(dir: &std::path::Path, truth: &[PolyFeature]) -> Result<ChangeReport> {
-    use crate::error::Error;
-    use crate::io::raster::read_u8;
-    use geo::Contains;
-    if !dir.is_dir() {
-        return Err(Error::invalid(dir, "folder does not exist"));
-    }
-    let mut tiles: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix("_any_change.tif"))
-                .map(str::to_string)
-        })
-        .collect();
-    tiles.sort();
-    if tiles.is_empty() {
-        return Err(Error::invalid(
-            dir,
-            "no <tile>_any_change.tif here; run detect with --emit-rasters DIR",
-        ));
-    }
-    let (mut any, mut rep) = (PixelScores::default(), PixelScores::default());
-    let (mut pixels, mut truth_pixels) = (0u64, 0u64);
-    for t in &tiles {
-        let layer = |name: &str| -> Result<(Grid, Array2<u8>)> {
-            read_u8(&dir.join(format!("{t}_{name}.tif")))
-        };
-        let (grid, ac) = layer("any_change")?;
-        let mut rest = Vec::new();
-        for name in [
-            "change_class",
-            "zones",
-            "landcover_before",
-            "landcover_after",
-        ] {
-            let (g, a) = layer(name)?;
-            if let Some(m) = grid.mismatch(&g) {
-                return Err(Error::invalid(
-                    dir.join(format!("{t}_{name}.tif")),
-                    format!("grid differs from {t}_any_change.tif: {m}"),
-                ));
-            }
-            rest.push(a);
-        }
-        let [cls, zones, lcb, lca] =
-            <[Array2<u8>; 4]>::try_from(rest).map_err(|_| Error::invalid(dir, "missing layers"))?;
-        // Truth mask: pixel centres inside the tile's truth polygons.
-        let mut tm = Array2::from_elem(ac.dim(), false);
-        let tr = Transformer::from_wgs84(&grid.wkt)?;
-        for f in truth.iter().filter(|f| f.str("tile") == t) {
-            let mut g = f.geometry.clone();
-            tr.apply_geom(&mut g)?;
-            let Some(bb) = g.bounding_rect() else {
-                continue;
-            };
-            let (c0, r0) = grid.to_pixel(bb.min().x, bb.max().y);
-            let (c1, r1) = grid.to_pixel(bb.max().x, bb.min().y);
-            let clampr = |v: f64| (v.max(0.0) as usize).min(grid.height);
-            let clampc = |v: f64| (v.max(0.0) as usize).min(grid.width);
-            for r in clampr(r0.min(r1).floor())..clampr(r0.max(r1).ceil() + 1.0) {
-                for c in clampc(c0.min(c1).floor())..clampc(c0.max(c1).ceil() + 1.0) {
-                    let (x, y) = grid.to_map(c as f64 + 0.5, r as f64 + 0.5);
-                    if g.contains(&geo::Point::new(x, y)) {
-                        tm[[r, c]] = true;
-                    }
-                }
-            }
-        }
-        let usable =
-            |v: u8| v != landcover::NODATA && v != landcover::CLOUD && v != landcover::SHADOW;
-        for (idx, &z) in zones.indexed_iter() {
-            if z == 0 || !usable(lcb[idx]) || !usable(lca[idx]) {
-                continue;
-            }
-            pixels += 1;
-            let truth = tm[idx];
-            truth_pixels += u64::from(truth);
-            for (s, flagged) in [(&mut any, ac[idx] != 0), (&mut rep, cls[idx] != 0)] {
-                match (flagged, truth) {
-                    (true, true) => s.tp += 1,
-                    (true, false) => s.fp += 1,
-                    (false, true) => s.r#fn += 1,
-                    (false, false) => s.tn += 1,
-                }
-            }
-        }
-    }
-    Ok(ChangeReport {
-        tiles: tiles.len(),
-        pixels,
-        truth_pixels,
-        any_change: any.finish(),
-        reported: rep.finish(),
-    })
-}
-
-impl ChangeReport {
-    /// A plain-text table.
-    pub fn table(&self) -> String {
-        let mut s = format!(
-            "tiles {}  pixels scored {}  truth pixels {}\n\n",
-            self.tiles, self.pixels, self.truth_pixels
-        );
-        s.push_str(&format!(
-            "{:<14} {:>9} {:>9} {:>9} {:>11}  {:>9} {:>7} {:>6} {:>7} {:>6}\n",
-            "layer", "TP", "FP", "FN", "TN", "precision", "recall", "F1", "OA", "kappa"
-        ));
-        for (name, p) in [
-            ("any_change", &self.any_change),
-            ("reported", &self.reported),
-        ] {
-            s.push_str(&format!(
-                "{name:<14} {:>9} {:>9} {:>9} {:>11}  {:>9.3} {:>7.3} {:>6.3} {:>7.4} {:>6.3}\n",
-                p.tp, p.fp, p.r#fn, p.tn, p.precision, p.recall, p.f1, p.overall_accuracy, p.kappa
-            ));
-        }
-        s
-    }
-}

@@ -8,8 +8,8 @@
 //! touching at a single point — valid under OGC rules — and no ring ever
 //! crosses or touches itself.
 
-use crate::io::raster::Grid;
-use crate::label::Component;
+use super::label::Component;
+use crate::domain::grid::Grid;
 use geo::{Coord, LineString, Polygon};
 use ndarray::ArrayView2;
 

@@ -173,17 +173,19 @@ pub fn tile_id_problem(id: &str) -> Option<&'static str> {
     }
 }
 
-/// Checks a YYYY-MM-DD date.
+/// Checks a YYYY-MM-DD date: the shape, and that the day exists in the
+/// calendar (`2025-02-31` does not).
 pub fn date_problem(d: &str) -> Option<String> {
-    let p: Vec<&str> = d.split('-').collect();
-    let ok = p.len() == 3
-        && p[0].len() == 4
-        && p[1].len() == 2
-        && p[2].len() == 2
-        && p.iter().all(|s| s.chars().all(|c| c.is_ascii_digit()))
-        && matches!(p[1].parse::<u32>(), Ok(1..=12))
-        && matches!(p[2].parse::<u32>(), Ok(1..=31));
-    (!ok).then(|| format!("date {d:?} is not YYYY-MM-DD"))
+    let shape = d.len() == 10
+        && d.bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    if !shape {
+        return Some(format!("date {d:?} is not YYYY-MM-DD"));
+    }
+    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        .err()
+        .map(|_| format!("date {d:?} does not exist in the calendar"))
 }
 
 #[derive(Deserialize)]
@@ -196,13 +198,14 @@ struct Raw {
 }
 
 impl Manifest {
-    /// Reads a manifest and checks its own rules (not the files it names; see
-    /// [`crate::validate`] for that).
+    /// Parses a manifest's JSON text and checks its own rules (not the files
+    /// it names: `validate` does that). `path` is where it was read from;
+    /// relative paths inside are resolved against its folder.
     ///
     /// # Errors
     /// [`Error::Json`] when malformed, [`Error::Many`] listing every bad tile.
-    pub fn load(path: &Path) -> Result<Manifest> {
-        let raw: Raw = crate::io::read_json(path)?;
+    pub fn from_json(path: &Path, text: &str) -> Result<Manifest> {
+        let raw: Raw = super::parse_json(path, text)?;
         let f = path.display();
         let mut problems = Vec::new();
         if raw.version.as_u64() != Some(1) {
@@ -299,5 +302,8 @@ mod tests {
         assert!(tile_id_problem("songhua-0003").is_none());
         assert!(date_problem("2025-13-01").is_some());
         assert!(date_problem("2025-06-12").is_none());
+        assert!(date_problem("2025-02-31").is_some());
+        assert!(date_problem("2024-02-29").is_none());
+        assert!(date_problem("2025-6-12").is_some());
     }
 }

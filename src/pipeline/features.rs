@@ -1,0 +1,268 @@
+//! Per-component features: statistics gathered over a component's pixels,
+//! and the two feature vectors the models read. The order of each vector is
+//! defined once, here, as a table of (name, function); the models'
+//! coefficients (`model_coef.rs`) are in this order, and the feature tap
+//! writes the names next to the values.
+
+use super::cover::Cover;
+use crate::domain::grid::Grid;
+use crate::kernels::label::Component;
+use crate::kernels::landcover::{BARE, BUILT, VEG, WATER};
+use geo::Coord;
+use ndarray::{Array2, ArrayView2, ArrayView3};
+
+/// Cap, in pixels, of the distance to the nearest cloud or shadow that the
+/// confidence model reads.
+pub const CLOUD_CAP: u8 = 30;
+
+/// Per-component statistics (sums over its pixels unless said otherwise).
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    n: f64,
+    water_b: f64,
+    water_a: f64,
+    veg_b: f64,
+    bare_a: f64,
+    built_a: f64,
+    br_a: f64,
+    br_a2: f64,
+    br_b: f64,
+    ndvi_b: f64,
+    ndvi_a: f64,
+    ndwi_b: f64,
+    ndwi_a: f64,
+    mag: f64,
+    /// Mean later-date reflectance per band.
+    spec_a: [f64; 5],
+    /// Sum of |brightness difference| over 4-adjacent pixel pairs inside the component.
+    contrast: f64,
+    pairs: f64,
+    /// Area over the area of the minimum rotated rectangle.
+    pub rectangularity: f64,
+    /// Share of pixels that survive one erosion (3 × 3 cross): 0 for lines
+    /// and slivers along edges, near 1 for solid blobs.
+    pub solidity: f64,
+    /// Mean earlier-date reflectance per band.
+    spec_b: [f64; 5],
+    /// Largest appearance magnitude.
+    mag_max: f64,
+    /// Sum of disappearance magnitude.
+    van: f64,
+    /// Sum of the distance (pixels, capped) to the nearest cloud or shadow.
+    cloud_d: f64,
+}
+
+impl Stats {
+    /// Mean of a summed quantity over the pixels.
+    pub fn mean(&self, v: f64) -> f64 {
+        v / self.n.max(1.0)
+    }
+    /// Mean pixel-to-pixel brightness difference relative to mean brightness.
+    fn local_contrast(&self) -> f64 {
+        if self.pairs == 0.0 {
+            0.0
+        } else {
+            self.contrast / self.pairs / self.mean(self.br_a).max(1e-3)
+        }
+    }
+    fn texture(&self) -> f64 {
+        let m = self.mean(self.br_a);
+        (self.mean(self.br_a2) - m * m).max(0.0).sqrt()
+    }
+    fn d(&self, k: usize) -> f64 {
+        self.mean(self.spec_a[k] - self.spec_b[k])
+    }
+    fn a(&self, k: usize) -> f64 {
+        self.mean(self.spec_a[k])
+    }
+    fn b(&self, k: usize) -> f64 {
+        self.mean(self.spec_b[k])
+    }
+    fn cloud_dist(&self) -> f64 {
+        self.mean(self.cloud_d)
+    }
+    /// Mean NDVI before, NDVI after, NDWI before, NDWI after, magnitude.
+    pub fn evidence_means(&self) -> [f64; 5] {
+        [
+            self.mean(self.ndvi_b),
+            self.mean(self.ndvi_a),
+            self.mean(self.ndwi_b),
+            self.mean(self.ndwi_a),
+            self.mean(self.mag),
+        ]
+    }
+}
+
+/// A confidence-model input: name and value from the statistics and the
+/// change threshold.
+pub type ConfFeature = (&'static str, fn(&Stats, f64) -> f64);
+/// A class-model input: name and value from the statistics.
+pub type ClassFeature = (&'static str, fn(&Stats) -> f64);
+
+/// Number of confidence-model inputs.
+pub const N_CONF: usize = 23;
+
+/// The confidence-model inputs, in model order.
+pub const CONF_FEATURES: [ConfFeature; N_CONF] = [
+    ("log mean magnitude / threshold", |s, t| (s.mean(s.mag) / t).max(1e-6).ln()),
+    ("log max magnitude / threshold", |s, t| (s.mag_max / t).max(1e-6).ln()),
+    ("log pixels / 4", |s, _| (s.n / 4.0).ln()),
+    ("solidity", |s, _| s.solidity),
+    ("local contrast", |s, _| s.local_contrast().min(1.0)),
+    ("water before", |s, _| s.mean(s.water_b)),
+    ("vegetation before", |s, _| s.mean(s.veg_b)),
+    ("brightness after", |s, _| s.mean(s.br_a)),
+    ("rectangularity", |s, _| s.rectangularity),
+    ("water after", |s, _| s.mean(s.water_a)),
+    ("bare after", |s, _| s.mean(s.bare_a)),
+    ("built after", |s, _| s.mean(s.built_a)),
+    ("texture", |s, _| s.texture()),
+    ("distance to cloud / 30", |s, _| s.cloud_dist() / f64::from(CLOUD_CAP)),
+    ("near cloud", |s, _| {
+        f64::from(u8::from(s.cloud_dist() < f64::from(CLOUD_CAP) - 0.1))
+    }),
+    ("vanished magnitude / threshold", |s, t| s.mean(s.van) / t),
+    ("NDVI change", |s, _| s.mean(s.ndvi_a - s.ndvi_b)),
+    ("NDWI change", |s, _| s.mean(s.ndwi_a - s.ndwi_b)),
+    ("blue change", |s, _| s.d(0)),
+    ("green change", |s, _| s.d(1)),
+    ("red change", |s, _| s.d(2)),
+    ("NIR change", |s, _| s.d(3)),
+    ("|blue change - red change|", |s, _| (s.d(0) - s.d(2)).abs()),
+];
+
+fn nd(s: f64, n: f64) -> f64 {
+    (s - n) / (s + n).max(1e-9)
+}
+
+/// Class-model inputs for every band layout, in model order.
+pub const CLASS_FEATURES_4: [ClassFeature; 25] = [
+    ("water before", |s| s.mean(s.water_b)),
+    ("water after", |s| s.mean(s.water_a)),
+    ("vegetation before", |s| s.mean(s.veg_b)),
+    ("bare after", |s| s.mean(s.bare_a)),
+    ("built after", |s| s.mean(s.built_a)),
+    ("brightness after", |s| s.mean(s.br_a)),
+    ("brightness before", |s| s.mean(s.br_b)),
+    ("texture", |s| s.texture()),
+    ("local contrast", |s| s.local_contrast().min(1.0)),
+    ("solidity", |s| s.solidity),
+    ("rectangularity", |s| s.rectangularity),
+    ("NDVI after", |s| s.mean(s.ndvi_a)),
+    ("NDVI before", |s| s.mean(s.ndvi_b)),
+    ("NDWI after", |s| s.mean(s.ndwi_a)),
+    ("NDWI before", |s| s.mean(s.ndwi_b)),
+    ("red / blue after", |s| s.a(2) / s.a(0).max(1e-6)),
+    ("log pixels / 4", |s| (s.n / 4.0).ln()),
+    ("blue after", |s| s.a(0)),
+    ("green after", |s| s.a(1)),
+    ("red after", |s| s.a(2)),
+    ("NIR after", |s| s.a(3)),
+    ("blue before", |s| s.b(0)),
+    ("green before", |s| s.b(1)),
+    ("red before", |s| s.b(2)),
+    ("NIR before", |s| s.b(3)),
+];
+
+/// Further class-model inputs when SWIR is present, after [`CLASS_FEATURES_4`].
+pub const CLASS_FEATURES_SWIR: [ClassFeature; 4] = [
+    ("SWIR after", |s| s.a(4)),
+    ("SWIR before", |s| s.b(4)),
+    ("NDBI after", |s| nd(s.a(4), s.a(3))),
+    ("NDBI before", |s| nd(s.b(4), s.b(3))),
+];
+
+/// The confidence-model input vector.
+pub fn conf_features(s: &Stats, threshold: f64) -> [f64; N_CONF] {
+    CONF_FEATURES.map(|(_, f)| f(s, threshold))
+}
+
+/// The class-model input vector (the SWIR inputs only with SWIR).
+pub fn class_features(s: &Stats, swir: bool) -> Vec<f64> {
+    let extra: &[ClassFeature] = if swir { &CLASS_FEATURES_SWIR } else { &[] };
+    CLASS_FEATURES_4
+        .iter()
+        .chain(extra)
+        .map(|(_, f)| f(s))
+        .collect()
+}
+
+/// Names of the class-model inputs for a band layout.
+pub fn class_feature_names(swir: bool) -> Vec<&'static str> {
+    let extra: &[ClassFeature] = if swir { &CLASS_FEATURES_SWIR } else { &[] };
+    CLASS_FEATURES_4.iter().chain(extra).map(|(n, _)| *n).collect()
+}
+
+/// The per-pixel layers the statistics read.
+pub struct Layers<'a> {
+    /// Component labels.
+    pub labels: &'a Array2<u32>,
+    /// Indices and land cover.
+    pub cover: &'a Cover,
+    /// Appearance magnitude.
+    pub appeared: &'a Array2<f32>,
+    /// Disappearance magnitude.
+    pub vanished: &'a Array2<f32>,
+    /// Earlier reflectance.
+    pub before: ArrayView3<'a, f32>,
+    /// Later reflectance (normalised, shifted).
+    pub after: ArrayView3<'a, f32>,
+    /// Distance to the nearest cloud or shadow, capped at [`CLOUD_CAP`].
+    pub cloud_d: ArrayView2<'a, u8>,
+}
+
+/// Statistics of one component, and its pixel centres in map coordinates
+/// (area samples for the flood-channel share).
+pub fn stats(comp: &Component, l: &Layers<'_>, grid: &Grid) -> (Stats, Vec<Coord<f64>>) {
+    let lab = l.labels;
+    let mut st = Stats::default();
+    let mut pts = Vec::with_capacity(comp.pixels);
+    for r in comp.r0..comp.r1 {
+        for c in comp.c0..comp.c1 {
+            if lab[[r, c]] != comp.label {
+                continue;
+            }
+            add_pixel(&mut st, l, r, c, comp.label);
+            let (x, y) = grid.to_map(c as f64 + 0.5, r as f64 + 0.5);
+            pts.push(Coord { x, y });
+        }
+    }
+    (st, pts)
+}
+
+fn add_pixel(st: &mut Stats, l: &Layers<'_>, r: usize, c: usize, label: u32) {
+    let (ixb, ixa) = (&l.cover.before, &l.cover.after);
+    let (b, a) = (l.cover.lc_before[[r, c]], l.cover.lc_after[[r, c]]);
+    let bra = ixa.brightness[[r, c]] as f64;
+    st.n += 1.0;
+    st.water_b += f64::from(u8::from(b == WATER));
+    st.water_a += f64::from(u8::from(a == WATER));
+    st.veg_b += f64::from(u8::from(b == VEG));
+    st.bare_a += f64::from(u8::from(a == BARE));
+    st.built_a += f64::from(u8::from(a == BUILT));
+    st.br_a += bra;
+    st.br_a2 += bra * bra;
+    st.br_b += ixb.brightness[[r, c]] as f64;
+    st.ndvi_b += ixb.ndvi[[r, c]] as f64;
+    st.ndvi_a += ixa.ndvi[[r, c]] as f64;
+    st.ndwi_b += ixb.ndwi[[r, c]] as f64;
+    st.ndwi_a += ixa.ndwi[[r, c]] as f64;
+    let m = l.appeared[[r, c]] as f64;
+    st.mag += m;
+    for (k, v) in st.spec_a.iter_mut().enumerate().take(l.after.dim().0) {
+        *v += l.after[[k, r, c]] as f64;
+    }
+    for (k, v) in st.spec_b.iter_mut().enumerate().take(l.before.dim().0) {
+        *v += l.before[[k, r, c]] as f64;
+    }
+    st.mag_max = st.mag_max.max(m);
+    st.van += l.vanished[[r, c]] as f64;
+    st.cloud_d += l.cloud_d[[r, c]] as f64;
+    let lab = l.labels;
+    for (rr, cc) in [(r, c + 1), (r + 1, c)] {
+        if rr < lab.nrows() && cc < lab.ncols() && lab[[rr, cc]] == label {
+            st.contrast += (bra - ixa.brightness[[rr, cc]] as f64).abs();
+            st.pairs += 1.0;
+        }
+    }
+}

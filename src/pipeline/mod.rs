@@ -1,0 +1,355 @@
+//! The detection pipeline for one scene, as named stages:
+//!
+//! 1. [`global`]: clouds and shadows, radiometric normalisation, the global
+//!    shift, thin clouds (a pass over the whole scene);
+//! 2. [`cover`]: indices and land cover of both dates;
+//! 3. [`blocks`]: the misregistration-tolerant change magnitude in row blocks
+//!    with a halo, and the adaptive threshold;
+//! 4. [`rules`]: from-to rules (routine change suppressed), clean-up;
+//! 5. [`objects`]: components, [`features`], [`models`], polygons, [`link`]
+//!    (segment, chief, obstruction) into typed [`Detection`] records.
+//!
+//! [`detect_scene`] runs them on arrays already in memory; [`detect_tile`]
+//! reads a tile pair through `io` first. Observers ([`taps`]) see every
+//! stage and never change what is computed.
+
+pub mod blocks;
+pub mod cover;
+pub mod features;
+pub mod global;
+pub mod link;
+pub mod models;
+pub mod objects;
+pub mod rules;
+pub mod taps;
+
+use crate::domain::chiefs::Registry;
+use crate::domain::config::{Config, Method};
+use crate::domain::detection::{round, Detection};
+use crate::domain::grid::Grid;
+use crate::domain::manifest::{Sensor, Tile};
+use crate::domain::rivers::Segment;
+use crate::error::{Error, Result};
+use crate::io::crs::{project, Transformer};
+use crate::io::raster::TileReader;
+use crate::kernels::label::label;
+use crate::kernels::morphology::distance_to;
+use crate::kernels::normalize::Fit;
+use crate::kernels::zones::{zones, Zones};
+use ndarray::{Array2, Array3, Zip};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use taps::{SceneLayers, Tap};
+
+/// Everything a scene needs besides its own pixels.
+pub struct Context<'a> {
+    /// River segments (sorted by id).
+    pub segments: &'a [Segment],
+    /// Chief registry.
+    pub registry: &'a Registry,
+    /// Settings.
+    pub config: &'a Config,
+}
+
+/// Two dates of one scene in memory: reflectance stacks of shape (bands,
+/// rows, cols) with bands blue, green, red, NIR and optionally SWIR1, on one
+/// grid, and where both dates hold usable data.
+pub struct ScenePair {
+    /// Earlier (reference) date.
+    pub before: Array3<f32>,
+    /// Later date.
+    pub after: Array3<f32>,
+    /// True where both dates hold data (and no given mask says unusable).
+    pub valid: Array2<bool>,
+    /// The grid both dates are on.
+    pub grid: Grid,
+}
+
+/// The names a scene's records carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SceneInfo {
+    /// Tile id.
+    pub tile: String,
+    /// Earlier date, YYYY-MM-DD.
+    pub before_date: String,
+    /// Later date, YYYY-MM-DD.
+    pub after_date: String,
+}
+
+impl SceneInfo {
+    /// The names of a manifest tile.
+    pub fn of(tile: &Tile) -> SceneInfo {
+        SceneInfo {
+            tile: tile.id.clone(),
+            before_date: tile.before.date.clone(),
+            after_date: tile.after.date.clone(),
+        }
+    }
+}
+
+/// What happened in one tile, for logs and the batch summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TileReport {
+    /// Tile id.
+    pub tile: String,
+    /// Columns × rows.
+    pub size: [usize; 2],
+    /// Share of pixels valid on both dates.
+    pub valid_share: f64,
+    /// Share of pixels masked as cloud or shadow (file or detected).
+    pub cloud_share: f64,
+    /// Share of pixels in the management zone.
+    pub zone_share: f64,
+    /// Radiometric normalisation (later → earlier).
+    pub normalization: Fit,
+    /// Estimated shift of the later image, pixels (x, y), corrected before
+    /// change detection.
+    #[serde(default)]
+    pub shift_px: [f32; 2],
+    /// Adaptive change threshold used.
+    pub change_threshold: f32,
+    /// Adaptive NDWI water thresholds (before, after).
+    pub water_threshold: [f32; 2],
+    /// Polygons flagged.
+    pub polygons: usize,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// Result of one scene.
+pub struct TileResult {
+    /// Flagged polygons, in deterministic order.
+    pub detections: Vec<Detection>,
+    /// Diagnostics.
+    pub report: TileReport,
+    /// The reference grid.
+    pub grid: Grid,
+}
+
+/// Wall time per stage, reported to the taps.
+struct Lap(Instant);
+
+impl Lap {
+    fn mark(&mut self, tap: &mut dyn Tap, stage: &str) {
+        tap.stage(stage, self.0.elapsed().as_secs_f64());
+        self.0 = Instant::now();
+    }
+}
+
+/// Reads a tile pair through GDAL and runs [`detect_scene`] on it.
+///
+/// # Errors
+/// Unreadable rasters, grids that differ, too few bands, no valid pixel.
+pub fn detect_tile(
+    tile: &Tile,
+    sensor: &Sensor,
+    ctx: &Context<'_>,
+    tap: &mut dyn Tap,
+) -> Result<TileResult> {
+    let t0 = Instant::now();
+    let reader = TileReader::open(tile, sensor)?;
+    let grid = reader.grid.clone();
+    let (b, a) = reader.read_both(ctx.config.block_rows)?;
+    let valid = Zip::from(&b.valid)
+        .and(&a.valid)
+        .map_collect(|&x, &y| x && y);
+    tap.stage("read", t0.elapsed().as_secs_f64());
+    let pair = ScenePair {
+        before: b.bands,
+        after: a.bands,
+        valid,
+        grid,
+    };
+    let mut r = detect_scene(pair, &SceneInfo::of(tile), ctx, tap)?;
+    r.report.seconds = t0.elapsed().as_secs_f64();
+    Ok(r)
+}
+
+/// Runs the detector on a scene already in memory.
+///
+/// # Errors
+/// No pixel valid on both dates, band stacks that do not match the grid, or
+/// a CRS that cannot be transformed to WGS84.
+pub fn detect_scene(
+    pair: ScenePair,
+    info: &SceneInfo,
+    ctx: &Context<'_>,
+    tap: &mut dyn Tap,
+) -> Result<TileResult> {
+    let t0 = Instant::now();
+    let mut lap = Lap(t0);
+    let cfg = ctx.config;
+    let ScenePair {
+        before,
+        after,
+        valid,
+        grid,
+    } = pair;
+    check_shapes(&before, &after, &valid, &grid, info)?;
+    let n_valid = valid.iter().filter(|&&v| v).count();
+    if n_valid == 0 {
+        return Err(Error::Tile {
+            tile: info.tile.clone(),
+            msg: "no pixel is valid on both dates (all nodata or masked)".into(),
+        });
+    }
+    let projected = project(ctx.segments, &grid.wkt)?;
+    let Zones { zone, channel } = zones(&grid, 0..grid.height, &projected);
+    lap.mark(tap, "zones");
+    let rules = cfg.method == Method::Rules;
+    let g = global::prepare(before.view(), after, valid, rules, cfg);
+    lap.mark(tap, "global pass");
+    let cv = cover::land_cover(
+        &cover::CoverInput {
+            before: before.view(),
+            after: g.after.view(),
+            valid: g.valid.view(),
+            clouds: [g.clouds_before.view(), g.clouds_after.view()],
+            zone: zone.view(),
+            usable: g.usable.view(),
+        },
+        cfg,
+    );
+    lap.mark(tap, "indices+landcover");
+    // Polygons only come from the management zone, so the tolerant
+    // magnitude is only computed there.
+    let mut mag = blocks::magnitude(before.view(), g.after.view(), Some(zone.view()), cfg);
+    let threshold = blocks::threshold(&mag, cv.zone_usable.view(), cfg);
+    if rules {
+        rules::sand_removal(&mut mag, &cv, cfg);
+    }
+    lap.mark(tap, "magnitude");
+    let cand = rules::candidates(
+        &rules::RuleInput {
+            magnitude: &mag,
+            threshold,
+            cover: &cv,
+            valid: g.valid.view(),
+            usable: g.usable.view(),
+            zone: zone.view(),
+        },
+        cfg,
+    );
+    let mask = rules::clean(cand.mask.view(), zone.view(), g.usable.view(), cfg);
+    let (labels, comps) = label(mask.view());
+    lap.mark(tap, "rules+morphology+labels");
+    let (cloud_px, cloud_d) = cloud_distance(&g.clouds_before, &g.clouds_after);
+    let linker = link::Linker::new(ctx.segments, &projected, ctx.registry);
+    let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
+    let layers = features::Layers {
+        labels: &labels,
+        cover: &cv,
+        appeared: &mag.appeared,
+        vanished: &mag.vanished,
+        before: before.view(),
+        after: g.after.view(),
+        cloud_d: cloud_d.view(),
+    };
+    let ox = objects::ObjectContext {
+        grid: &grid,
+        info,
+        linker: &linker,
+        to_wgs: &to_wgs,
+        threshold,
+        cfg,
+    };
+    let objs = objects::detections(mask.view(), &comps, &layers, &ox, tap)?;
+    lap.mark(tap, "polygons+link");
+    tap.scene(&SceneLayers {
+        info,
+        grid: &grid,
+        before: before.view(),
+        after: g.after.view(),
+        usable: g.usable.view(),
+        zone: zone.view(),
+        channel: channel.view(),
+        cover: &cv,
+        threshold,
+        why: cand.why.view(),
+        labels: &labels,
+        reported: &objs.reported,
+        config: cfg,
+    })?;
+    let n = (grid.height * grid.width) as f64;
+    let report = TileReport {
+        tile: info.tile.clone(),
+        size: [grid.width, grid.height],
+        valid_share: round(n_valid as f64 / n, 4),
+        cloud_share: round(cloud_px as f64 / n, 4),
+        zone_share: round(zone.iter().filter(|&&z| z).count() as f64 / n, 4),
+        normalization: rounded_fit(&g.fit),
+        shift_px: g.shift,
+        change_threshold: round(threshold as f64, 4) as f32,
+        water_threshold: cv.water_threshold.map(|t| round(t as f64, 3) as f32),
+        polygons: objs.detections.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok(TileResult {
+        detections: objs.detections,
+        report,
+        grid,
+    })
+}
+
+/// Band stacks must have 4 or 5 bands and match the grid and each other.
+fn check_shapes(
+    before: &Array3<f32>,
+    after: &Array3<f32>,
+    valid: &Array2<bool>,
+    grid: &Grid,
+    info: &SceneInfo,
+) -> Result<()> {
+    let want = (grid.height, grid.width);
+    let bands = before.dim().0;
+    let msg = if before.dim() != after.dim() {
+        Some(format!(
+            "the dates differ in shape: {:?} vs {:?}",
+            before.dim(),
+            after.dim()
+        ))
+    } else if !(4..=5).contains(&bands) {
+        Some(format!(
+            "{bands} bands; expected 4 (blue, green, red, NIR) or 5 (and SWIR1)"
+        ))
+    } else if (before.dim().1, before.dim().2) != want || valid.dim() != want {
+        Some(format!(
+            "arrays of {:?} rows × cols do not match the grid's {want:?}",
+            valid.dim()
+        ))
+    } else {
+        None
+    };
+    match msg {
+        Some(msg) => Err(Error::Tile {
+            tile: info.tile.clone(),
+            msg,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Pixels under cloud or shadow on either date, and the distance to them,
+/// capped at [`features::CLOUD_CAP`].
+fn cloud_distance(cs_b: &Array2<u8>, cs_a: &Array2<u8>) -> (usize, Array2<u8>) {
+    let cloud_px = Zip::from(cs_a)
+        .and(cs_b)
+        .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));
+    let cap = features::CLOUD_CAP;
+    let d = if cloud_px > 0 {
+        let cloud = Zip::from(cs_a)
+            .and(cs_b)
+            .map_collect(|&a, &b| a != 0 || b != 0);
+        distance_to(cloud.view(), cap)
+    } else {
+        Array2::from_elem(cs_a.dim(), cap)
+    };
+    (cloud_px, d)
+}
+
+fn rounded_fit(fit: &Fit) -> Fit {
+    Fit {
+        gain: fit.gain.iter().map(|&g| round(g as f64, 4) as f32).collect(),
+        offset: fit.offset.iter().map(|&o| round(o as f64, 4) as f32).collect(),
+        samples: fit.samples,
+    }
+}

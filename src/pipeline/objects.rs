@@ -1,0 +1,202 @@
+//! Components to detection records: connected components of the cleaned
+//! mask, the minimum mapping unit, features, the two models, polygons,
+//! linking, and the record itself.
+
+use super::features::{self, Layers, Stats};
+use super::link::Linker;
+use super::models;
+use super::taps::{ComponentRecord, Tap};
+use super::SceneInfo;
+use crate::domain::class::ChangeClass;
+use crate::domain::config::Config;
+use crate::domain::detection::{round, Detection, Evidence};
+use crate::domain::grid::Grid;
+use crate::error::Result;
+use crate::io::crs::Transformer;
+use crate::io::vector::round_geometry;
+use crate::kernels::label::Component;
+use crate::kernels::morphology::{erode, Shape};
+use crate::kernels::polygons::trace;
+use geo::{Area, MinimumRotatedRect, MultiPolygon, Polygon, SimplifyVwPreserve, Validation};
+use ndarray::{Array2, ArrayView2, Zip};
+
+/// What the object stage needs besides the per-pixel layers.
+pub struct ObjectContext<'a> {
+    /// The scene's grid.
+    pub grid: &'a Grid,
+    /// Tile id and dates.
+    pub info: &'a SceneInfo,
+    /// Segment and chief linking in the grid's CRS.
+    pub linker: &'a Linker<'a>,
+    /// Grid CRS → WGS84.
+    pub to_wgs: &'a Transformer,
+    /// The change threshold (features are relative to it).
+    pub threshold: f32,
+    /// Settings.
+    pub cfg: &'a Config,
+}
+
+/// Detections, and per component label the reported class code and
+/// confidence (0 when not reported).
+pub struct Objects {
+    /// Records in label order (deterministic).
+    pub detections: Vec<Detection>,
+    /// Per label: (class code, confidence) of reported components.
+    pub reported: Vec<(u8, f32)>,
+}
+
+/// The component's id: tile, row and column of its first pixel.
+fn component_id(tile: &str, comp: &Component, lab: &Array2<u32>) -> String {
+    let c0 = (comp.c0..comp.c1)
+        .find(|&c| lab[[comp.r0, c]] == comp.label)
+        .unwrap_or(comp.c0);
+    format!("{tile}-r{:05}c{:05}", comp.r0, c0)
+}
+
+/// Pixels per label that survive one erosion with the 3 × 3 cross.
+fn core_pixels(mask: ArrayView2<bool>, lab: &Array2<u32>, n: usize) -> Vec<usize> {
+    let eroded = erode(mask, Shape::Cross, 1);
+    let mut core_px = vec![0usize; n + 1];
+    Zip::from(lab).and(&eroded).for_each(|&l, &e| {
+        if e {
+            core_px[l as usize] += 1;
+        }
+    });
+    core_px
+}
+
+fn rectangularity(poly: &Polygon<f64>) -> f64 {
+    poly.minimum_rotated_rect()
+        .map_or(0.0, |r| poly.unsigned_area() / r.unsigned_area().max(1e-9))
+}
+
+/// Simplifies when configured, keeping the exact outline if simplification
+/// breaks validity or empties the polygon.
+fn simplified(poly: Polygon<f64>, simplify_m: f64) -> MultiPolygon<f64> {
+    let mp = MultiPolygon(vec![poly]);
+    if simplify_m > 0.0 {
+        let sm = mp.simplify_vw_preserve(simplify_m * simplify_m);
+        if sm.is_valid() && sm.unsigned_area() > 0.0 {
+            return sm;
+        }
+    }
+    mp
+}
+
+/// Every component of `mask` (labelled in `layers.labels`) that passes the
+/// mapping unit and the confidence floor, as a detection record.
+///
+/// # Errors
+/// When a polygon cannot be transformed to WGS84.
+pub fn detections(
+    mask: ArrayView2<bool>,
+    comps: &[Component],
+    layers: &Layers<'_>,
+    x: &ObjectContext<'_>,
+    tap: &mut dyn Tap,
+) -> Result<Objects> {
+    let cfg = x.cfg;
+    let core_px = core_pixels(mask, layers.labels, comps.len());
+    let mut reported: Vec<(u8, f32)> = vec![(0, 0.0); comps.len() + 1];
+    let mut out = Vec::new();
+    let pixel_area = x.grid.pixel_area();
+    for comp in comps {
+        if comp.pixels < cfg.min_pixels || (comp.pixels as f64) * pixel_area < cfg.min_area_m2 {
+            continue;
+        }
+        let (mut st, pts) = features::stats(comp, layers, x.grid);
+        st.solidity = core_px[comp.label as usize] as f64 / comp.pixels as f64;
+        let poly = trace(layers.labels.view(), comp, x.grid, 0);
+        st.rectangularity = rectangularity(&poly);
+        let Some((class, confidence, rec)) = score(&st, comp, layers, x) else {
+            continue;
+        };
+        let mp = simplified(poly, cfg.simplify_m);
+        let area = mp.unsigned_area();
+        if area < cfg.min_area_m2 {
+            continue;
+        }
+        let Some(link) = x.linker.link(&mp, class, &pts) else {
+            continue;
+        };
+        tap.component(&rec);
+        reported[comp.label as usize] = (class.code(), confidence as f32);
+        out.push(record(rec.id, class, confidence, area, &st, comp, mp, link, x)?);
+    }
+    Ok(Objects {
+        detections: out,
+        reported,
+    })
+}
+
+/// Confidence and class from the models; `None` under the confidence floor
+/// (the CVA baseline reports every object above the mapping unit).
+fn score(
+    st: &Stats,
+    comp: &Component,
+    layers: &Layers<'_>,
+    x: &ObjectContext<'_>,
+) -> Option<(ChangeClass, f64, ComponentRecord)> {
+    let swir = layers.cover.after.mndwi.is_some();
+    let xc = features::conf_features(st, x.threshold as f64);
+    let xk = features::class_features(st, swir);
+    let confidence = models::confidence(&xc, swir);
+    let rules = x.cfg.method == crate::domain::config::Method::Rules;
+    if rules && confidence < x.cfg.min_confidence {
+        return None;
+    }
+    let class = models::class(&xk, swir);
+    let rec = ComponentRecord {
+        id: component_id(&x.info.tile, comp, layers.labels),
+        tile: x.info.tile.clone(),
+        pixels: comp.pixels,
+        class,
+        confidence,
+        conf_features: xc.to_vec(),
+        class_features: xk,
+    };
+    Some((class, confidence, rec))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    id: String,
+    class: ChangeClass,
+    confidence: f64,
+    area: f64,
+    st: &Stats,
+    comp: &Component,
+    mp: MultiPolygon<f64>,
+    link: super::link::Link,
+    x: &ObjectContext<'_>,
+) -> Result<Detection> {
+    let mut wgs = mp.clone();
+    x.to_wgs.apply_geom(&mut wgs)?;
+    // Canonical precision now, so a record read back from a file (on
+    // resume) is identical to one kept in memory.
+    round_geometry(&mut wgs);
+    let [ndvi_b, ndvi_a, ndwi_b, ndwi_a, mag] = st.evidence_means();
+    Ok(Detection {
+        id,
+        class,
+        obstructs_flood_channel: link.obstructs,
+        confidence: round(confidence, 3),
+        area_m2: round(area, 2),
+        tile: x.info.tile.clone(),
+        tiles: Vec::new(),
+        before_date: x.info.before_date.clone(),
+        after_date: x.info.after_date.clone(),
+        segment: link.segment,
+        chief: link.chief,
+        evidence: Evidence {
+            ndvi_before: round(ndvi_b, 4),
+            ndvi_after: round(ndvi_a, 4),
+            ndwi_before: round(ndwi_b, 4),
+            ndwi_after: round(ndwi_a, 4),
+            change_magnitude: round(mag, 4),
+            pixels: comp.pixels as u64,
+        },
+        geometry: wgs,
+        geometry_crs: Some(mp),
+    })
+}

@@ -1,0 +1,215 @@
+//! From-to rules: which changed pixels are candidate encroachments and which
+//! are routine (seasonal change, the water level moving), then clean-up of
+//! the candidate mask. Every rule here is a claim about real imagery; the
+//! reason for each is written next to it.
+
+use super::blocks::Magnitude;
+use super::cover::Cover;
+use crate::domain::config::{Config, Method};
+use crate::kernels::label::label;
+use crate::kernels::landcover::{BARE, BUILT, VEG, WATER};
+use crate::kernels::morphology::{close, dilate, open, reconstruct, Shape};
+use crate::kernels::threshold::hysteresis;
+use ndarray::{Array2, ArrayView2, Zip};
+
+/// Codes of the `suppressed` raster: why a changed pixel inside the zone was
+/// or was not kept as an encroachment candidate.
+pub mod reason {
+    // 0: not changed, or outside the zone.
+    /// Kept: a candidate encroachment.
+    pub const CANDIDATE: u8 = 1;
+    /// Water-level change along the earlier shoreline (kept only where it
+    /// touches a candidate within `shoreline_px + 1` pixels).
+    pub const SHORELINE: u8 = 2;
+    /// Land turned (or stayed) vegetated: phenology, crop cycles, regrowth.
+    pub const VEGETATION: u8 = 3;
+    /// Land turned into dark bare soil: ploughing, moist soil.
+    pub const DARK_SOIL: u8 = 4;
+    /// Water stayed water: turbidity, sun glint.
+    pub const WATER_TO_WATER: u8 = 5;
+}
+
+/// Why a change from land cover `b` to `a` (later brightness `br_a`) is
+/// routine rather than a change of use: water staying water (turbidity,
+/// glint), land turning or staying vegetated (phenology, crop cycles,
+/// regrowth), land turning into dark bare soil (ploughing, moist soil).
+pub fn seasonal(b: u8, a: u8, br_a: f32, cfg: &Config) -> Option<u8> {
+    let wb = b == WATER;
+    if wb && a == WATER {
+        Some(reason::WATER_TO_WATER)
+    } else if !wb && a == VEG {
+        Some(reason::VEGETATION)
+    } else if a == BARE && !wb && br_a < cfg.dark_soil_brightness {
+        Some(reason::DARK_SOIL)
+    } else {
+        None
+    }
+}
+
+/// Sand taken away: a bright bare surface (bar, beach) turned into water or
+/// darker wet ground. The new surface often existed nearby (the bar was wet
+/// at its edges, the river is next to it), so what counts there is what
+/// vanished.
+pub fn sand_removal(m: &mut Magnitude, cv: &Cover, cfg: &Config) {
+    let (lc_b, lc_a, ixb, ixa) = (&cv.lc_before, &cv.lc_after, &cv.before, &cv.after);
+    Zip::indexed(&mut m.appeared)
+        .and(&m.vanished)
+        .par_for_each(|(r, c), ap, &va| {
+            let (b, a) = (lc_b[[r, c]], lc_a[[r, c]]);
+            let bright_bare = (b == BARE || b == BUILT)
+                && ixb.ndvi[[r, c]] < 0.2
+                && ixb.brightness[[r, c]] > cfg.sand_brightness;
+            let darker = (a == WATER || a == BARE)
+                && ixa.brightness[[r, c]] < ixb.brightness[[r, c]] - 0.03;
+            if bright_bare && darker {
+                *ap = ap.max(va);
+            }
+        });
+}
+
+/// The candidate mask and, per pixel, the reason code.
+pub struct Candidates {
+    /// Candidate encroachment pixels after hysteresis and shoreline
+    /// reconstruction, before clean-up.
+    pub mask: Array2<bool>,
+    /// Reason codes (see [`reason`]); all 0 for the CVA baseline.
+    pub why: Array2<u8>,
+}
+
+/// Inputs of [`candidates`].
+pub struct RuleInput<'a> {
+    /// Magnitudes after [`sand_removal`].
+    pub magnitude: &'a Magnitude,
+    /// Adaptive change threshold.
+    pub threshold: f32,
+    /// Indices and land cover.
+    pub cover: &'a Cover,
+    /// Valid on both dates.
+    pub valid: ArrayView2<'a, bool>,
+    /// Usable (valid and cloud-free) on both dates.
+    pub usable: ArrayView2<'a, bool>,
+    /// Management zone.
+    pub zone: ArrayView2<'a, bool>,
+}
+
+/// Candidate encroachments: hysteresis on the appearance magnitude (pixels
+/// above `hysteresis × threshold` join an object connected to a pixel above
+/// the threshold, so edges blurred by resampling and weakly changed parts of
+/// a site are kept), minus routine change for the rules method.
+pub fn candidates(x: &RuleInput<'_>, cfg: &Config) -> Candidates {
+    let weak = x.threshold * cfg.hysteresis;
+    let changed = Zip::from(&x.magnitude.appeared)
+        .and(x.usable)
+        .map_collect(|&m, &u| u && m > weak);
+    let (h, w) = changed.dim();
+    let mut why = Array2::<u8>::zeros((h, w));
+    let mask = match cfg.method {
+        Method::Rules => {
+            why = reasons(x, changed.view(), cfg);
+            let cand = why.mapv(|k| k == reason::CANDIDATE);
+            let core = hysteresis(cand.view(), x.magnitude.appeared.view(), x.threshold);
+            let with_shore = why.mapv(|k| k == reason::CANDIDATE || k == reason::SHORELINE);
+            reconstruct(core.view(), with_shore.view(), cfg.shoreline_px + 1)
+        }
+        Method::CvaOtsu => {
+            let cand = Zip::from(&changed)
+                .and(x.zone)
+                .map_collect(|&c, &z| c && z);
+            hysteresis(cand.view(), x.magnitude.appeared.view(), x.threshold)
+        }
+    };
+    Candidates { mask, why }
+}
+
+/// The reason code of every changed pixel in the zone.
+fn reasons(x: &RuleInput<'_>, changed: ArrayView2<bool>, cfg: &Config) -> Array2<u8> {
+    let cv = x.cover;
+    let (lc_b, lc_a, ixa) = (&cv.lc_before, &cv.lc_after, &cv.after);
+    let wb = lc_b.mapv(|c| c == WATER);
+    let land_b = Zip::from(&wb).and(x.valid).map_collect(|&w, &v| v && !w);
+    // Within k pixels (8-connected, chessboard distance) of land or of
+    // water: k dilations with the 3 × 3 square.
+    let sh = cfg.shoreline_px;
+    let near_land = dilate(land_b.view(), Shape::Square, sh);
+    let near_land_bank = dilate(land_b.view(), Shape::Square, cfg.bank_px);
+    let near_water = dilate(wb.view(), Shape::Square, sh);
+    let mut why = Array2::<u8>::zeros(changed.dim());
+    Zip::indexed(&mut why).par_for_each(|(r, c), k| {
+        if !changed[[r, c]] || !x.zone[[r, c]] {
+            return;
+        }
+        let (b, a) = (lc_b[[r, c]], lc_a[[r, c]]);
+        let (wbb, waa) = (b == WATER, a == WATER);
+        // Near the earlier shoreline, water turning into wet bare ground
+        // (exposed mud, wet sand) or into bank vegetation, or land turning
+        // into water or wet ground, is the water level moving (or the bank
+        // seen through residual misregistration), not an encroachment. Wet
+        // ground: water-saturated sediment absorbs SWIR (MNDWI near 0);
+        // without SWIR, NDWI stays closer to 0 than on dry soil.
+        let near_shore = if wbb {
+            near_land[[r, c]]
+        } else {
+            near_water[[r, c]]
+        };
+        // Bank vegetation over earlier water is explained by residual
+        // misregistration only right at the bank; further out it is
+        // reclaimed land.
+        let at_bank = wbb && near_land_bank[[r, c]];
+        let wet = match &ixa.mndwi {
+            Some(m) => m[[r, c]] > cfg.wet_mndwi,
+            None => ixa.ndwi[[r, c]] > cfg.wet_ndwi,
+        };
+        *k = if let Some(k) = seasonal(b, a, ixa.brightness[[r, c]], cfg) {
+            k
+        } else if (near_shore
+            && (waa || (a == BARE && wet && ixa.brightness[[r, c]] < cfg.built_brightness)))
+            || (at_bank && a == VEG)
+        {
+            reason::SHORELINE
+        } else {
+            reason::CANDIDATE
+        };
+    });
+    if cfg.compact_shore {
+        promote_compact_shore(&mut why, cfg.min_pixels);
+    }
+    why
+}
+
+/// A water-level change is a long thin band along the shore; a compact blob
+/// in that band (a small pond fill, a pit) is an object.
+fn promote_compact_shore(why: &mut Array2<u8>, min_pixels: usize) {
+    let shore = why.mapv(|k| k == reason::SHORELINE);
+    let (lab, comps) = label(shore.view());
+    let mut promote = vec![false; comps.len() + 1];
+    for c in &comps {
+        let (bh, bw) = (c.r1 - c.r0, c.c1 - c.c0);
+        let compact =
+            bh.max(bw) <= 2 * bh.min(bw) && c.pixels * 2 >= bh * bw && c.pixels >= min_pixels;
+        promote[c.label as usize] = compact;
+    }
+    Zip::from(why).and(&lab).for_each(|k, &l| {
+        if l != 0 && promote[l as usize] {
+            *k = reason::CANDIDATE;
+        }
+    });
+}
+
+/// Clean-up: closing (and opening, when configured) with the 3 × 3 cross,
+/// then only what is in the zone and usable.
+pub fn clean(
+    candidates: ArrayView2<bool>,
+    zone: ArrayView2<bool>,
+    usable: ArrayView2<bool>,
+    cfg: &Config,
+) -> Array2<bool> {
+    let mut mask = close(candidates, Shape::Cross, cfg.close_iterations);
+    if cfg.open_iterations > 0 {
+        mask = open(mask.view(), Shape::Cross, cfg.open_iterations);
+    }
+    Zip::from(&mut mask)
+        .and(zone)
+        .and(usable)
+        .for_each(|m, &z, &u| *m = *m && z && u);
+    mask
+}

@@ -1,0 +1,94 @@
+//! The JSON Schemas of `schemas/`, compiled into the binary and checked at
+//! run time: inputs after riverwatch's own checks (so a file the code accepts
+//! but the published schema rejects is an error, never a silent drift), and
+//! every GeoJSON riverwatch writes before it is written.
+
+use crate::error::{Error, Result};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Which schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `schemas/manifest.schema.json`.
+    Manifest,
+    /// `schemas/rivers.schema.json`.
+    Rivers,
+    /// `schemas/chiefs.schema.json`.
+    Chiefs,
+    /// `schemas/flagged.schema.json`.
+    Flagged,
+}
+
+const SOURCES: [(Kind, &str, &str); 4] = [
+    (Kind::Manifest, "manifest.schema.json", include_str!("../schemas/manifest.schema.json")),
+    (Kind::Rivers, "rivers.schema.json", include_str!("../schemas/rivers.schema.json")),
+    (Kind::Chiefs, "chiefs.schema.json", include_str!("../schemas/chiefs.schema.json")),
+    (Kind::Flagged, "flagged.schema.json", include_str!("../schemas/flagged.schema.json")),
+];
+
+type Compiled = Vec<(Kind, &'static str, jsonschema::Validator)>;
+
+fn compiled() -> &'static std::result::Result<Compiled, String> {
+    static CELL: OnceLock<std::result::Result<Compiled, String>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        SOURCES
+            .iter()
+            .map(|&(k, name, text)| {
+                let v: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+                let c = jsonschema::validator_for(&v).map_err(|e| format!("{name}: {e}"))?;
+                Ok((k, name, c))
+            })
+            .collect()
+    })
+}
+
+/// Checks a JSON value against a schema; the error names `path`, the
+/// schema, and up to five violations with their JSON pointers.
+///
+/// # Errors
+/// [`Error::Invalid`] listing the violations.
+pub fn check(kind: Kind, path: &Path, value: &serde_json::Value) -> Result<()> {
+    let all = compiled()
+        .as_ref()
+        .map_err(|e| Error::invalid(path, format!("built-in schema does not compile: {e}")))?;
+    let Some((_, name, v)) = all.iter().find(|(k, _, _)| *k == kind) else {
+        return Ok(());
+    };
+    let problems: Vec<String> = v
+        .iter_errors(value)
+        .take(5)
+        .map(|e| format!("at {:?}: {e}", e.instance_path.to_string()))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            path,
+            format!("does not match schemas/{name}: {}", problems.join("; ")),
+        ))
+    }
+}
+
+/// As [`check`], on JSON text; text that is not JSON passes here (the
+/// parser that follows reports it with its position).
+///
+/// # Errors
+/// [`Error::Invalid`] listing the violations.
+pub fn check_file(kind: Kind, path: &Path, text: &str) -> Result<()> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => check(kind, path, &v),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_compiles() {
+        assert!(compiled().as_ref().map(|c| c.len()).unwrap_or(0) == SOURCES.len());
+    }
+}

@@ -23,8 +23,11 @@ demo: deps
 	$(BIN) eval --pred $(OUT)/tiles/*.geojson --truth sample-tiles/truth.geojson
 	@echo "dispatch pages: $$(ls $(OUT)/dispatch/*/*.html)"
 
+# Tests build with the release profile, like `make demo`, so a fresh machine
+# compiles the dependency tree once for both commands.
 test: deps
-	$(CARGO) test --quiet
+	$(CARGO) test --release --quiet
+	$(CARGO) run --release --quiet --example arrays
 
 bench: deps
 	$(CARGO) bench

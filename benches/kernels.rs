@@ -1,10 +1,8 @@
 //! One criterion group per kernel, on a 1024 × 1024 synth tile pair.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use riverwatch::config::Config;
-use riverwatch::io::raster::TileReader;
-use riverwatch::manifest::Manifest;
-use riverwatch::{change, coregister, indices, label, landcover, morphology, normalize};
+use riverwatch::kernels::{change, clouds, coregister, indices, label, morphology, normalize};
+use riverwatch::Config;
 use std::path::PathBuf;
 
 fn data() -> (
@@ -14,21 +12,17 @@ fn data() -> (
 ) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/k1024");
     if !dir.join("manifest.json").exists() {
-        let o = riverwatch::synth::SynthOptions {
+        let o = riverwatch::SynthOptions {
             seed: 42,
             tiles: 1,
             size: 1024,
             sensor: "sentinel2-l2a".into(),
         };
-        riverwatch::synth::synth(&dir, &o).expect("synth");
+        riverwatch::synth(&dir, &o).expect("synth");
     }
-    let m = Manifest::load(&dir.join("manifest.json")).expect("manifest");
-    let r = TileReader::open(&m.tiles[0], &m.sensor).expect("open");
-    let (b, a) = r.read_rows(0..r.grid.height).expect("read");
-    let valid = ndarray::Zip::from(&b.valid)
-        .and(&a.valid)
-        .map_collect(|&x, &y| x && y);
-    (b.bands, a.bands, valid)
+    let m = riverwatch::load_manifest(&dir.join("manifest.json")).expect("manifest");
+    let p = riverwatch::read_pair(&m.tiles[0], &m.sensor, 512).expect("read");
+    (p.before, p.after, p.valid)
 }
 
 fn kernels(c: &mut Criterion) {
@@ -42,7 +36,7 @@ fn kernels(c: &mut Criterion) {
         b.iter(|| normalize::fit(before.view(), after.view(), valid.view(), 3, 4, 0.5))
     });
     g.bench_function("clouds_and_shadows", |b| {
-        b.iter(|| landcover::clouds_and_shadows(before.view(), after.view(), valid.view(), &cfg))
+        b.iter(|| clouds::clouds_and_shadows(before.view(), after.view(), valid.view(), &cfg.clouds()))
     });
     let (ia, ib) = (&before, &after);
     g.bench_function("tolerant_change_r1", |b| {
@@ -52,7 +46,7 @@ fn kernels(c: &mut Criterion) {
         b.iter(|| change::tolerant(ia.view(), ib.view(), 2))
     });
     g.bench_function("thin_clouds", |b| {
-        b.iter(|| landcover::thin_clouds(before.view(), after.view(), valid.view(), &cfg))
+        b.iter(|| clouds::thin_clouds(before.view(), after.view(), valid.view(), &cfg.clouds()))
     });
     g.bench_function("coregister_estimate", |b| {
         b.iter(|| {

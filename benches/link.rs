@@ -2,9 +2,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use geo::{polygon, Coord, LineString, MultiLineString, MultiPolygon};
-use riverwatch::corridor::Projected;
-use riverwatch::link::SegmentIndex;
-use riverwatch::rivers::Segment;
+use riverwatch::{Projected, Segment, SegmentIndex};
 
 struct Lcg(u64);
 impl Lcg {

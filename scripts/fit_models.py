@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Fits the confidence and class models of src/model.rs and writes
-src/model_coef.rs.
+"""Fits the confidence and class models of src/pipeline/models.rs and writes
+src/pipeline/model_coef.rs.
 
 For each band layout it synthesises scenes (cached under target/quality/),
-runs `riverwatch detect` with `min_confidence = 0` and RIVERWATCH_DEBUG=1,
-which prints the model inputs of every component, and labels each component
+runs `riverwatch detect` with `min_confidence = 0` and `--features F.jsonl`,
+which writes the model inputs of every component (first line: their names,
+in model order, as defined once in src/pipeline/features.rs), and labels each component
 with `riverwatch eval --matches` (true when matched to a truth object at
 IoU >= 0.3, with that object's class). Then it fits
 
@@ -27,7 +28,7 @@ ap.add_argument("--gf-seeds", nargs="+", required=True)
 ap.add_argument("--tiles", type=int, default=4)
 ap.add_argument("--size", type=int, default=1024)
 ap.add_argument("--bin", default="target/release/riverwatch")
-ap.add_argument("--out", default="src/model_coef.rs")
+ap.add_argument("--out", default="src/pipeline/model_coef.rs")
 a = ap.parse_args()
 CLASSES = ["occupation", "sand_mining", "dumping", "construction"]
 
@@ -52,12 +53,14 @@ def collect(sensor, seed_list):
         if not os.path.exists(f"{d}/truth.geojson"):
             subprocess.run([a.bin, "synth", "-o", d, "--seed", str(seed), "--tiles", str(a.tiles), "--size", str(a.size), "--sensor", sensor], check=True, capture_output=True)
         pred = f"{d}/pred-fit.geojson"
-        p = subprocess.run([a.bin, "detect", f"{d}/manifest.json", "-o", pred, "--config", cfg.name], env=dict(os.environ, RIVERWATCH_DEBUG="1"), check=True, capture_output=True, text=True)
+        feats = f"{d}/features-fit.jsonl"
+        subprocess.run([a.bin, "detect", f"{d}/manifest.json", "-o", pred, "--config", cfg.name, "--features", feats], check=True, capture_output=True)
         dbg = {}
-        for line in p.stderr.splitlines():
-            if line.startswith("DEBUG "):
-                j = json.loads(line[6:])
-                dbg[j["id"]] = j
+        with open(feats) as fh:
+            names = json.loads(fh.readline())
+            for line in fh:
+                j = json.loads(line)
+                dbg[j["id"]] = {"xc": j["conf_features"], "xk": j["class_features"]}
         m = f"{d}/matches-fit.jsonl"
         subprocess.run([a.bin, "eval", "--pred", pred, "--truth", f"{d}/truth.geojson", "--matches", m], check=True, capture_output=True)
         for line in open(m):

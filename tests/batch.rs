@@ -91,9 +91,9 @@ fn sixteen_tiles_two_broken_exit_1_and_the_rest_is_complete() {
     let t9 = dir
         .join("in")
         .join(man["tiles"][9]["after"]["image"].as_str().unwrap());
-    let (grid, _) = riverwatch::io::raster::probe(&t9).unwrap();
+    let (grid, _) = riverwatch::probe(&t9).unwrap();
     let plane = ndarray::Array2::<u16>::from_elem((grid.height, grid.width), 900);
-    riverwatch::io::raster::write_geotiff(
+    riverwatch::write_geotiff(
         &t9,
         &grid,
         &[plane.view(), plane.view(), plane.view()],

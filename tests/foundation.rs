@@ -87,7 +87,7 @@ fn synth_gf_has_four_bands_and_validates() {
     let o = run(&["validate", out.join("manifest.json").to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     let img = out.join(m["tiles"][0]["before"]["image"].as_str().unwrap());
-    let (_, bands) = riverwatch::io::raster::probe(&img).unwrap();
+    let (_, bands) = riverwatch::probe(&img).unwrap();
     assert_eq!(bands, 4);
 }
 

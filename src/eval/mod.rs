@@ -286,6 +286,172 @@ pub fn evaluate(preds: &[EvalObject], truth: &[EvalObject], mmu_m2: f64) -> Resu
     evaluate_with(preds, truth, mmu_m2, 0.0)
 }
 
+/// Truth-size bins of the recall-by-size lines, m².
+const BINS: [(&str, f64, f64); 3] = [
+    ("< 400 m²", 0.0, 400.0),
+    ("400–2,000 m²", 400.0, 2000.0),
+    ("> 2,000 m²", 2000.0, f64::INFINITY),
+];
+
+/// Counts summed over tiles.
+#[derive(Default)]
+struct Tally {
+    objects: Prf,
+    class_aware: Prf,
+    per_class: BTreeMap<String, Prf>,
+    obstruction: (usize, usize, usize),
+    chief_ok: usize,
+    pairs: usize,
+    area: AreaScores,
+    sizes: [(usize, usize); 3],
+    mmu: (usize, usize),
+    truths: usize,
+    matches: Vec<Match>,
+}
+
+/// Metric CRS for a tile: the UTM zone of its features' mean centre.
+fn tile_crs(ps: &[&EvalObject], ts: &[&EvalObject]) -> Result<Transformer> {
+    let all: Vec<geo::Coord<f64>> = ps
+        .iter()
+        .chain(ts.iter())
+        .filter_map(|f| f.geometry.bounding_rect())
+        .map(|r| r.center())
+        .collect();
+    let (lon, lat) = all.iter().fold((0.0, 0.0), |a, c| (a.0 + c.x, a.1 + c.y));
+    let n = all.len().max(1) as f64;
+    Transformer::from_wgs84(&utm_wkt(lon / n, lat / n)?)
+}
+
+/// Candidate pairs (iou, p, t) with IoU ≥ [`MIN_IOU`].
+fn candidate_pairs(po: &[Obj<'_>], to: &[Obj<'_>]) -> Vec<(f64, usize, usize)> {
+    let mut pairs = Vec::new();
+    for (i, p) in po.iter().enumerate() {
+        for (j, t) in to.iter().enumerate() {
+            if !overlaps(&p.bb, &t.bb) {
+                continue;
+            }
+            let inter = p.g.intersection(&t.g).unsigned_area();
+            let iou = inter / (p.area + t.area - inter).max(1e-12);
+            if iou >= MIN_IOU {
+                pairs.push((iou, i, j));
+            }
+        }
+    }
+    pairs
+}
+
+impl Tally {
+    /// Scores one tile.
+    fn add_tile(&mut self, po: &[Obj<'_>], to: &[Obj<'_>], mmu_m2: f64) {
+        let pairs = candidate_pairs(po, to);
+        let agn = greedy(pairs.clone(), po.len(), to.len());
+        self.record_matches(po, to, &agn);
+        self.objects.add(Prf::new(agn.len(), po.len() - agn.len(), to.len() - agn.len()));
+        let mut matched_t = vec![false; to.len()];
+        for &(i, j, _) in &agn {
+            matched_t[j] = true;
+            let (pf, tf) = (po[i].f, to[j].f);
+            match (pf.obstructs, tf.obstructs) {
+                (true, true) => self.obstruction.0 += 1,
+                (true, false) => self.obstruction.1 += 1,
+                (false, true) => self.obstruction.2 += 1,
+                _ => {}
+            }
+            self.pairs += 1;
+            self.chief_ok += usize::from(pf.chief_id == tf.chief_id);
+        }
+        for (j, t) in to.iter().enumerate() {
+            let k = BINS.iter().position(|b| t.area >= b.1 && t.area < b.2).unwrap_or(2);
+            self.sizes[k].0 += 1;
+            self.sizes[k].1 += usize::from(matched_t[j]);
+            if t.area >= mmu_m2 {
+                self.mmu.0 += 1;
+                self.mmu.1 += usize::from(matched_t[j]);
+            }
+        }
+        self.add_class_aware(po, to, pairs);
+        self.truths += to.len();
+        let up = unary_union(po.iter().map(|o| &o.g));
+        let ut = unary_union(to.iter().map(|o| &o.g));
+        self.area.pred_m2 += up.unsigned_area();
+        self.area.truth_m2 += ut.unsigned_area();
+        self.area.intersection_m2 += up.intersection(&ut).unsigned_area();
+    }
+
+    fn record_matches(&mut self, po: &[Obj<'_>], to: &[Obj<'_>], agn: &[(usize, usize, f64)]) {
+        let mut m: Vec<Match> = po
+            .iter()
+            .map(|p| Match {
+                id: p.f.id.clone(),
+                tile: p.f.tile.clone(),
+                truth_class: None,
+                iou: 0.0,
+            })
+            .collect();
+        for &(i, j, iou) in agn {
+            m[i].truth_class = Some(to[j].f.class.as_str().to_string());
+            m[i].iou = iou;
+        }
+        self.matches.extend(m);
+    }
+
+    fn add_class_aware(&mut self, po: &[Obj<'_>], to: &[Obj<'_>], pairs: Vec<(f64, usize, usize)>) {
+        let same: Vec<_> = pairs
+            .into_iter()
+            .filter(|&(_, i, j)| po[i].f.class == to[j].f.class)
+            .collect();
+        let aware = greedy(same, po.len(), to.len());
+        self.class_aware.add(Prf::new(aware.len(), po.len() - aware.len(), to.len() - aware.len()));
+        let classes: std::collections::BTreeSet<&str> = po
+            .iter()
+            .chain(to.iter())
+            .map(|o| o.f.class.as_str())
+            .collect();
+        for c in classes {
+            let tp = aware.iter().filter(|&&(i, _, _)| po[i].f.class.as_str() == c).count();
+            let np = po.iter().filter(|o| o.f.class.as_str() == c).count();
+            let nt = to.iter().filter(|o| o.f.class.as_str() == c).count();
+            self.per_class
+                .entry(c.to_string())
+                .or_insert_with(|| Prf::new(0, 0, 0))
+                .add(Prf::new(tp, np - tp, nt - tp));
+        }
+    }
+
+    fn report(mut self, tiles: usize, predictions: usize, mmu_m2: f64) -> Report {
+        let a = &mut self.area;
+        a.precision = ratio(a.intersection_m2, a.pred_m2);
+        a.recall = ratio(a.intersection_m2, a.truth_m2);
+        a.f1 = f1(a.precision, a.recall);
+        a.iou = ratio(a.intersection_m2, a.pred_m2 + a.truth_m2 - a.intersection_m2);
+        let (otp, ofp, ofn) = self.obstruction;
+        Report {
+            tiles,
+            predictions,
+            truths: self.truths,
+            objects: self.objects,
+            recall_at_mmu: ratio(self.mmu.1 as f64, self.mmu.0 as f64),
+            mmu_m2,
+            class_aware: self.class_aware,
+            per_class: self.per_class,
+            obstruction: Prf::new(otp, ofp, ofn),
+            chief_accuracy: (self.pairs > 0).then(|| self.chief_ok as f64 / self.pairs as f64),
+            area: self.area,
+            recall_by_size: BINS
+                .iter()
+                .zip(self.sizes)
+                .map(|(b, (t, m))| SizeRecall {
+                    size: b.0.to_string(),
+                    truth: t,
+                    matched: m,
+                    recall: ratio(m as f64, t as f64),
+                })
+                .collect(),
+            matches: self.matches,
+        }
+    }
+}
+
 /// As [`evaluate`], scoring only truth objects of at least `min_truth_m2`
 /// (a prediction that matches nothing else counts as a false positive).
 ///
@@ -304,157 +470,18 @@ pub fn evaluate_with(
     for t in truth {
         tiles.entry(t.tile.as_str()).or_default().1.push(t);
     }
-    let mut objects = Prf::new(0, 0, 0);
-    let mut class_aware = Prf::new(0, 0, 0);
-    let mut per_class: BTreeMap<String, Prf> = BTreeMap::new();
-    let (mut ob_tp, mut ob_fp, mut ob_fn) = (0, 0, 0);
-    let (mut chief_ok, mut pairs_n) = (0usize, 0usize);
-    let mut area = AreaScores::default();
-    let bins = [
-        ("< 400 m²", 0.0, 400.0),
-        ("400–2,000 m²", 400.0, 2000.0),
-        ("> 2,000 m²", 2000.0, f64::INFINITY),
-    ];
-    let mut size_counts = [(0usize, 0usize); 3];
-    let (mut mmu_t, mut mmu_m) = (0usize, 0usize);
-    let mut truths_scored = 0usize;
-    let mut matches = Vec::new();
-    for (_, (ps, ts)) in tiles.iter() {
-        // Metric CRS: UTM zone of the tile's features.
-        let all: Vec<geo::Coord<f64>> = ps
-            .iter()
-            .chain(ts.iter())
-            .filter_map(|f| f.geometry.bounding_rect())
-            .map(|r| r.center())
-            .collect();
-        let (lon, lat) = all.iter().fold((0.0, 0.0), |a, c| (a.0 + c.x, a.1 + c.y));
-        let n = all.len().max(1) as f64;
-        let tr = Transformer::from_wgs84(&utm_wkt(lon / n, lat / n)?)?;
+    let mut tally = Tally {
+        objects: Prf::new(0, 0, 0),
+        class_aware: Prf::new(0, 0, 0),
+        ..Tally::default()
+    };
+    for (ps, ts) in tiles.values() {
+        let tr = tile_crs(ps, ts)?;
         let (po, mut to) = (objs(ps, &tr)?, objs(ts, &tr)?);
         to.retain(|o| o.area >= min_truth_m2);
-        let mut pairs = Vec::new();
-        for (i, p) in po.iter().enumerate() {
-            for (j, t) in to.iter().enumerate() {
-                if !overlaps(&p.bb, &t.bb) {
-                    continue;
-                }
-                let inter = p.g.intersection(&t.g).unsigned_area();
-                let iou = inter / (p.area + t.area - inter).max(1e-12);
-                if iou >= MIN_IOU {
-                    pairs.push((iou, i, j));
-                }
-            }
-        }
-        let agn = greedy(pairs.clone(), po.len(), to.len());
-        let mut m: Vec<Match> = po
-            .iter()
-            .map(|p| Match {
-                id: p.f.id.clone(),
-                tile: p.f.tile.clone(),
-                truth_class: None,
-                iou: 0.0,
-            })
-            .collect();
-        for &(i, j, iou) in &agn {
-            m[i].truth_class = Some(to[j].f.class.as_str().to_string());
-            m[i].iou = iou;
-        }
-        matches.extend(m);
-        objects.add(Prf::new(
-            agn.len(),
-            po.len() - agn.len(),
-            to.len() - agn.len(),
-        ));
-        let mut matched_t = vec![false; to.len()];
-        for &(i, j, _) in &agn {
-            matched_t[j] = true;
-            let (pf, tf) = (po[i].f, to[j].f);
-            match (pf.obstructs, tf.obstructs) {
-                (true, true) => ob_tp += 1,
-                (true, false) => ob_fp += 1,
-                (false, true) => ob_fn += 1,
-                _ => {}
-            }
-            pairs_n += 1;
-            chief_ok += usize::from(pf.chief_id == tf.chief_id);
-        }
-        for (j, t) in to.iter().enumerate() {
-            let k = bins
-                .iter()
-                .position(|b| t.area >= b.1 && t.area < b.2)
-                .unwrap_or(2);
-            size_counts[k].0 += 1;
-            size_counts[k].1 += usize::from(matched_t[j]);
-            if t.area >= mmu_m2 {
-                mmu_t += 1;
-                mmu_m += usize::from(matched_t[j]);
-            }
-        }
-        let same: Vec<_> = pairs
-            .into_iter()
-            .filter(|&(_, i, j)| po[i].f.class == to[j].f.class)
-            .collect();
-        let aware = greedy(same, po.len(), to.len());
-        class_aware.add(Prf::new(
-            aware.len(),
-            po.len() - aware.len(),
-            to.len() - aware.len(),
-        ));
-        let classes: std::collections::BTreeSet<&str> = po
-            .iter()
-            .chain(to.iter())
-            .map(|o| o.f.class.as_str())
-            .collect();
-        for c in classes {
-            let tp = aware
-                .iter()
-                .filter(|&&(i, _, _)| po[i].f.class.as_str() == c)
-                .count();
-            let np = po.iter().filter(|o| o.f.class.as_str() == c).count();
-            let nt = to.iter().filter(|o| o.f.class.as_str() == c).count();
-            per_class
-                .entry(c.to_string())
-                .or_insert_with(|| Prf::new(0, 0, 0))
-                .add(Prf::new(tp, np - tp, nt - tp));
-        }
-        truths_scored += to.len();
-        let up = unary_union(po.iter().map(|o| &o.g));
-        let ut = unary_union(to.iter().map(|o| &o.g));
-        area.pred_m2 += up.unsigned_area();
-        area.truth_m2 += ut.unsigned_area();
-        area.intersection_m2 += up.intersection(&ut).unsigned_area();
+        tally.add_tile(&po, &to, mmu_m2);
     }
-    area.precision = ratio(area.intersection_m2, area.pred_m2);
-    area.recall = ratio(area.intersection_m2, area.truth_m2);
-    area.f1 = f1(area.precision, area.recall);
-    area.iou = ratio(
-        area.intersection_m2,
-        area.pred_m2 + area.truth_m2 - area.intersection_m2,
-    );
-    Ok(Report {
-        tiles: tiles.len(),
-        predictions: preds.len(),
-        truths: truths_scored,
-        objects,
-        recall_at_mmu: ratio(mmu_m as f64, mmu_t as f64),
-        mmu_m2,
-        class_aware,
-        per_class,
-        obstruction: Prf::new(ob_tp, ob_fp, ob_fn),
-        chief_accuracy: (pairs_n > 0).then(|| chief_ok as f64 / pairs_n as f64),
-        area,
-        recall_by_size: bins
-            .iter()
-            .zip(size_counts)
-            .map(|(b, (t, m))| SizeRecall {
-                size: b.0.to_string(),
-                truth: t,
-                matched: m,
-                recall: ratio(m as f64, t as f64),
-            })
-            .collect(),
-        matches,
-    })
+    Ok(tally.report(tiles.len(), preds.len(), mmu_m2))
 }
 
 impl Report {

@@ -143,3 +143,14 @@ pub fn project(segments: &[Segment], wkt: &str) -> Result<Vec<Projected>> {
         .collect()
 }
 
+
+/// Transforms points from the CRS `wkt` to WGS84 longitude/latitude.
+///
+/// # Errors
+/// When the CRS or a point cannot be transformed.
+pub fn to_wgs84(wkt: &str, points: &[(f64, f64)]) -> Result<Vec<(f64, f64)>> {
+    let t = Transformer::to_wgs84(wkt)?;
+    let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = points.iter().copied().unzip();
+    t.apply(&mut xs, &mut ys)?;
+    Ok(xs.into_iter().zip(ys).collect())
+}

@@ -42,7 +42,7 @@ pub fn nd(a: f32, b: f32) -> f32 {
 /// use ndarray::array;
 /// let nir = array![[0.4f32, 0.0]];
 /// let red = array![[0.1f32, 0.0]];
-/// let v = riverwatch::indices::normalized_difference(nir.view(), red.view());
+/// let v = riverwatch::kernels::indices::normalized_difference(nir.view(), red.view());
 /// assert!((v[[0, 0]] - 0.6).abs() < 1e-6);
 /// assert_eq!(v[[0, 1]], 0.0);
 /// ```

@@ -36,7 +36,7 @@ fn find(p: &mut [u32], mut x: u32) -> u32 {
 /// ```
 /// use ndarray::array;
 /// let m = array![[true, false, true], [true, false, false]];
-/// let (lab, comps) = riverwatch::label::label(m.view());
+/// let (lab, comps) = riverwatch::kernels::label::label(m.view());
 /// assert_eq!(comps.len(), 2);
 /// assert_eq!(lab[[1, 0]], 1);
 /// assert_eq!(lab[[0, 2]], 2);

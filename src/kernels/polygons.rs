@@ -179,7 +179,7 @@ fn simplify_collinear(ring: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::label::label;
+    use crate::kernels::label::label;
     use geo::{Area, Validation};
     use ndarray::Array2;
 

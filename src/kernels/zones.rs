@@ -95,7 +95,7 @@ pub fn zones(grid: &Grid, rows: Range<usize>, segs: &[Projected]) -> Zones {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use geo::LineString;
+    use geo::{LineString, MultiLineString};
 
     #[test]
     fn zone_width_matches_corridor() {

@@ -136,6 +136,27 @@ impl Lap {
     }
 }
 
+/// Reads both dates of a tile through GDAL into a [`ScenePair`]
+/// (reflectance, bands blue, green, red, NIR[, SWIR1]; `valid` where both
+/// dates hold data and no mask says unusable).
+///
+/// # Errors
+/// Unreadable rasters, grids that differ, too few bands.
+pub fn read_pair(tile: &Tile, sensor: &Sensor, block_rows: usize) -> Result<ScenePair> {
+    let reader = TileReader::open(tile, sensor)?;
+    let grid = reader.grid.clone();
+    let (b, a) = reader.read_both(block_rows)?;
+    let valid = Zip::from(&b.valid)
+        .and(&a.valid)
+        .map_collect(|&x, &y| x && y);
+    Ok(ScenePair {
+        before: b.bands,
+        after: a.bands,
+        valid,
+        grid,
+    })
+}
+
 /// Reads a tile pair through GDAL and runs [`detect_scene`] on it.
 ///
 /// # Errors
@@ -147,19 +168,8 @@ pub fn detect_tile(
     tap: &mut dyn Tap,
 ) -> Result<TileResult> {
     let t0 = Instant::now();
-    let reader = TileReader::open(tile, sensor)?;
-    let grid = reader.grid.clone();
-    let (b, a) = reader.read_both(ctx.config.block_rows)?;
-    let valid = Zip::from(&b.valid)
-        .and(&a.valid)
-        .map_collect(|&x, &y| x && y);
+    let pair = read_pair(tile, sensor, ctx.config.block_rows)?;
     tap.stage("read", t0.elapsed().as_secs_f64());
-    let pair = ScenePair {
-        before: b.bands,
-        after: a.bands,
-        valid,
-        grid,
-    };
     let mut r = detect_scene(pair, &SceneInfo::of(tile), ctx, tap)?;
     r.report.seconds = t0.elapsed().as_secs_f64();
     Ok(r)

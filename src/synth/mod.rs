@@ -929,307 +929,22 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     let mut shifts = Vec::new();
     std::fs::create_dir_all(out.join("tiles")).map_err(|e| Error::io(out.join("tiles"), e))?;
     let to_wgs = Transformer::to_wgs84(&wkt)?;
+    let world = World {
+        o,
+        layout: &layout,
+        scene: &scene,
+        out,
+        nb,
+        projected: &projected,
+        segments: &segments,
+        index: &index,
+        to_wgs: &to_wgs,
+    };
     for (ti, (id, tx, ty)) in layout.tiles.iter().enumerate() {
-        let mut trng = Rng(mix(o.seed ^ mix(ti as u64 + 1000)));
-        let grid = Grid {
-            width: o.size,
-            height: o.size,
-            gt: [
-                layout.x0 + *tx as f64 * PIXEL_M,
-                PIXEL_M,
-                0.0,
-                layout.y0 - *ty as f64 * PIXEL_M,
-                0.0,
-                -PIXEL_M,
-            ],
-            wkt: layout.wkt.clone(),
-        };
-        let clouds = ti % 2 == 1;
-        let mask_file = clouds && ti % 4 == 1;
-        let nodata_wedge = ti + 1 == layout.tiles.len() && layout.tiles.len() > 1;
-        let shift = (trng.range(-1.5, 1.5), trng.range(-1.5, 1.5));
-        let shift = {
-            let m = (shift.0 * shift.0 + shift.1 * shift.1).sqrt();
-            if m > 1.5 {
-                (shift.0 * 1.5 / m, shift.1 * 1.5 / m)
-            } else {
-                shift
-            }
-        };
-        let atm = |r: &mut Rng, strength: f64| -> ([f32; 5], [f32; 5]) {
-            let common = r.range(1.0 - 0.1 * strength, 1.0 + 0.1 * strength);
-            let haze = r.range(0.0, 0.03 * strength);
-            let wl: [f64; 5] = [0.49, 0.56, 0.665, 0.842, 1.61];
-            let mut g = [0f32; 5];
-            let mut off = [0f32; 5];
-            for b in 0..5 {
-                g[b] = (common * r.range(0.97, 1.03)) as f32;
-                off[b] = (haze * (0.49 / wl[b]).powi(2)) as f32;
-            }
-            (g, off)
-        };
-        let atm_before = atm(&mut trng, 0.3);
-        let atm_after = atm(&mut trng, 1.0);
-        let sz = o.size;
-        let m = 4usize;
-        let wsz = sz + 2 * m;
-        let render_date = |t: usize| -> Array3<f32> {
-            let mut a = Array3::<f32>::zeros((5, wsz, wsz));
-            let rows: Vec<(usize, Vec<Spec>)> = (0..wsz)
-                .into_par_iter()
-                .map(|r| {
-                    let yi = *ty - m as i64 + r as i64;
-                    let v: Vec<Spec> = (0..wsz)
-                        .map(|c| {
-                            let xi = *tx - m as i64 + c as i64;
-                            let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
-                            let dm = scene.dist(x, y, true);
-                            let dt = scene.dist(x, y, false);
-                            scene.render(xi, yi, t, dm, dt)
-                        })
-                        .collect();
-                    (r, v)
-                })
-                .collect();
-            for (r, v) in rows {
-                for (c, s) in v.into_iter().enumerate() {
-                    for b in 0..5 {
-                        a[[b, r, c]] = s[b];
-                    }
-                }
-            }
-            // SWIR at 20 m: 2 × 2 block means on the world lattice.
-            for r in (0..wsz).step_by(2) {
-                for c in (0..wsz).step_by(2) {
-                    let mean =
-                        (a[[4, r, c]] + a[[4, r + 1, c]] + a[[4, r, c + 1]] + a[[4, r + 1, c + 1]])
-                            / 4.0;
-                    for (dr, dc) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        a[[4, r + dr, c + dc]] = mean;
-                    }
-                }
-            }
-            a
-        };
-        let big_before = render_date(0);
-        let big_after = render_date(1);
-        let crop = |a: &Array3<f32>, dx: f64, dy: f64| -> Array3<f32> {
-            let mut outa = Array3::<f32>::zeros((5, sz, sz));
-            for b in 0..5 {
-                for r in 0..sz {
-                    for c in 0..sz {
-                        let (fx, fy) = (c as f64 + m as f64 + dx, r as f64 + m as f64 + dy);
-                        let (x0, y0) = (fx.floor(), fy.floor());
-                        let (tx, ty) = ((fx - x0) as f32, (fy - y0) as f32);
-                        let (x0, y0) = (x0 as usize, y0 as usize);
-                        let v00 = a[[b, y0, x0]];
-                        let v01 = a[[b, y0, x0 + 1]];
-                        let v10 = a[[b, y0 + 1, x0]];
-                        let v11 = a[[b, y0 + 1, x0 + 1]];
-                        outa[[b, r, c]] = (v00 * (1.0 - tx) + v01 * tx) * (1.0 - ty)
-                            + (v10 * (1.0 - tx) + v11 * tx) * ty;
-                    }
-                }
-            }
-            outa
-        };
-        let mut before = crop(&big_before, 0.0, 0.0);
-        let mut after = crop(&big_after, shift.0, shift.1);
-        // Clouds (on the later date) and their shadows, offset by the sun.
-        let mut cloud_alpha = Array2::<f32>::zeros((sz, sz));
-        let mut shadow = Array2::<bool>::from_elem((sz, sz), false);
-        if clouds {
-            let cseed = mix(o.seed ^ (ti as u64 * 31 + 5));
-            let cover = trng.range(0.66, 0.72) as f32;
-            let (sdx, sdy) = (14i64, 10i64);
-            for r in 0..sz {
-                for c in 0..sz {
-                    let (x, y) = ((*tx + c as i64) as f64, (*ty + r as i64) as f64);
-                    let n = fbm(cseed, x, y, 90.0, 60);
-                    cloud_alpha[[r, c]] = ((n - cover) / 0.12).clamp(0.0, 1.0);
-                    let ns = fbm(cseed, x - sdx as f64, y - sdy as f64, 90.0, 60);
-                    shadow[[r, c]] = ns > cover + 0.02;
-                }
-            }
-        }
-        let apply =
-            |img: &mut Array3<f32>, (g, off): ([f32; 5], [f32; 5]), t: u64, cloudy: bool| {
-                for b in 0..5 {
-                    for r in 0..sz {
-                        for c in 0..sz {
-                            let mut v = img[[b, r, c]];
-                            if cloudy && shadow[[r, c]] {
-                                v *= 0.35;
-                            }
-                            v = v * g[b] + off[b];
-                            if cloudy {
-                                let a = cloud_alpha[[r, c]];
-                                v = v * (1.0 - a) + sp(M::Cloud)[b] * a;
-                            }
-                            let h = hash(
-                                o.seed,
-                                (*tx + c as i64) * 8 + b as i64,
-                                *ty + r as i64,
-                                70 + t,
-                            );
-                            v += gauss(h) * (0.003 + 0.02 * v);
-                            img[[b, r, c]] = v;
-                        }
-                    }
-                }
-            };
-        apply(&mut before, atm_before, 0, false);
-        apply(&mut after, atm_after, 1, clouds);
-        // Nodata swath edge on the later date of the last tile.
-        let mut nodata = Array2::<bool>::from_elem((sz, sz), false);
-        if nodata_wedge {
-            for r in 0..sz {
-                for c in 0..sz {
-                    nodata[[r, c]] = (c + r / 2) < sz / 5;
-                }
-            }
-        }
-        let to_dn = |img: &Array3<f32>, nd: bool| -> Vec<Array2<u16>> {
-            (0..nb)
-                .map(|b| {
-                    let mut a = Array2::<u16>::zeros((sz, sz));
-                    ndarray::Zip::indexed(&mut a).for_each(|(r, c), d| {
-                        *d = if nd && nodata[[r, c]] {
-                            0
-                        } else {
-                            (img[[b, r, c]] / 1e-4).round().clamp(1.0, 65535.0) as u16
-                        };
-                    });
-                    a
-                })
-                .collect()
-        };
-        let bdn = to_dn(&before, false);
-        let adn = to_dn(&after, true);
-        let bpath = format!("tiles/{id}_{BEFORE_DATE}.tif");
-        let apath = format!("tiles/{id}_{AFTER_DATE}.tif");
-        write_geotiff(
-            &out.join(&bpath),
-            &grid,
-            &bdn.iter().map(|a| a.view()).collect::<Vec<_>>(),
-            Some(0.0),
-        )?;
-        write_geotiff(
-            &out.join(&apath),
-            &grid,
-            &adn.iter().map(|a| a.view()).collect::<Vec<_>>(),
-            Some(0.0),
-        )?;
-        let unusable = Array2::from_shape_fn((sz, sz), |(r, c)| {
-            cloud_alpha[[r, c]] > 0.02 || (clouds && shadow[[r, c]])
-        });
-        let mut after_json = json!({"image": apath, "date": AFTER_DATE});
-        if mask_file {
-            let mpath = format!("tiles/{id}_{AFTER_DATE}_cloud.tif");
-            let mask = unusable.mapv(u8::from);
-            write_geotiff(&out.join(&mpath), &grid, &[mask.view()], None)?;
-            after_json["mask"] = json!(mpath);
-        }
-        manifest_tiles.push(
-            json!({"id": id, "before": {"image": bpath, "date": BEFORE_DATE}, "after": after_json}),
-        );
-        shifts.push(json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": mask_file}));
-
-        // Truth: object pixels (on the reference grid) that changed, inside the
-        // management zone, not hidden by cloud, shadow or nodata.
-        let zones = zones::zones(&grid, 0..sz, &projected);
-        for (oi, obj) in scene.objs.iter().enumerate() {
-            let (c0, c1) = (
-                (obj.bb[0].floor() as i64 - tx).max(0),
-                (obj.bb[1].ceil() as i64 + 1 - tx).min(sz as i64),
-            );
-            let (r0, r1) = (
-                (obj.bb[2].floor() as i64 - ty).max(0),
-                (obj.bb[3].ceil() as i64 + 1 - ty).min(sz as i64),
-            );
-            if c0 >= c1 || r0 >= r1 {
-                continue;
-            }
-            let mut mask = Array2::from_elem((sz, sz), false);
-            let mut allowed = Array2::from_elem((sz, sz), false);
-            let mut any = false;
-            for r in r0 as usize..r1 as usize {
-                for c in c0 as usize..c1 as usize {
-                    let (xi, yi) = (tx + c as i64, ty + r as i64);
-                    let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
-                    if !obj.contains(x, y)
-                        || !zones.zone[[r, c]]
-                        || unusable[[r, c]]
-                        || nodata[[r, c]]
-                    {
-                        continue;
-                    }
-                    allowed[[r, c]] = true;
-                    let dm = scene.dist(x, y, true);
-                    let dt = scene.dist(x, y, false);
-                    // A pixel is truth where the object put a different
-                    // material: wet sand left wet sand inside a mining site is
-                    // not a change anyone can see.
-                    // The last object that changes a pixel is the one rendered there.
-                    let later = scene.objs[oi + 1..].iter().any(|o| {
-                        o.contains(x, y) && scene.changed(o, x, y, xi, yi, dm, dt).is_some()
-                    });
-                    if later {
-                        continue;
-                    }
-                    if let Some(after) = scene.changed(obj, x, y, xi, yi, dm, dt) {
-                        let before = scene.render(xi, yi, 0, dm, dt);
-                        let d2: f32 = before
-                            .iter()
-                            .zip(&after)
-                            .map(|(a, b)| (a - b) * (a - b))
-                            .sum();
-                        if d2.sqrt() > TRUTH_MIN_CHANGE {
-                            mask[[r, c]] = true;
-                            any = true;
-                        }
-                    }
-                }
-            }
-            if !any {
-                continue;
-            }
-            // Close one-pixel gaps inside the object (an annotator outlines
-            // the site, not every pixel), staying inside the object's usable
-            // part of the zone.
-            let closed = crate::kernels::morphology::close(mask.view(), crate::kernels::morphology::Shape::Square, 1);
-            ndarray::Zip::from(&mut mask)
-                .and(&closed)
-                .and(&allowed)
-                .for_each(|m, &c, &a| *m = *m || (c && a));
-            let sub = mask.slice(s![r0 as usize..r1 as usize, ..]).to_owned();
-            let (lab, comps) = label(sub.view());
-            for comp in &comps {
-                let poly = trace(lab.view(), comp, &grid, r0 as usize);
-                let mp = MultiPolygon(vec![poly]);
-                let Some(near) = index.nearest(&mp) else {
-                    continue;
-                };
-                let pts: Vec<Coord<f64>> = lab
-                    .indexed_iter()
-                    .filter(|(_, &l)| l == comp.label)
-                    .map(|((r, c), _)| {
-                        let (x, y) = grid.to_map(c as f64 + 0.5, (r + r0 as usize) as f64 + 0.5);
-                        Coord { x, y }
-                    })
-                    .collect();
-                let class = ChangeClass::ALL[obj.class];
-                let obstructs = class.obstructs(index.channel_share(near.segment, &pts));
-                let seg = &segments[near.segment];
-                let mut wgs = mp;
-                to_wgs.apply_geom(&mut wgs)?;
-                let props = json!({"tile": id, "class": class, "obstructs_flood_channel": obstructs, "segment_id": seg.id, "chief_id": seg.chief_id, "pixels": comp.pixels});
-                truth.push(PolyFeature {
-                    geometry: wgs,
-                    props: props.as_object().cloned().unwrap_or_default(),
-                });
-            }
-        }
+        let t = synth_tile(&world, ti, id, *tx, *ty)?;
+        truth.extend(t.truth);
+        manifest_tiles.push(t.manifest);
+        shifts.push(t.shift);
     }
     crate::io::write_atomic(
         &out.join("truth.geojson"),
@@ -1259,6 +974,356 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         truth: truth.len(),
         segments: segments.len(),
     })
+}
+
+/// What every tile of a synth run shares.
+struct World<'a> {
+    o: &'a SynthOptions,
+    layout: &'a Layout,
+    scene: &'a Scene,
+    out: &'a Path,
+    nb: usize,
+    projected: &'a [Projected],
+    segments: &'a [Segment],
+    index: &'a SegmentIndex,
+    to_wgs: &'a Transformer,
+}
+
+/// One tile's contribution: truth polygons, manifest entry, meta entry.
+struct TileOut {
+    truth: Vec<PolyFeature>,
+    manifest: Value,
+    shift: Value,
+}
+
+/// Renders and writes one tile pair (and its mask), and returns its truth.
+fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<TileOut> {
+    let World { o, layout, scene, out, nb, .. } = *w;
+    let (tx, ty) = (&tx, &ty);
+    let mut manifest_tiles = Vec::new();
+    let mut shifts = Vec::new();
+    let mut trng = Rng(mix(o.seed ^ mix(ti as u64 + 1000)));
+    let grid = Grid {
+        width: o.size,
+        height: o.size,
+        gt: [
+            layout.x0 + *tx as f64 * PIXEL_M,
+            PIXEL_M,
+            0.0,
+            layout.y0 - *ty as f64 * PIXEL_M,
+            0.0,
+            -PIXEL_M,
+        ],
+        wkt: layout.wkt.clone(),
+    };
+    let clouds = ti % 2 == 1;
+    let mask_file = clouds && ti % 4 == 1;
+    let nodata_wedge = ti + 1 == layout.tiles.len() && layout.tiles.len() > 1;
+    let shift = (trng.range(-1.5, 1.5), trng.range(-1.5, 1.5));
+    let shift = {
+        let m = (shift.0 * shift.0 + shift.1 * shift.1).sqrt();
+        if m > 1.5 {
+            (shift.0 * 1.5 / m, shift.1 * 1.5 / m)
+        } else {
+            shift
+        }
+    };
+    let atm = |r: &mut Rng, strength: f64| -> ([f32; 5], [f32; 5]) {
+        let common = r.range(1.0 - 0.1 * strength, 1.0 + 0.1 * strength);
+        let haze = r.range(0.0, 0.03 * strength);
+        let wl: [f64; 5] = [0.49, 0.56, 0.665, 0.842, 1.61];
+        let mut g = [0f32; 5];
+        let mut off = [0f32; 5];
+        for b in 0..5 {
+            g[b] = (common * r.range(0.97, 1.03)) as f32;
+            off[b] = (haze * (0.49 / wl[b]).powi(2)) as f32;
+        }
+        (g, off)
+    };
+    let atm_before = atm(&mut trng, 0.3);
+    let atm_after = atm(&mut trng, 1.0);
+    let sz = o.size;
+    let m = 4usize;
+    let wsz = sz + 2 * m;
+    let render_date = |t: usize| -> Array3<f32> {
+        let mut a = Array3::<f32>::zeros((5, wsz, wsz));
+        let rows: Vec<(usize, Vec<Spec>)> = (0..wsz)
+            .into_par_iter()
+            .map(|r| {
+                let yi = *ty - m as i64 + r as i64;
+                let v: Vec<Spec> = (0..wsz)
+                    .map(|c| {
+                        let xi = *tx - m as i64 + c as i64;
+                        let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
+                        let dm = scene.dist(x, y, true);
+                        let dt = scene.dist(x, y, false);
+                        scene.render(xi, yi, t, dm, dt)
+                    })
+                    .collect();
+                (r, v)
+            })
+            .collect();
+        for (r, v) in rows {
+            for (c, s) in v.into_iter().enumerate() {
+                for b in 0..5 {
+                    a[[b, r, c]] = s[b];
+                }
+            }
+        }
+        // SWIR at 20 m: 2 × 2 block means on the world lattice.
+        for r in (0..wsz).step_by(2) {
+            for c in (0..wsz).step_by(2) {
+                let mean =
+                    (a[[4, r, c]] + a[[4, r + 1, c]] + a[[4, r, c + 1]] + a[[4, r + 1, c + 1]])
+                        / 4.0;
+                for (dr, dc) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    a[[4, r + dr, c + dc]] = mean;
+                }
+            }
+        }
+        a
+    };
+    let big_before = render_date(0);
+    let big_after = render_date(1);
+    let crop = |a: &Array3<f32>, dx: f64, dy: f64| -> Array3<f32> {
+        let mut outa = Array3::<f32>::zeros((5, sz, sz));
+        for b in 0..5 {
+            for r in 0..sz {
+                for c in 0..sz {
+                    let (fx, fy) = (c as f64 + m as f64 + dx, r as f64 + m as f64 + dy);
+                    let (x0, y0) = (fx.floor(), fy.floor());
+                    let (tx, ty) = ((fx - x0) as f32, (fy - y0) as f32);
+                    let (x0, y0) = (x0 as usize, y0 as usize);
+                    let v00 = a[[b, y0, x0]];
+                    let v01 = a[[b, y0, x0 + 1]];
+                    let v10 = a[[b, y0 + 1, x0]];
+                    let v11 = a[[b, y0 + 1, x0 + 1]];
+                    outa[[b, r, c]] = (v00 * (1.0 - tx) + v01 * tx) * (1.0 - ty)
+                        + (v10 * (1.0 - tx) + v11 * tx) * ty;
+                }
+            }
+        }
+        outa
+    };
+    let mut before = crop(&big_before, 0.0, 0.0);
+    let mut after = crop(&big_after, shift.0, shift.1);
+    // Clouds (on the later date) and their shadows, offset by the sun.
+    let mut cloud_alpha = Array2::<f32>::zeros((sz, sz));
+    let mut shadow = Array2::<bool>::from_elem((sz, sz), false);
+    if clouds {
+        let cseed = mix(o.seed ^ (ti as u64 * 31 + 5));
+        let cover = trng.range(0.66, 0.72) as f32;
+        let (sdx, sdy) = (14i64, 10i64);
+        for r in 0..sz {
+            for c in 0..sz {
+                let (x, y) = ((*tx + c as i64) as f64, (*ty + r as i64) as f64);
+                let n = fbm(cseed, x, y, 90.0, 60);
+                cloud_alpha[[r, c]] = ((n - cover) / 0.12).clamp(0.0, 1.0);
+                let ns = fbm(cseed, x - sdx as f64, y - sdy as f64, 90.0, 60);
+                shadow[[r, c]] = ns > cover + 0.02;
+            }
+        }
+    }
+    let apply =
+        |img: &mut Array3<f32>, (g, off): ([f32; 5], [f32; 5]), t: u64, cloudy: bool| {
+            for b in 0..5 {
+                for r in 0..sz {
+                    for c in 0..sz {
+                        let mut v = img[[b, r, c]];
+                        if cloudy && shadow[[r, c]] {
+                            v *= 0.35;
+                        }
+                        v = v * g[b] + off[b];
+                        if cloudy {
+                            let a = cloud_alpha[[r, c]];
+                            v = v * (1.0 - a) + sp(M::Cloud)[b] * a;
+                        }
+                        let h = hash(
+                            o.seed,
+                            (*tx + c as i64) * 8 + b as i64,
+                            *ty + r as i64,
+                            70 + t,
+                        );
+                        v += gauss(h) * (0.003 + 0.02 * v);
+                        img[[b, r, c]] = v;
+                    }
+                }
+            }
+        };
+    apply(&mut before, atm_before, 0, false);
+    apply(&mut after, atm_after, 1, clouds);
+    // Nodata swath edge on the later date of the last tile.
+    let mut nodata = Array2::<bool>::from_elem((sz, sz), false);
+    if nodata_wedge {
+        for r in 0..sz {
+            for c in 0..sz {
+                nodata[[r, c]] = (c + r / 2) < sz / 5;
+            }
+        }
+    }
+    let to_dn = |img: &Array3<f32>, nd: bool| -> Vec<Array2<u16>> {
+        (0..nb)
+            .map(|b| {
+                let mut a = Array2::<u16>::zeros((sz, sz));
+                ndarray::Zip::indexed(&mut a).for_each(|(r, c), d| {
+                    *d = if nd && nodata[[r, c]] {
+                        0
+                    } else {
+                        (img[[b, r, c]] / 1e-4).round().clamp(1.0, 65535.0) as u16
+                    };
+                });
+                a
+            })
+            .collect()
+    };
+    let bdn = to_dn(&before, false);
+    let adn = to_dn(&after, true);
+    let bpath = format!("tiles/{id}_{BEFORE_DATE}.tif");
+    let apath = format!("tiles/{id}_{AFTER_DATE}.tif");
+    write_geotiff(
+        &out.join(&bpath),
+        &grid,
+        &bdn.iter().map(|a| a.view()).collect::<Vec<_>>(),
+        Some(0.0),
+    )?;
+    write_geotiff(
+        &out.join(&apath),
+        &grid,
+        &adn.iter().map(|a| a.view()).collect::<Vec<_>>(),
+        Some(0.0),
+    )?;
+    let unusable = Array2::from_shape_fn((sz, sz), |(r, c)| {
+        cloud_alpha[[r, c]] > 0.02 || (clouds && shadow[[r, c]])
+    });
+    let mut after_json = json!({"image": apath, "date": AFTER_DATE});
+    if mask_file {
+        let mpath = format!("tiles/{id}_{AFTER_DATE}_cloud.tif");
+        let mask = unusable.mapv(u8::from);
+        write_geotiff(&out.join(&mpath), &grid, &[mask.view()], None)?;
+        after_json["mask"] = json!(mpath);
+    }
+    manifest_tiles.push(
+        json!({"id": id, "before": {"image": bpath, "date": BEFORE_DATE}, "after": after_json}),
+    );
+    shifts.push(json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": mask_file}));
+
+    let truth = tile_truth(w, id, (*tx, *ty), &grid, &unusable, &nodata)?;
+    Ok(TileOut {
+        truth,
+        manifest: manifest_tiles.pop().unwrap_or(Value::Null),
+        shift: shifts.pop().unwrap_or(Value::Null),
+    })
+}
+
+/// Truth of one tile: object pixels (on the reference grid) that changed,
+/// inside the management zone, not hidden by cloud, shadow or nodata.
+fn tile_truth(
+    w: &World<'_>,
+    id: &str,
+    (tx, ty): (i64, i64),
+    grid: &Grid,
+    unusable: &Array2<bool>,
+    nodata: &Array2<bool>,
+) -> Result<Vec<PolyFeature>> {
+    let World { o, scene, projected, segments, index, to_wgs, .. } = *w;
+    let sz = o.size;
+    let mut truth = Vec::new();
+    // Truth: object pixels (on the reference grid) that changed, inside the
+    // management zone, not hidden by cloud, shadow or nodata.
+    let zones = zones::zones(&grid, 0..sz, &projected);
+    for (oi, obj) in scene.objs.iter().enumerate() {
+        let (c0, c1) = (
+            (obj.bb[0].floor() as i64 - tx).max(0),
+            (obj.bb[1].ceil() as i64 + 1 - tx).min(sz as i64),
+        );
+        let (r0, r1) = (
+            (obj.bb[2].floor() as i64 - ty).max(0),
+            (obj.bb[3].ceil() as i64 + 1 - ty).min(sz as i64),
+        );
+        if c0 >= c1 || r0 >= r1 {
+            continue;
+        }
+        let mut mask = Array2::from_elem((sz, sz), false);
+        let mut allowed = Array2::from_elem((sz, sz), false);
+        let mut any = false;
+        for r in r0 as usize..r1 as usize {
+            for c in c0 as usize..c1 as usize {
+                let (xi, yi) = (tx + c as i64, ty + r as i64);
+                let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
+                if !obj.contains(x, y)
+                    || !zones.zone[[r, c]]
+                    || unusable[[r, c]]
+                    || nodata[[r, c]]
+                {
+                    continue;
+                }
+                allowed[[r, c]] = true;
+                let dm = scene.dist(x, y, true);
+                let dt = scene.dist(x, y, false);
+                // A pixel is truth where the object put a different
+                // material: wet sand left wet sand inside a mining site is
+                // not a change anyone can see.
+                // The last object that changes a pixel is the one rendered there.
+                let later = scene.objs[oi + 1..].iter().any(|o| {
+                    o.contains(x, y) && scene.changed(o, x, y, xi, yi, dm, dt).is_some()
+                });
+                if later {
+                    continue;
+                }
+                if let Some(after) = scene.changed(obj, x, y, xi, yi, dm, dt) {
+                    let before = scene.render(xi, yi, 0, dm, dt);
+                    let d2: f32 = before
+                        .iter()
+                        .zip(&after)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum();
+                    if d2.sqrt() > TRUTH_MIN_CHANGE {
+                        mask[[r, c]] = true;
+                        any = true;
+                    }
+                }
+            }
+        }
+        if !any {
+            continue;
+        }
+        // Close one-pixel gaps inside the object (an annotator outlines
+        // the site, not every pixel), staying inside the object's usable
+        // part of the zone.
+        let closed = crate::kernels::morphology::close(mask.view(), crate::kernels::morphology::Shape::Square, 1);
+        ndarray::Zip::from(&mut mask)
+            .and(&closed)
+            .and(&allowed)
+            .for_each(|m, &c, &a| *m = *m || (c && a));
+        let sub = mask.slice(s![r0 as usize..r1 as usize, ..]).to_owned();
+        let (lab, comps) = label(sub.view());
+        for comp in &comps {
+            let poly = trace(lab.view(), comp, &grid, r0 as usize);
+            let mp = MultiPolygon(vec![poly]);
+            let Some(near) = index.nearest(&mp) else {
+                continue;
+            };
+            let pts: Vec<Coord<f64>> = lab
+                .indexed_iter()
+                .filter(|(_, &l)| l == comp.label)
+                .map(|((r, c), _)| {
+                    let (x, y) = grid.to_map(c as f64 + 0.5, (r + r0 as usize) as f64 + 0.5);
+                    Coord { x, y }
+                })
+                .collect();
+            let class = ChangeClass::ALL[obj.class];
+            let obstructs = class.obstructs(index.channel_share(near.segment, &pts));
+            let seg = &segments[near.segment];
+            let mut wgs = mp;
+            to_wgs.apply_geom(&mut wgs)?;
+            let props = json!({"tile": id, "class": class, "obstructs_flood_channel": obstructs, "segment_id": seg.id, "chief_id": seg.chief_id, "pixels": comp.pixels});
+            truth.push(PolyFeature {
+                geometry: wgs,
+                props: props.as_object().cloned().unwrap_or_default(),
+            });
+        }
+    }
+    Ok(truth)
 }
 
 fn write_chiefs(path: &Path, reg: &Registry) -> Result<()> {

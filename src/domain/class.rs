@@ -76,7 +76,7 @@ impl ChangeClass {
     }
 
     /// The obstruction rule: a class that blocks flow with at least
-    /// [`OBSTRUCTION_SHARE`] of its area inside its segment's flood channel.
+    /// half (`OBSTRUCTION_SHARE`) of its area inside its segment's flood channel.
     pub fn obstructs(self, channel_share: f64) -> bool {
         self.blocks_flow() && channel_share >= OBSTRUCTION_SHARE
     }

@@ -242,7 +242,7 @@ pub fn read_polygons(path: &Path) -> Result<Vec<PolyFeature>> {
 /// Reads detection records written by riverwatch (`detect`, `batch`).
 ///
 /// # Errors
-/// As [`read_polygons`], and [`Error::Invalid`] naming the feature whose
+/// As `read_polygons`, and [`Error::Invalid`] naming the feature whose
 /// properties are not a detection record.
 pub fn read_detections(path: &Path) -> Result<Vec<Detection>> {
     read_polygons(path)?

@@ -36,7 +36,9 @@ fn kernels(c: &mut Criterion) {
         b.iter(|| normalize::fit(before.view(), after.view(), valid.view(), 3, 4, 0.5))
     });
     g.bench_function("clouds_and_shadows", |b| {
-        b.iter(|| clouds::clouds_and_shadows(before.view(), after.view(), valid.view(), &cfg.clouds()))
+        b.iter(|| {
+            clouds::clouds_and_shadows(before.view(), after.view(), valid.view(), &cfg.clouds())
+        })
     });
     let (ia, ib) = (&before, &after);
     g.bench_function("tolerant_change_r1", |b| {

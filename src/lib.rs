@@ -57,7 +57,9 @@ pub use domain::class::ChangeClass;
 pub use domain::config::{Config, Method};
 pub use domain::detection::{Detection, Evidence, SegmentLink};
 pub use domain::grid::Grid;
-pub use domain::manifest::{date_problem, tile_id_problem, BandMap, DateImage, Manifest, Sensor, Tile};
+pub use domain::manifest::{
+    date_problem, tile_id_problem, BandMap, DateImage, Manifest, Sensor, Tile,
+};
 pub use domain::rivers::{Projected, Segment, WidthDefaults};
 pub use error::{Error, Result};
 pub use eval::{evaluate, evaluate_change, evaluate_with, ChangeReport, EvalObject, Report};
@@ -65,8 +67,8 @@ pub use io::crs::{epsg_wkt, to_wgs84};
 pub use io::raster::{probe, write_geotiff};
 pub use io::vector::read_detections;
 pub use io::{load_config, load_manifest, load_registry, quiet_gdal};
-pub use pipeline::taps::{ComponentRecord, NoTap, SceneLayers, StageTimes, Tap, Taps};
 pub use pipeline::link::SegmentIndex;
+pub use pipeline::taps::{ComponentRecord, NoTap, SceneLayers, StageTimes, Tap, Taps};
 pub use pipeline::{
     detect_scene, detect_tile, read_pair, Context, SceneInfo, ScenePair, TileReport, TileResult,
 };

@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use cli::{Cli, Cmd};
 use riverwatch::{
-    Config, DateImage, EvalObject, FeatureWriter, Manifest, Method, RasterWriter,
-    Sensor, StageTimes, Tap, Taps, Tile,
+    Config, DateImage, EvalObject, FeatureWriter, Manifest, Method, RasterWriter, Sensor,
+    StageTimes, Tap, Taps, Tile,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -21,10 +21,26 @@ pub enum Kind {
 }
 
 const SOURCES: [(Kind, &str, &str); 4] = [
-    (Kind::Manifest, "manifest.schema.json", include_str!("../schemas/manifest.schema.json")),
-    (Kind::Rivers, "rivers.schema.json", include_str!("../schemas/rivers.schema.json")),
-    (Kind::Chiefs, "chiefs.schema.json", include_str!("../schemas/chiefs.schema.json")),
-    (Kind::Flagged, "flagged.schema.json", include_str!("../schemas/flagged.schema.json")),
+    (
+        Kind::Manifest,
+        "manifest.schema.json",
+        include_str!("../schemas/manifest.schema.json"),
+    ),
+    (
+        Kind::Rivers,
+        "rivers.schema.json",
+        include_str!("../schemas/rivers.schema.json"),
+    ),
+    (
+        Kind::Chiefs,
+        "chiefs.schema.json",
+        include_str!("../schemas/chiefs.schema.json"),
+    ),
+    (
+        Kind::Flagged,
+        "flagged.schema.json",
+        include_str!("../schemas/flagged.schema.json"),
+    ),
 ];
 
 type Compiled = Vec<(Kind, &'static str, jsonschema::Validator)>;

@@ -117,15 +117,13 @@ fn single_pair_mode_and_emitted_rasters() {
         "zones",
     ] {
         let p = rasters.join(format!("songhua-0000_{name}.tif"));
-        let (g, bands) =
-            riverwatch::probe(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let (g, bands) = riverwatch::probe(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert_eq!((g.width, g.height, bands), (384, 384, 1), "{name}");
     }
     // NDVI, NDWI, MNDWI, NDBI, BSI (the sample tiles have SWIR).
     for name in ["indices_before", "indices_after"] {
         let p = rasters.join(format!("songhua-0000_{name}.tif"));
-        let (_, bands) =
-            riverwatch::probe(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let (_, bands) = riverwatch::probe(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert_eq!(bands, 5, "{name}");
     }
 }

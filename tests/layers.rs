@@ -49,7 +49,11 @@ fn kernels_and_domain_use_neither_gdal_nor_io_nor_files() {
 #[test]
 fn kernels_do_not_see_the_whole_config() {
     let bad = offending("kernels", &["Config"]);
-    assert!(bad.is_empty(), "kernels take their own parameter structs:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "kernels take their own parameter structs:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]

@@ -77,18 +77,20 @@ pub fn process(
         report: None,
     };
     // A panic in one tile is that tile's failure, never the batch's.
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| detect_tile(t, sensor, ctx, &mut NoTap)))
-        .unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".into());
-            Err(Error::Tile {
-                tile: t.id.clone(),
-                msg: format!("internal error: {msg}"),
-            })
-        });
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        detect_tile(t, sensor, ctx, &mut NoTap)
+    }))
+    .unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        Err(Error::Tile {
+            tile: t.id.clone(),
+            msg: format!("internal error: {msg}"),
+        })
+    });
     let done = res.and_then(|r| {
         let gj = geojson_path(out, &t.id);
         crate::sinks::geojson::write(&gj, &r.detections)?;
@@ -136,7 +138,6 @@ pub fn process(
         }
     }
 }
-
 
 /// The map step for one tile: resumed when allowed and still valid,
 /// processed otherwise.

@@ -119,7 +119,6 @@ pub(crate) fn write_record(out: &Path, r: &TileRecord) -> Result<()> {
     write_atomic(&record_path(out, &r.tile), text.as_bytes())
 }
 
-
 impl TileRecord {
     /// The reference grid this record's detections are on.
     pub fn grid(&self) -> Option<crate::domain::grid::Grid> {

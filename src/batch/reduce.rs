@@ -127,7 +127,11 @@ pub fn merge_seams(
                 let mut geom = det.geometry.clone();
                 from.apply_geom(&mut geom)?;
                 snap(&mut geom, &per_tile[ti].grid);
-                items.push(Item { tile: ti, det, geom });
+                items.push(Item {
+                    tile: ti,
+                    det,
+                    geom,
+                });
             }
         }
         for (_, members) in touching_groups(&items) {

@@ -2,8 +2,8 @@
 //! (`--config`) and then by command-line flags. Every threshold and width
 //! lives here, documented once; the README's configuration table is this list.
 
-use crate::error::{Error, Result};
 use super::rivers::WidthDefaults;
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

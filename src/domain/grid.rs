@@ -78,4 +78,3 @@ impl Grid {
         self.gt[2] == 0.0 && self.gt[4] == 0.0 && self.gt[1] > 0.0 && self.gt[5] < 0.0
     }
 }
-

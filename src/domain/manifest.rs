@@ -177,9 +177,13 @@ pub fn tile_id_problem(id: &str) -> Option<&'static str> {
 /// calendar (`2025-02-31` does not).
 pub fn date_problem(d: &str) -> Option<String> {
     let shape = d.len() == 10
-        && d.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && d.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if !shape {
         return Some(format!("date {d:?} is not YYYY-MM-DD"));
     }

@@ -58,7 +58,6 @@ pub fn width(props: &Value, key: &str, default: f64) -> std::result::Result<f64,
     }
 }
 
-
 /// A segment projected into a tile's CRS.
 #[derive(Debug, Clone)]
 pub struct Projected {
@@ -71,4 +70,3 @@ pub struct Projected {
     /// Flood-channel half-width, metres.
     pub channel_m: f64,
 }
-

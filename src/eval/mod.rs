@@ -63,7 +63,9 @@ impl EvalObject {
         crate::io::vector::read_polygons(path)?
             .into_iter()
             .enumerate()
-            .map(|(i, f)| EvalObject::of(f).map_err(|m| Error::invalid(path, format!("feature #{i}: {m}"))))
+            .map(|(i, f)| {
+                EvalObject::of(f).map_err(|m| Error::invalid(path, format!("feature #{i}: {m}")))
+            })
             .collect()
     }
 
@@ -346,7 +348,11 @@ impl Tally {
         let pairs = candidate_pairs(po, to);
         let agn = greedy(pairs.clone(), po.len(), to.len());
         self.record_matches(po, to, &agn);
-        self.objects.add(Prf::new(agn.len(), po.len() - agn.len(), to.len() - agn.len()));
+        self.objects.add(Prf::new(
+            agn.len(),
+            po.len() - agn.len(),
+            to.len() - agn.len(),
+        ));
         let mut matched_t = vec![false; to.len()];
         for &(i, j, _) in &agn {
             matched_t[j] = true;
@@ -361,7 +367,10 @@ impl Tally {
             self.chief_ok += usize::from(pf.chief_id == tf.chief_id);
         }
         for (j, t) in to.iter().enumerate() {
-            let k = BINS.iter().position(|b| t.area >= b.1 && t.area < b.2).unwrap_or(2);
+            let k = BINS
+                .iter()
+                .position(|b| t.area >= b.1 && t.area < b.2)
+                .unwrap_or(2);
             self.sizes[k].0 += 1;
             self.sizes[k].1 += usize::from(matched_t[j]);
             if t.area >= mmu_m2 {
@@ -401,14 +410,21 @@ impl Tally {
             .filter(|&(_, i, j)| po[i].f.class == to[j].f.class)
             .collect();
         let aware = greedy(same, po.len(), to.len());
-        self.class_aware.add(Prf::new(aware.len(), po.len() - aware.len(), to.len() - aware.len()));
+        self.class_aware.add(Prf::new(
+            aware.len(),
+            po.len() - aware.len(),
+            to.len() - aware.len(),
+        ));
         let classes: std::collections::BTreeSet<&str> = po
             .iter()
             .chain(to.iter())
             .map(|o| o.f.class.as_str())
             .collect();
         for c in classes {
-            let tp = aware.iter().filter(|&&(i, _, _)| po[i].f.class.as_str() == c).count();
+            let tp = aware
+                .iter()
+                .filter(|&&(i, _, _)| po[i].f.class.as_str() == c)
+                .count();
             let np = po.iter().filter(|o| o.f.class.as_str() == c).count();
             let nt = to.iter().filter(|o| o.f.class.as_str() == c).count();
             self.per_class
@@ -423,7 +439,10 @@ impl Tally {
         a.precision = ratio(a.intersection_m2, a.pred_m2);
         a.recall = ratio(a.intersection_m2, a.truth_m2);
         a.f1 = f1(a.precision, a.recall);
-        a.iou = ratio(a.intersection_m2, a.pred_m2 + a.truth_m2 - a.intersection_m2);
+        a.iou = ratio(
+            a.intersection_m2,
+            a.pred_m2 + a.truth_m2 - a.intersection_m2,
+        );
         let (otp, ofp, ofn) = self.obstruction;
         Report {
             tiles,
@@ -616,4 +635,3 @@ mod tests {
         assert_eq!(r.tiles, 2);
     }
 }
-

@@ -4,10 +4,10 @@
 use super::{f1, ratio, EvalObject};
 use crate::domain::grid::Grid;
 use crate::error::Result;
-use ndarray::Array2;
 use crate::io::crs::Transformer;
 use crate::kernels::landcover;
 use geo::BoundingRect;
+use ndarray::Array2;
 use serde::Serialize;
 
 /// Pixel-level change/no-change scores of one binary layer.

@@ -143,7 +143,6 @@ pub fn project(segments: &[Segment], wkt: &str) -> Result<Vec<Projected>> {
         .collect()
 }
 
-
 /// Transforms points from the CRS `wkt` to WGS84 longitude/latitude.
 ///
 /// # Errors

@@ -413,4 +413,3 @@ pub fn write_geotiff<T: GdalType + Copy>(
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
-

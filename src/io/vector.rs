@@ -138,7 +138,10 @@ fn lonlat(p: &Position) -> std::result::Result<Coord<f64>, String> {
 }
 
 fn ring(r: &[Position]) -> std::result::Result<LineString<f64>, String> {
-    let out = r.iter().map(lonlat).collect::<std::result::Result<Vec<_>, _>>()?;
+    let out = r
+        .iter()
+        .map(lonlat)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     if out.len() < 4 || out.first() != out.last() {
         return Err("ring must be closed with at least 4 positions".into());
     }
@@ -147,7 +150,10 @@ fn ring(r: &[Position]) -> std::result::Result<LineString<f64>, String> {
 
 fn polygon(rings: &PolygonType) -> std::result::Result<Polygon<f64>, String> {
     let (ext, holes) = rings.split_first().ok_or("polygon has no rings")?;
-    let holes = holes.iter().map(|h| ring(h)).collect::<std::result::Result<_, _>>()?;
+    let holes = holes
+        .iter()
+        .map(|h| ring(h))
+        .collect::<std::result::Result<_, _>>()?;
     Ok(Polygon::new(ring(ext)?, holes))
 }
 
@@ -163,7 +169,9 @@ pub fn polygonal(g: &Geometry) -> std::result::Result<MultiPolygon<f64>, String>
     match &g.value {
         geojson::Value::Polygon(p) => Ok(MultiPolygon(vec![polygon(p)?])),
         geojson::Value::MultiPolygon(ps) => Ok(MultiPolygon(
-            ps.iter().map(polygon).collect::<std::result::Result<_, _>>()?,
+            ps.iter()
+                .map(polygon)
+                .collect::<std::result::Result<_, _>>()?,
         )),
         other => Err(format!(
             "geometry is {}, expected Polygon or MultiPolygon",
@@ -173,7 +181,10 @@ pub fn polygonal(g: &Geometry) -> std::result::Result<MultiPolygon<f64>, String>
 }
 
 fn line(ps: &[Position]) -> std::result::Result<LineString<f64>, String> {
-    let out = ps.iter().map(lonlat).collect::<std::result::Result<Vec<_>, _>>()?;
+    let out = ps
+        .iter()
+        .map(lonlat)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     if out.len() < 2 {
         return Err("a LineString needs at least 2 positions".into());
     }
@@ -187,11 +198,11 @@ fn line(ps: &[Position]) -> std::result::Result<LineString<f64>, String> {
 pub fn lines(g: &Geometry) -> std::result::Result<MultiLineString<f64>, String> {
     match &g.value {
         geojson::Value::LineString(l) => Ok(MultiLineString(vec![line(l)?])),
-        geojson::Value::MultiLineString(ls) if ls.is_empty() => {
-            Err("empty MultiLineString".into())
-        }
+        geojson::Value::MultiLineString(ls) if ls.is_empty() => Err("empty MultiLineString".into()),
         geojson::Value::MultiLineString(ls) => Ok(MultiLineString(
-            ls.iter().map(|l| line(l)).collect::<std::result::Result<_, _>>()?,
+            ls.iter()
+                .map(|l| line(l))
+                .collect::<std::result::Result<_, _>>()?,
         )),
         other => Err(format!(
             "geometry is {}, expected LineString or MultiLineString",
@@ -290,7 +301,11 @@ pub fn load_rivers(path: &Path, defaults: WidthDefaults) -> Result<Vec<Segment>>
     }
     if problems.is_empty() {
         out.sort_by(|a, b| a.id.cmp(&b.id));
-        crate::schema::check(crate::schema::Kind::Rivers, path, &crate::io::read_json(path)?)?;
+        crate::schema::check(
+            crate::schema::Kind::Rivers,
+            path,
+            &crate::io::read_json(path)?,
+        )?;
         Ok(out)
     } else {
         Err(Error::Many(problems))
@@ -307,7 +322,12 @@ fn segment(
         .properties
         .as_ref()
         .map_or(Value::Null, |p| Value::Object(p.clone()));
-    let str_prop = |k: &str| props.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let str_prop = |k: &str| {
+        props
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let Some(id) = str_prop("segment_id") else {
         return Err(vec!["missing string property segment_id".into()]);
     };

@@ -1,8 +1,8 @@
 //! Clouds, cloud shadows and thin clouds, found by comparing the two dates.
 
 use super::indices::{BLUE, NIR};
-use super::landcover::{CLOUD, SHADOW};
 use super::label::label;
+use super::landcover::{CLOUD, SHADOW};
 use super::morphology::{dilate, reconstruct, Shape};
 use ndarray::{Array2, ArrayView2, ArrayView3, Axis, Zip};
 use rayon::prelude::*;

@@ -81,6 +81,9 @@ mod tests {
         let weak = ndarray::array![[true, true, false, true], [false, false, false, true]];
         let strength = ndarray::array![[0.1f32, 0.9, 0.0, 0.2], [0.0, 0.0, 0.0, 0.3]];
         let k = hysteresis(weak.view(), strength.view(), 0.5);
-        assert_eq!(k, ndarray::array![[true, true, false, false], [false, false, false, false]]);
+        assert_eq!(
+            k,
+            ndarray::array![[true, true, false, false], [false, false, false, false]]
+        );
     }
 }

@@ -104,8 +104,12 @@ pub const N_CONF: usize = 23;
 
 /// The confidence-model inputs, in model order.
 pub const CONF_FEATURES: [ConfFeature; N_CONF] = [
-    ("log mean magnitude / threshold", |s, t| (s.mean(s.mag) / t).max(1e-6).ln()),
-    ("log max magnitude / threshold", |s, t| (s.mag_max / t).max(1e-6).ln()),
+    ("log mean magnitude / threshold", |s, t| {
+        (s.mean(s.mag) / t).max(1e-6).ln()
+    }),
+    ("log max magnitude / threshold", |s, t| {
+        (s.mag_max / t).max(1e-6).ln()
+    }),
     ("log pixels / 4", |s, _| (s.n / 4.0).ln()),
     ("solidity", |s, _| s.solidity),
     ("local contrast", |s, _| s.local_contrast().min(1.0)),
@@ -117,7 +121,9 @@ pub const CONF_FEATURES: [ConfFeature; N_CONF] = [
     ("bare after", |s, _| s.mean(s.bare_a)),
     ("built after", |s, _| s.mean(s.built_a)),
     ("texture", |s, _| s.texture()),
-    ("distance to cloud / 30", |s, _| s.cloud_dist() / f64::from(CLOUD_CAP)),
+    ("distance to cloud / 30", |s, _| {
+        s.cloud_dist() / f64::from(CLOUD_CAP)
+    }),
     ("near cloud", |s, _| {
         f64::from(u8::from(s.cloud_dist() < f64::from(CLOUD_CAP) - 0.1))
     }),
@@ -190,7 +196,11 @@ pub fn class_features(s: &Stats, swir: bool) -> Vec<f64> {
 /// Names of the class-model inputs for a band layout.
 pub fn class_feature_names(swir: bool) -> Vec<&'static str> {
     let extra: &[ClassFeature] = if swir { &CLASS_FEATURES_SWIR } else { &[] };
-    CLASS_FEATURES_4.iter().chain(extra).map(|(n, _)| *n).collect()
+    CLASS_FEATURES_4
+        .iter()
+        .chain(extra)
+        .map(|(n, _)| *n)
+        .collect()
 }
 
 /// The per-pixel layers the statistics read.

@@ -66,9 +66,14 @@ pub fn prepare(
     };
     // Thin cloud and haze patches show once haze differences are removed.
     if rules {
-        let (tb, ta) = clouds::thin_clouds(before.view(), after.view(), valid.view(), &cfg.clouds());
-        Zip::from(&mut cs_b).and(&tb).for_each(|c, &t| *c = (*c).max(t));
-        Zip::from(&mut cs_a).and(&ta).for_each(|c, &t| *c = (*c).max(t));
+        let (tb, ta) =
+            clouds::thin_clouds(before.view(), after.view(), valid.view(), &cfg.clouds());
+        Zip::from(&mut cs_b)
+            .and(&tb)
+            .for_each(|c, &t| *c = (*c).max(t));
+        Zip::from(&mut cs_a)
+            .and(&ta)
+            .for_each(|c, &t| *c = (*c).max(t));
     }
     let usable = usable(valid.view(), cs_b.view(), cs_a.view());
     Prepared {

@@ -358,8 +358,16 @@ fn cloud_distance(cs_b: &Array2<u8>, cs_a: &Array2<u8>) -> (usize, Array2<u8>) {
 
 fn rounded_fit(fit: &Fit) -> Fit {
     Fit {
-        gain: fit.gain.iter().map(|&g| round(g as f64, 4) as f32).collect(),
-        offset: fit.offset.iter().map(|&o| round(o as f64, 4) as f32).collect(),
+        gain: fit
+            .gain
+            .iter()
+            .map(|&g| round(g as f64, 4) as f32)
+            .collect(),
+        offset: fit
+            .offset
+            .iter()
+            .map(|&o| round(o as f64, 4) as f32)
+            .collect(),
         samples: fit.samples,
     }
 }

@@ -121,7 +121,9 @@ pub fn detections(
         };
         tap.component(&rec);
         reported[comp.label as usize] = (class.code(), confidence as f32);
-        out.push(record(rec.id, class, confidence, area, &st, comp, mp, link, x)?);
+        out.push(record(
+            rec.id, class, confidence, area, &st, comp, mp, link, x,
+        )?);
     }
     Ok(Objects {
         detections: out,

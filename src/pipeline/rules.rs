@@ -59,8 +59,8 @@ pub fn sand_removal(m: &mut Magnitude, cv: &Cover, cfg: &Config) {
             let bright_bare = (b == BARE || b == BUILT)
                 && ixb.ndvi[[r, c]] < 0.2
                 && ixb.brightness[[r, c]] > cfg.sand_brightness;
-            let darker = (a == WATER || a == BARE)
-                && ixa.brightness[[r, c]] < ixb.brightness[[r, c]] - 0.03;
+            let darker =
+                (a == WATER || a == BARE) && ixa.brightness[[r, c]] < ixb.brightness[[r, c]] - 0.03;
             if bright_bare && darker {
                 *ap = ap.max(va);
             }
@@ -112,9 +112,7 @@ pub fn candidates(x: &RuleInput<'_>, cfg: &Config) -> Candidates {
             reconstruct(core.view(), with_shore.view(), cfg.shoreline_px + 1)
         }
         Method::CvaOtsu => {
-            let cand = Zip::from(&changed)
-                .and(x.zone)
-                .map_collect(|&c, &z| c && z);
+            let cand = Zip::from(&changed).and(x.zone).map_collect(|&c, &z| c && z);
             hysteresis(cand.view(), x.magnitude.appeared.view(), x.threshold)
         }
     };

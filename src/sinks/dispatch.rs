@@ -42,7 +42,8 @@ pub fn write_packages(
     for ((city, county), list) in &groups {
         let dir = tmp.join(city);
         super::geojson::write(&dir.join(format!("{county}.geojson")), list.iter().copied())?;
-        let table = csv(list).map_err(|e| Error::invalid(dir.join(format!("{county}.csv")), e.to_string()))?;
+        let table = csv(list)
+            .map_err(|e| Error::invalid(dir.join(format!("{county}.csv")), e.to_string()))?;
         write_atomic(&dir.join(format!("{county}.csv")), &table)?;
         write_atomic(
             &dir.join(format!("{county}.html")),
@@ -77,14 +78,33 @@ fn json_num(v: f64) -> String {
 }
 
 const CSV_HEADER: [&str; 18] = [
-    "id", "class", "class_zh", "obstructs_flood_channel", "area_m2", "confidence", "river",
-    "segment_id", "chief_id", "chief_title", "chain", "city", "county", "centroid_lon",
-    "centroid_lat", "tiles", "before_date", "after_date",
+    "id",
+    "class",
+    "class_zh",
+    "obstructs_flood_channel",
+    "area_m2",
+    "confidence",
+    "river",
+    "segment_id",
+    "chief_id",
+    "chief_title",
+    "chain",
+    "city",
+    "county",
+    "centroid_lon",
+    "centroid_lat",
+    "tiles",
+    "before_date",
+    "after_date",
 ];
 
 fn csv_row(f: &Detection) -> [String; 18] {
     let (x, y) = centroid(f);
-    let flag = if f.obstructs_flood_channel { " 妨碍行洪" } else { "" };
+    let flag = if f.obstructs_flood_channel {
+        " 妨碍行洪"
+    } else {
+        ""
+    };
     [
         f.id.clone(),
         f.class.as_str().to_string(),
@@ -172,7 +192,13 @@ impl<'a> Chips<'a> {
             let block = date.read_window(rs..re, cs..ce).ok()?;
             out.push(format!(
                 "data:image/png;base64,{}",
-                base64::engine::general_purpose::STANDARD.encode(chip_png(&block, &g, grid, (cs, rs), k)?)
+                base64::engine::general_purpose::STANDARD.encode(chip_png(
+                    &block,
+                    &g,
+                    grid,
+                    (cs, rs),
+                    k
+                )?)
             ));
         }
         let after = out.pop()?;

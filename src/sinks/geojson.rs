@@ -15,6 +15,10 @@ use std::path::Path;
 pub fn write<'a>(path: &Path, records: impl IntoIterator<Item = &'a Detection>) -> Result<()> {
     let features: Vec<geojson::Feature> = records.into_iter().map(detection_feature).collect();
     let bytes = collection_bytes(features);
-    check(Kind::Flagged, path, &serde_json::from_slice(&bytes).unwrap_or_default())?;
+    check(
+        Kind::Flagged,
+        path,
+        &serde_json::from_slice(&bytes).unwrap_or_default(),
+    )?;
     crate::io::write_atomic(path, &bytes)
 }

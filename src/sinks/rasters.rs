@@ -44,7 +44,12 @@ impl Tap for RasterWriter {
         for (name, bands) in [("indices_before", s.before), ("indices_after", s.after)] {
             let ix = indices_with(bands, true);
             let mut v = vec![ix.ndvi.view(), ix.ndwi.view()];
-            v.extend([&ix.mndwi, &ix.ndbi, &ix.bsi].into_iter().flatten().map(|a| a.view()));
+            v.extend(
+                [&ix.mndwi, &ix.ndbi, &ix.bsi]
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.view()),
+            );
             write_geotiff(&p(name), s.grid, &v, None)?;
         }
         let any = any_change(s, &mag);
@@ -64,7 +69,11 @@ impl Tap for RasterWriter {
 /// outside the zone).
 fn any_change(s: &SceneLayers<'_>, mag: &Array2<f32>) -> Array2<bool> {
     let cfg = s.config;
-    let (lc_b, lc_a, br) = (&s.cover.lc_before, &s.cover.lc_after, &s.cover.after.brightness);
+    let (lc_b, lc_a, br) = (
+        &s.cover.lc_before,
+        &s.cover.lc_after,
+        &s.cover.after.brightness,
+    );
     let any = Zip::indexed(mag)
         .and(s.usable)
         .par_map_collect(|(r, c), &m, &u| {
@@ -79,4 +88,3 @@ fn any_change(s: &SceneLayers<'_>, mag: &Array2<f32>) -> Array2<bool> {
         .and(s.usable)
         .map_collect(|&l, &u| u && big[l as usize])
 }
-

@@ -124,11 +124,9 @@ pub fn write(out: &Path, run: &Run<'_>) -> Result<()> {
     write_atomic(&out.join("summary.json"), format!("{text}\n").as_bytes())
 }
 
-
 fn peak_rss_mb() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
-

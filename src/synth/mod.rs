@@ -34,14 +34,14 @@ use crate::domain::chiefs::{Chief, Level, Registry};
 use crate::domain::class::ChangeClass;
 use crate::domain::grid::Grid;
 use crate::domain::rivers::{Projected, Segment};
-use crate::io::crs::{epsg_wkt, project, Transformer};
-use crate::kernels::zones;
 use crate::error::{Error, Result};
+use crate::io::crs::{epsg_wkt, project, Transformer};
 use crate::io::raster::write_geotiff;
 use crate::io::vector::{collection_bytes, poly_feature, PolyFeature};
 use crate::kernels::label::label;
-use crate::pipeline::link::SegmentIndex;
 use crate::kernels::polygons::trace;
+use crate::kernels::zones;
+use crate::pipeline::link::SegmentIndex;
 use geo::{Coord, LineString, MultiLineString, MultiPolygon};
 use ndarray::{s, Array2, Array3};
 use rayon::prelude::*;
@@ -220,7 +220,6 @@ fn scale_spec(a: Spec, f: f32) -> Spec {
 }
 
 // ---------------------------------------------------------------- scene
-
 
 #[derive(Clone)]
 struct Obj {
@@ -546,8 +545,8 @@ fn load_songhua(wkt: &str) -> Result<LineString<f64>> {
         .first()
         .and_then(|f| f.geometry.as_ref())
         .ok_or_else(|| Error::invalid("data/songhua_ne10m.geojson", "no geometry"))?;
-    let mut ml = crate::io::vector::lines(g)
-        .map_err(|m| Error::invalid("data/songhua_ne10m.geojson", m))?;
+    let mut ml =
+        crate::io::vector::lines(g).map_err(|m| Error::invalid("data/songhua_ne10m.geojson", m))?;
     Transformer::from_wgs84(wkt)?.apply_geom(&mut ml)?;
     ml.0.into_iter()
         .next()
@@ -814,110 +813,15 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         bridges: Vec::new(),
         level_px,
     };
-    // Villages (some inside the corridor), roads and a bridge.
-    let (ymin, ymax) = layout.tiles.iter().fold((i64::MAX, i64::MIN), |a, t| {
-        (a.0.min(t.2), a.1.max(t.2 + size))
-    });
-    for _ in 0..(o.tiles * 2) {
-        for _ in 0..50 {
-            let (x, y) = (
-                rng.range(0.0, (cols * size) as f64),
-                rng.range(ymin as f64, ymax as f64),
-            );
-            let d = scene.dist(x, y, true).min(scene.dist(x, y, false));
-            if d > 30.0 {
-                scene.villages.push((x, y, rng.range(10.0, 28.0)));
-                break;
-            }
-        }
-    }
-    for c in 0..cols {
-        let x = (c * size) as f64 + rng.range(0.2, 0.8) * size as f64;
-        scene.roads.push((
-            (x, ymin as f64 - 10.0),
-            (x + rng.range(-200.0, 200.0), ymax as f64 + 10.0),
-        ));
-    }
-    {
-        let pc = &main_pts[main_pts.len() / 2];
-        let pn = &main_pts[main_pts.len() / 2 + 1];
-        let (dx, dy) = (pn.0 - pc.0, pn.1 - pc.1);
-        let l = (dx * dx + dy * dy).sqrt().max(1e-9);
-        let (nx, ny) = (-dy / l * 30.0, dx / l * 30.0);
-        scene
-            .bridges
-            .push(((pc.0 - nx, pc.1 - ny), (pc.0 + nx, pc.1 + ny)));
-    }
-    // True changes: per tile, inside the corridor and a few outside; some
-    // centred on seams.
-    let mut centres: Vec<(usize, f64, f64, bool)> = Vec::new();
-    let tiles_xy: Vec<(i64, i64)> = layout.tiles.iter().map(|t| (t.1, t.2)).collect();
-    let per_tile = ((o.size * o.size) as f64 / (512.0 * 512.0) * 18.0)
-        .round()
-        .max(6.0) as usize;
-    for (tidx, &(tx, ty)) in tiles_xy.iter().enumerate() {
-        // Rows shared with the next tile: seam objects go there so that they
-        // really straddle two tiles.
-        let shared = tiles_xy
-            .get(tidx + 1)
-            .map(|&(_, ny)| (ty.max(ny), (ty + size).min(ny + size)))
-            .filter(|(a, b)| b - a > 8);
-        for n in 0..per_tile + 3 {
-            let class = n % 4;
-            let outside = n >= per_tile;
-            let seam = n % 3 == 2;
-            for _ in 0..400 {
-                let mut x = tx as f64 + rng.range(0.0, size as f64);
-                let mut y = ty as f64 + rng.range(0.0, size as f64);
-                if let (true, Some((a, b))) = (seam, shared) {
-                    x = (tx + size) as f64 + rng.range(-6.0, 6.0);
-                    y = rng.range(a as f64, b as f64);
-                }
-                let dm = scene.dist(x, y, true);
-                let dt = scene.dist(x, y, false);
-                let w = scene.half_width(x, y);
-                let d = dm.min(dt);
-                let ok = if outside {
-                    d > 70.0 && d < 110.0
-                } else {
-                    match class {
-                        0 => (dm - w).abs() < 2.0,
-                        1 => dm < w * 0.6 && scene.is_bar(x, y, dm, w) || (dm > w && dm < w + 6.0),
-                        2 => dm > w + 4.0 && d < 40.0,
-                        _ => dm > w + 3.0 && d < 45.0,
-                    }
-                };
-                // Sites keep their distance (25 px) so objects do not pile up.
-                let free = centres
-                    .iter()
-                    .all(|&(_, cx, cy, _)| (cx - x).powi(2) + (cy - y).powi(2) > 625.0);
-                if ok && free && !(dt < 3.0 && class != 3) {
-                    centres.push((class, x, y, outside));
-                    break;
-                }
-            }
-        }
-    }
-    for (i, &(class, x, y, _)) in centres.iter().enumerate() {
-        let area_px = if rng.f() < 0.15 {
-            rng.range(1.0, 4.0)
-        } else {
-            (rng.range(4f64.ln(), 400f64.ln())).exp()
-        };
-        let area_px = if class == 0 { area_px * 2.0 } else { area_px };
-        let poly = shape(&mut rng, class, x, y, area_px);
-        let bb = poly
-            .iter()
-            .fold([f64::MAX, f64::MIN, f64::MAX, f64::MIN], |b, p| {
-                [b[0].min(p.0), b[1].max(p.0), b[2].min(p.1), b[3].max(p.1)]
-            });
-        scene.objs.push(Obj {
-            class,
-            poly,
-            bb,
-            variant: mix(o.seed ^ (i as u64 * 7919)),
-        });
-    }
+    add_structures(
+        &mut scene,
+        &mut rng,
+        &layout,
+        &main_pts,
+        o.tiles,
+        (size, cols),
+    );
+    add_changes(&mut scene, &mut rng, &layout, o, size);
 
     // Registry and rivers.
     let registry = Registry::from_chiefs(&out.join("chiefs.json"), chiefs())?;
@@ -976,6 +880,124 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     })
 }
 
+/// Villages (some inside the corridor), roads and a bridge: structures that
+/// exist on both dates.
+fn add_structures(
+    scene: &mut Scene,
+    rng: &mut Rng,
+    layout: &Layout,
+    main_pts: &[(f64, f64)],
+    n_tiles: usize,
+    (size, cols): (i64, i64),
+) {
+    let (ymin, ymax) = layout.tiles.iter().fold((i64::MAX, i64::MIN), |a, t| {
+        (a.0.min(t.2), a.1.max(t.2 + size))
+    });
+    for _ in 0..(n_tiles * 2) {
+        for _ in 0..50 {
+            let (x, y) = (
+                rng.range(0.0, (cols * size) as f64),
+                rng.range(ymin as f64, ymax as f64),
+            );
+            let d = scene.dist(x, y, true).min(scene.dist(x, y, false));
+            if d > 30.0 {
+                scene.villages.push((x, y, rng.range(10.0, 28.0)));
+                break;
+            }
+        }
+    }
+    for c in 0..cols {
+        let x = (c * size) as f64 + rng.range(0.2, 0.8) * size as f64;
+        scene.roads.push((
+            (x, ymin as f64 - 10.0),
+            (x + rng.range(-200.0, 200.0), ymax as f64 + 10.0),
+        ));
+    }
+    {
+        let pc = &main_pts[main_pts.len() / 2];
+        let pn = &main_pts[main_pts.len() / 2 + 1];
+        let (dx, dy) = (pn.0 - pc.0, pn.1 - pc.1);
+        let l = (dx * dx + dy * dy).sqrt().max(1e-9);
+        let (nx, ny) = (-dy / l * 30.0, dx / l * 30.0);
+        scene
+            .bridges
+            .push(((pc.0 - nx, pc.1 - ny), (pc.0 + nx, pc.1 + ny)));
+    }
+}
+
+/// True changes: per tile, inside the corridor and a few outside; some
+/// centred on seams.
+fn add_changes(scene: &mut Scene, rng: &mut Rng, layout: &Layout, o: &SynthOptions, size: i64) {
+    let mut centres: Vec<(usize, f64, f64, bool)> = Vec::new();
+    let tiles_xy: Vec<(i64, i64)> = layout.tiles.iter().map(|t| (t.1, t.2)).collect();
+    let per_tile = ((o.size * o.size) as f64 / (512.0 * 512.0) * 18.0)
+        .round()
+        .max(6.0) as usize;
+    for (tidx, &(tx, ty)) in tiles_xy.iter().enumerate() {
+        // Rows shared with the next tile: seam objects go there so that they
+        // really straddle two tiles.
+        let shared = tiles_xy
+            .get(tidx + 1)
+            .map(|&(_, ny)| (ty.max(ny), (ty + size).min(ny + size)))
+            .filter(|(a, b)| b - a > 8);
+        for n in 0..per_tile + 3 {
+            let class = n % 4;
+            let outside = n >= per_tile;
+            let seam = n % 3 == 2;
+            for _ in 0..400 {
+                let mut x = tx as f64 + rng.range(0.0, size as f64);
+                let mut y = ty as f64 + rng.range(0.0, size as f64);
+                if let (true, Some((a, b))) = (seam, shared) {
+                    x = (tx + size) as f64 + rng.range(-6.0, 6.0);
+                    y = rng.range(a as f64, b as f64);
+                }
+                let dm = scene.dist(x, y, true);
+                let dt = scene.dist(x, y, false);
+                let w = scene.half_width(x, y);
+                let d = dm.min(dt);
+                let ok = if outside {
+                    d > 70.0 && d < 110.0
+                } else {
+                    match class {
+                        0 => (dm - w).abs() < 2.0,
+                        1 => dm < w * 0.6 && scene.is_bar(x, y, dm, w) || (dm > w && dm < w + 6.0),
+                        2 => dm > w + 4.0 && d < 40.0,
+                        _ => dm > w + 3.0 && d < 45.0,
+                    }
+                };
+                // Sites keep their distance (25 px) so objects do not pile up.
+                let free = centres
+                    .iter()
+                    .all(|&(_, cx, cy, _)| (cx - x).powi(2) + (cy - y).powi(2) > 625.0);
+                if ok && free && !(dt < 3.0 && class != 3) {
+                    centres.push((class, x, y, outside));
+                    break;
+                }
+            }
+        }
+    }
+    for (i, &(class, x, y, _)) in centres.iter().enumerate() {
+        let area_px = if rng.f() < 0.15 {
+            rng.range(1.0, 4.0)
+        } else {
+            (rng.range(4f64.ln(), 400f64.ln())).exp()
+        };
+        let area_px = if class == 0 { area_px * 2.0 } else { area_px };
+        let poly = shape(rng, class, x, y, area_px);
+        let bb = poly
+            .iter()
+            .fold([f64::MAX, f64::MIN, f64::MAX, f64::MIN], |b, p| {
+                [b[0].min(p.0), b[1].max(p.0), b[2].min(p.1), b[3].max(p.1)]
+            });
+        scene.objs.push(Obj {
+            class,
+            poly,
+            bb,
+            variant: mix(o.seed ^ (i as u64 * 7919)),
+        });
+    }
+}
+
 /// What every tile of a synth run shares.
 struct World<'a> {
     o: &'a SynthOptions,
@@ -996,9 +1018,85 @@ struct TileOut {
     shift: Value,
 }
 
+/// One date of the world around a tile, `m` pixels wider on every side
+/// (room for the later date's shift), SWIR at 20 m.
+fn render_date(
+    scene: &Scene,
+    (tx, ty): (&i64, &i64),
+    t: usize,
+    wsz: usize,
+    m: usize,
+) -> Array3<f32> {
+    let mut a = Array3::<f32>::zeros((5, wsz, wsz));
+    let rows: Vec<(usize, Vec<Spec>)> = (0..wsz)
+        .into_par_iter()
+        .map(|r| {
+            let yi = *ty - m as i64 + r as i64;
+            let v: Vec<Spec> = (0..wsz)
+                .map(|c| {
+                    let xi = *tx - m as i64 + c as i64;
+                    let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
+                    let dm = scene.dist(x, y, true);
+                    let dt = scene.dist(x, y, false);
+                    scene.render(xi, yi, t, dm, dt)
+                })
+                .collect();
+            (r, v)
+        })
+        .collect();
+    for (r, v) in rows {
+        for (c, s) in v.into_iter().enumerate() {
+            for b in 0..5 {
+                a[[b, r, c]] = s[b];
+            }
+        }
+    }
+    // SWIR at 20 m: 2 × 2 block means on the world lattice.
+    for r in (0..wsz).step_by(2) {
+        for c in (0..wsz).step_by(2) {
+            let mean =
+                (a[[4, r, c]] + a[[4, r + 1, c]] + a[[4, r, c + 1]] + a[[4, r + 1, c + 1]]) / 4.0;
+            for (dr, dc) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                a[[4, r + dr, c + dc]] = mean;
+            }
+        }
+    }
+    a
+}
+
+/// The tile cut from a rendered date, shifted by (dx, dy) pixels with
+/// bilinear resampling.
+fn crop(a: &Array3<f32>, sz: usize, m: usize, dx: f64, dy: f64) -> Array3<f32> {
+    let mut outa = Array3::<f32>::zeros((5, sz, sz));
+    for b in 0..5 {
+        for r in 0..sz {
+            for c in 0..sz {
+                let (fx, fy) = (c as f64 + m as f64 + dx, r as f64 + m as f64 + dy);
+                let (x0, y0) = (fx.floor(), fy.floor());
+                let (tx, ty) = ((fx - x0) as f32, (fy - y0) as f32);
+                let (x0, y0) = (x0 as usize, y0 as usize);
+                let v00 = a[[b, y0, x0]];
+                let v01 = a[[b, y0, x0 + 1]];
+                let v10 = a[[b, y0 + 1, x0]];
+                let v11 = a[[b, y0 + 1, x0 + 1]];
+                outa[[b, r, c]] =
+                    (v00 * (1.0 - tx) + v01 * tx) * (1.0 - ty) + (v10 * (1.0 - tx) + v11 * tx) * ty;
+            }
+        }
+    }
+    outa
+}
+
 /// Renders and writes one tile pair (and its mask), and returns its truth.
 fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<TileOut> {
-    let World { o, layout, scene, out, nb, .. } = *w;
+    let World {
+        o,
+        layout,
+        scene,
+        out,
+        nb,
+        ..
+    } = *w;
     let (tx, ty) = (&tx, &ty);
     let mut manifest_tiles = Vec::new();
     let mut shifts = Vec::new();
@@ -1045,68 +1143,10 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
     let sz = o.size;
     let m = 4usize;
     let wsz = sz + 2 * m;
-    let render_date = |t: usize| -> Array3<f32> {
-        let mut a = Array3::<f32>::zeros((5, wsz, wsz));
-        let rows: Vec<(usize, Vec<Spec>)> = (0..wsz)
-            .into_par_iter()
-            .map(|r| {
-                let yi = *ty - m as i64 + r as i64;
-                let v: Vec<Spec> = (0..wsz)
-                    .map(|c| {
-                        let xi = *tx - m as i64 + c as i64;
-                        let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
-                        let dm = scene.dist(x, y, true);
-                        let dt = scene.dist(x, y, false);
-                        scene.render(xi, yi, t, dm, dt)
-                    })
-                    .collect();
-                (r, v)
-            })
-            .collect();
-        for (r, v) in rows {
-            for (c, s) in v.into_iter().enumerate() {
-                for b in 0..5 {
-                    a[[b, r, c]] = s[b];
-                }
-            }
-        }
-        // SWIR at 20 m: 2 × 2 block means on the world lattice.
-        for r in (0..wsz).step_by(2) {
-            for c in (0..wsz).step_by(2) {
-                let mean =
-                    (a[[4, r, c]] + a[[4, r + 1, c]] + a[[4, r, c + 1]] + a[[4, r + 1, c + 1]])
-                        / 4.0;
-                for (dr, dc) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                    a[[4, r + dr, c + dc]] = mean;
-                }
-            }
-        }
-        a
-    };
-    let big_before = render_date(0);
-    let big_after = render_date(1);
-    let crop = |a: &Array3<f32>, dx: f64, dy: f64| -> Array3<f32> {
-        let mut outa = Array3::<f32>::zeros((5, sz, sz));
-        for b in 0..5 {
-            for r in 0..sz {
-                for c in 0..sz {
-                    let (fx, fy) = (c as f64 + m as f64 + dx, r as f64 + m as f64 + dy);
-                    let (x0, y0) = (fx.floor(), fy.floor());
-                    let (tx, ty) = ((fx - x0) as f32, (fy - y0) as f32);
-                    let (x0, y0) = (x0 as usize, y0 as usize);
-                    let v00 = a[[b, y0, x0]];
-                    let v01 = a[[b, y0, x0 + 1]];
-                    let v10 = a[[b, y0 + 1, x0]];
-                    let v11 = a[[b, y0 + 1, x0 + 1]];
-                    outa[[b, r, c]] = (v00 * (1.0 - tx) + v01 * tx) * (1.0 - ty)
-                        + (v10 * (1.0 - tx) + v11 * tx) * ty;
-                }
-            }
-        }
-        outa
-    };
-    let mut before = crop(&big_before, 0.0, 0.0);
-    let mut after = crop(&big_after, shift.0, shift.1);
+    let big_before = render_date(scene, (tx, ty), 0, wsz, m);
+    let big_after = render_date(scene, (tx, ty), 1, wsz, m);
+    let mut before = crop(&big_before, sz, m, 0.0, 0.0);
+    let mut after = crop(&big_after, sz, m, shift.0, shift.1);
     // Clouds (on the later date) and their shadows, offset by the sun.
     let mut cloud_alpha = Array2::<f32>::zeros((sz, sz));
     let mut shadow = Array2::<bool>::from_elem((sz, sz), false);
@@ -1124,32 +1164,31 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
             }
         }
     }
-    let apply =
-        |img: &mut Array3<f32>, (g, off): ([f32; 5], [f32; 5]), t: u64, cloudy: bool| {
-            for b in 0..5 {
-                for r in 0..sz {
-                    for c in 0..sz {
-                        let mut v = img[[b, r, c]];
-                        if cloudy && shadow[[r, c]] {
-                            v *= 0.35;
-                        }
-                        v = v * g[b] + off[b];
-                        if cloudy {
-                            let a = cloud_alpha[[r, c]];
-                            v = v * (1.0 - a) + sp(M::Cloud)[b] * a;
-                        }
-                        let h = hash(
-                            o.seed,
-                            (*tx + c as i64) * 8 + b as i64,
-                            *ty + r as i64,
-                            70 + t,
-                        );
-                        v += gauss(h) * (0.003 + 0.02 * v);
-                        img[[b, r, c]] = v;
+    let apply = |img: &mut Array3<f32>, (g, off): ([f32; 5], [f32; 5]), t: u64, cloudy: bool| {
+        for b in 0..5 {
+            for r in 0..sz {
+                for c in 0..sz {
+                    let mut v = img[[b, r, c]];
+                    if cloudy && shadow[[r, c]] {
+                        v *= 0.35;
                     }
+                    v = v * g[b] + off[b];
+                    if cloudy {
+                        let a = cloud_alpha[[r, c]];
+                        v = v * (1.0 - a) + sp(M::Cloud)[b] * a;
+                    }
+                    let h = hash(
+                        o.seed,
+                        (*tx + c as i64) * 8 + b as i64,
+                        *ty + r as i64,
+                        70 + t,
+                    );
+                    v += gauss(h) * (0.003 + 0.02 * v);
+                    img[[b, r, c]] = v;
                 }
             }
-        };
+        }
+    };
     apply(&mut before, atm_before, 0, false);
     apply(&mut after, atm_after, 1, clouds);
     // Nodata swath edge on the later date of the last tile.
@@ -1225,7 +1264,15 @@ fn tile_truth(
     unusable: &Array2<bool>,
     nodata: &Array2<bool>,
 ) -> Result<Vec<PolyFeature>> {
-    let World { o, scene, projected, segments, index, to_wgs, .. } = *w;
+    let World {
+        o,
+        scene,
+        projected,
+        segments,
+        index,
+        to_wgs,
+        ..
+    } = *w;
     let sz = o.size;
     let mut truth = Vec::new();
     // Truth: object pixels (on the reference grid) that changed, inside the
@@ -1250,10 +1297,7 @@ fn tile_truth(
             for c in c0 as usize..c1 as usize {
                 let (xi, yi) = (tx + c as i64, ty + r as i64);
                 let (x, y) = (xi as f64 + 0.5, yi as f64 + 0.5);
-                if !obj.contains(x, y)
-                    || !zones.zone[[r, c]]
-                    || unusable[[r, c]]
-                    || nodata[[r, c]]
+                if !obj.contains(x, y) || !zones.zone[[r, c]] || unusable[[r, c]] || nodata[[r, c]]
                 {
                     continue;
                 }
@@ -1264,9 +1308,9 @@ fn tile_truth(
                 // material: wet sand left wet sand inside a mining site is
                 // not a change anyone can see.
                 // The last object that changes a pixel is the one rendered there.
-                let later = scene.objs[oi + 1..].iter().any(|o| {
-                    o.contains(x, y) && scene.changed(o, x, y, xi, yi, dm, dt).is_some()
-                });
+                let later = scene.objs[oi + 1..]
+                    .iter()
+                    .any(|o| o.contains(x, y) && scene.changed(o, x, y, xi, yi, dm, dt).is_some());
                 if later {
                     continue;
                 }
@@ -1290,7 +1334,11 @@ fn tile_truth(
         // Close one-pixel gaps inside the object (an annotator outlines
         // the site, not every pixel), staying inside the object's usable
         // part of the zone.
-        let closed = crate::kernels::morphology::close(mask.view(), crate::kernels::morphology::Shape::Square, 1);
+        let closed = crate::kernels::morphology::close(
+            mask.view(),
+            crate::kernels::morphology::Shape::Square,
+            1,
+        );
         ndarray::Zip::from(&mut mask)
             .and(&closed)
             .and(&allowed)

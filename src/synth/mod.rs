@@ -653,66 +653,8 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     let mut rng = Rng(mix(o.seed ^ 0x5EED));
     let size = o.size as i64;
     let cols = o.tiles as i64;
-    // Start west of central Harbin so the strip follows the river east.
-    let anchor = {
-        let t = Transformer::from_wgs84(&wkt)?;
-        let (mut xs, mut ys) = (vec![126.43], vec![45.74]);
-        t.apply(&mut xs, &mut ys)?;
-        (
-            (xs[0] / PIXEL_M).round() * PIXEL_M,
-            (ys[0] / PIXEL_M).round() * PIXEL_M,
-        )
-    };
-    // One row of tiles along the river; each column is shifted vertically (by
-    // an even number of pixels, on one lattice) to keep the river near its
-    // middle, so neighbours share part of their side edge.
-    let layout = {
-        let x0 = anchor.0;
-        let y0 = anchor.1 + size as f64 * PIXEL_M / 2.0;
-        let mut tiles = Vec::new();
-        for c in 0..cols {
-            let cx = x0 + ((c as f64) + 0.5) * size as f64 * PIXEL_M;
-            let ry = y_at(&river, cx).unwrap_or(anchor.1);
-            let off = (((y0 - ry) / PIXEL_M - size as f64 / 2.0) / 2.0).round() as i64 * 2;
-            tiles.push((format!("songhua-{:04}", tiles.len()), c * size, off));
-        }
-        Layout {
-            wkt: wkt.clone(),
-            x0,
-            y0,
-            tiles,
-        }
-    };
-    let to_px = |p: Coord<f64>| ((p.x - layout.x0) / PIXEL_M, (layout.y0 - p.y) / PIXEL_M);
-    let to_map = |x: f64, y: f64| Coord {
-        x: layout.x0 + x * PIXEL_M,
-        y: layout.y0 - y * PIXEL_M,
-    };
-    let (wx0, wx1) = (-60.0, (cols * size) as f64 + 60.0);
-    // River pieces in world pixels, densified to ≤ 60 px, clipped to the strip.
-    let mut main_pts: Vec<(f64, f64)> = Vec::new();
-    for w in river.0.windows(2) {
-        let (a, b) = (to_px(w[0]), to_px(w[1]));
-        let n = ((((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt()) / 60.0)
-            .ceil()
-            .max(1.0) as usize;
-        for k in 0..n {
-            let t = k as f64 / n as f64;
-            main_pts.push((a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t));
-        }
-    }
-    let in_strip = |p: &(f64, f64)| p.0 >= wx0 - 300.0 && p.0 <= wx1 + 300.0;
-    let main_pts: Vec<(f64, f64)> = main_pts.into_iter().filter(in_strip).collect();
-    // A tributary joining from the south about a third of the way along.
-    let join = main_pts[main_pts.len() / 3];
-    let mut trib = vec![join];
-    let mut p = join;
-    let mut heading = std::f64::consts::FRAC_PI_2 + rng.range(-0.5, 0.5);
-    for _ in 0..12 {
-        heading += rng.range(-0.35, 0.35);
-        p = (p.0 + 50.0 * heading.cos(), p.1 + 50.0 * heading.sin());
-        trib.push(p);
-    }
+    let layout = make_layout(&wkt, &river, size, cols)?;
+    let (main_pts, trib) = river_lines(&river, &layout, size * cols, &mut rng);
     let mut pieces: Vec<Piece> = main_pts
         .windows(2)
         .map(|w| Piece {
@@ -727,72 +669,7 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         main: false,
     }));
 
-    // Segments of 2–6 km along each river.
-    let mut segments: Vec<Segment> = Vec::new();
-    let mut seg_defaults: Vec<(bool, bool)> = Vec::new();
-    let village_chiefs: Vec<String> = chiefs()
-        .into_iter()
-        .filter(|c| c.level == Level::Village)
-        .map(|c| c.id)
-        .collect();
-    let township_chiefs: Vec<String> = chiefs()
-        .into_iter()
-        .filter(|c| c.level == Level::Township)
-        .map(|c| c.id)
-        .collect();
-    for (river_name, pts, wide) in [
-        ("松花江 Songhua", &main_pts, true),
-        ("阿什河 Ashi", &trib, false),
-    ] {
-        let mut i = 0;
-        let mut k = 0;
-        while i + 1 < pts.len() {
-            let target = rng.range(200.0, 600.0);
-            let mut len = 0.0;
-            let mut j = i;
-            while j + 1 < pts.len() && len < target {
-                len +=
-                    ((pts[j + 1].0 - pts[j].0).powi(2) + (pts[j + 1].1 - pts[j].1).powi(2)).sqrt();
-                j += 1;
-            }
-            if pts.len() - 1 - j < 3 {
-                j = pts.len() - 1;
-            }
-            let ls = LineString(pts[i..=j].iter().map(|&(x, y)| to_map(x, y)).collect());
-            let (corridor_m, channel_m) = if wide {
-                (
-                    rng.pick(&[400.0, 450.0, 500.0, 550.0, 600.0]),
-                    rng.pick(&[150.0, 200.0, 250.0]),
-                )
-            } else {
-                (rng.pick(&[250.0, 300.0]), rng.pick(&[80.0, 100.0]))
-            };
-            // About one main-river segment in four relies on the defaults.
-            let use_default = wide && rng.f() < 0.25;
-            let (corridor_m, channel_m) = if use_default {
-                (500.0, 200.0)
-            } else {
-                (corridor_m, channel_m)
-            };
-            let county = (segments.len() * COUNTIES.len() / 12).min(COUNTIES.len() - 1);
-            let chief_id = if rng.f() < 0.7 {
-                village_chiefs[county * 4 + (k % 4)].clone()
-            } else {
-                township_chiefs[county * 2 + (k % 2)].clone()
-            };
-            segments.push(Segment {
-                id: format!("{}-{:03}", if wide { "SH" } else { "AS" }, k + 1),
-                river: river_name.to_string(),
-                chief_id,
-                corridor_m,
-                channel_m,
-                lines: MultiLineString(vec![ls]),
-            });
-            seg_defaults.push((use_default, use_default));
-            k += 1;
-            i = j;
-        }
-    }
+    let (segments, seg_defaults) = make_segments(&main_pts, &trib, &layout, &mut rng);
     // Written first, then read back through the same loader and projection
     // the detector uses, so truth and detection see identical geometry.
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -878,6 +755,158 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         truth: truth.len(),
         segments: segments.len(),
     })
+}
+
+/// One row of tiles along the river, starting west of central Harbin.
+fn make_layout(wkt: &str, river: &LineString<f64>, size: i64, cols: i64) -> Result<Layout> {
+    // Start west of central Harbin so the strip follows the river east.
+    let anchor = {
+        let t = Transformer::from_wgs84(wkt)?;
+        let (mut xs, mut ys) = (vec![126.43], vec![45.74]);
+        t.apply(&mut xs, &mut ys)?;
+        (
+            (xs[0] / PIXEL_M).round() * PIXEL_M,
+            (ys[0] / PIXEL_M).round() * PIXEL_M,
+        )
+    };
+    // One row of tiles along the river; each column is shifted vertically (by
+    // an even number of pixels, on one lattice) to keep the river near its
+    // middle, so neighbours share part of their side edge.
+    let layout = {
+        let x0 = anchor.0;
+        let y0 = anchor.1 + size as f64 * PIXEL_M / 2.0;
+        let mut tiles = Vec::new();
+        for c in 0..cols {
+            let cx = x0 + ((c as f64) + 0.5) * size as f64 * PIXEL_M;
+            let ry = y_at(&river, cx).unwrap_or(anchor.1);
+            let off = (((y0 - ry) / PIXEL_M - size as f64 / 2.0) / 2.0).round() as i64 * 2;
+            tiles.push((format!("songhua-{:04}", tiles.len()), c * size, off));
+        }
+        Layout {
+            wkt: wkt.to_string(),
+            x0,
+            y0,
+            tiles,
+        }
+    };
+    Ok(layout)
+}
+
+/// The main river in world pixels (densified to ≤ 60 px, clipped to the
+/// strip) and a tributary joining from the south.
+fn river_lines(
+    river: &LineString<f64>,
+    layout: &Layout,
+    width_px: i64,
+    rng: &mut Rng,
+) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let to_px = |p: Coord<f64>| ((p.x - layout.x0) / PIXEL_M, (layout.y0 - p.y) / PIXEL_M);
+    let (wx0, wx1) = (-60.0, width_px as f64 + 60.0);
+    // River pieces in world pixels, densified to ≤ 60 px, clipped to the strip.
+    let mut main_pts: Vec<(f64, f64)> = Vec::new();
+    for w in river.0.windows(2) {
+        let (a, b) = (to_px(w[0]), to_px(w[1]));
+        let n = ((((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt()) / 60.0)
+            .ceil()
+            .max(1.0) as usize;
+        for k in 0..n {
+            let t = k as f64 / n as f64;
+            main_pts.push((a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t));
+        }
+    }
+    let in_strip = |p: &(f64, f64)| p.0 >= wx0 - 300.0 && p.0 <= wx1 + 300.0;
+    let main_pts: Vec<(f64, f64)> = main_pts.into_iter().filter(in_strip).collect();
+    // A tributary joining from the south about a third of the way along.
+    let join = main_pts[main_pts.len() / 3];
+    let mut trib = vec![join];
+    let mut p = join;
+    let mut heading = std::f64::consts::FRAC_PI_2 + rng.range(-0.5, 0.5);
+    for _ in 0..12 {
+        heading += rng.range(-0.35, 0.35);
+        p = (p.0 + 50.0 * heading.cos(), p.1 + 50.0 * heading.sin());
+        trib.push(p);
+    }
+    (main_pts, trib)
+}
+
+/// Segments of 2–6 km along each river, each with its chief and widths;
+/// the flags say which widths are left to the defaults.
+fn make_segments(
+    main_pts: &[(f64, f64)],
+    trib: &[(f64, f64)],
+    layout: &Layout,
+    rng: &mut Rng,
+) -> (Vec<Segment>, Vec<(bool, bool)>) {
+    let to_map = |x: f64, y: f64| Coord {
+        x: layout.x0 + x * PIXEL_M,
+        y: layout.y0 - y * PIXEL_M,
+    };
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut seg_defaults: Vec<(bool, bool)> = Vec::new();
+    let village_chiefs: Vec<String> = chiefs()
+        .into_iter()
+        .filter(|c| c.level == Level::Village)
+        .map(|c| c.id)
+        .collect();
+    let township_chiefs: Vec<String> = chiefs()
+        .into_iter()
+        .filter(|c| c.level == Level::Township)
+        .map(|c| c.id)
+        .collect();
+    for (river_name, pts, wide) in [
+        ("松花江 Songhua", main_pts, true),
+        ("阿什河 Ashi", trib, false),
+    ] {
+        let mut i = 0;
+        let mut k = 0;
+        while i + 1 < pts.len() {
+            let target = rng.range(200.0, 600.0);
+            let mut len = 0.0;
+            let mut j = i;
+            while j + 1 < pts.len() && len < target {
+                len +=
+                    ((pts[j + 1].0 - pts[j].0).powi(2) + (pts[j + 1].1 - pts[j].1).powi(2)).sqrt();
+                j += 1;
+            }
+            if pts.len() - 1 - j < 3 {
+                j = pts.len() - 1;
+            }
+            let ls = LineString(pts[i..=j].iter().map(|&(x, y)| to_map(x, y)).collect());
+            let (corridor_m, channel_m) = if wide {
+                (
+                    rng.pick(&[400.0, 450.0, 500.0, 550.0, 600.0]),
+                    rng.pick(&[150.0, 200.0, 250.0]),
+                )
+            } else {
+                (rng.pick(&[250.0, 300.0]), rng.pick(&[80.0, 100.0]))
+            };
+            // About one main-river segment in four relies on the defaults.
+            let use_default = wide && rng.f() < 0.25;
+            let (corridor_m, channel_m) = if use_default {
+                (500.0, 200.0)
+            } else {
+                (corridor_m, channel_m)
+            };
+            let county = (segments.len() * COUNTIES.len() / 12).min(COUNTIES.len() - 1);
+            let chief_id = if rng.f() < 0.7 {
+                village_chiefs[county * 4 + (k % 4)].clone()
+            } else {
+                township_chiefs[county * 2 + (k % 2)].clone()
+            };
+            segments.push(Segment {
+                id: format!("{}-{:03}", if wide { "SH" } else { "AS" }, k + 1),
+                river: river_name.to_string(),
+                chief_id,
+                corridor_m,
+                channel_m,
+                lines: MultiLineString(vec![ls]),
+            });
+            seg_defaults.push((use_default, use_default));
+            k += 1;
+            i = j;
+        }
+    }
+    (segments, seg_defaults)
 }
 
 /// Villages (some inside the corridor), roads and a bridge: structures that
@@ -1097,18 +1126,15 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
         nb,
         ..
     } = *w;
-    let (tx, ty) = (&tx, &ty);
-    let mut manifest_tiles = Vec::new();
-    let mut shifts = Vec::new();
     let mut trng = Rng(mix(o.seed ^ mix(ti as u64 + 1000)));
     let grid = Grid {
         width: o.size,
         height: o.size,
         gt: [
-            layout.x0 + *tx as f64 * PIXEL_M,
+            layout.x0 + tx as f64 * PIXEL_M,
             PIXEL_M,
             0.0,
-            layout.y0 - *ty as f64 * PIXEL_M,
+            layout.y0 - ty as f64 * PIXEL_M,
             0.0,
             -PIXEL_M,
         ],
@@ -1126,114 +1152,35 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
             shift
         }
     };
-    let atm = |r: &mut Rng, strength: f64| -> ([f32; 5], [f32; 5]) {
-        let common = r.range(1.0 - 0.1 * strength, 1.0 + 0.1 * strength);
-        let haze = r.range(0.0, 0.03 * strength);
-        let wl: [f64; 5] = [0.49, 0.56, 0.665, 0.842, 1.61];
-        let mut g = [0f32; 5];
-        let mut off = [0f32; 5];
-        for b in 0..5 {
-            g[b] = (common * r.range(0.97, 1.03)) as f32;
-            off[b] = (haze * (0.49 / wl[b]).powi(2)) as f32;
-        }
-        (g, off)
-    };
-    let atm_before = atm(&mut trng, 0.3);
-    let atm_after = atm(&mut trng, 1.0);
+    let atm_before = atmosphere(&mut trng, 0.3);
+    let atm_after = atmosphere(&mut trng, 1.0);
     let sz = o.size;
     let m = 4usize;
     let wsz = sz + 2 * m;
-    let big_before = render_date(scene, (tx, ty), 0, wsz, m);
-    let big_after = render_date(scene, (tx, ty), 1, wsz, m);
+    let big_before = render_date(scene, (&tx, &ty), 0, wsz, m);
+    let big_after = render_date(scene, (&tx, &ty), 1, wsz, m);
     let mut before = crop(&big_before, sz, m, 0.0, 0.0);
     let mut after = crop(&big_after, sz, m, shift.0, shift.1);
-    // Clouds (on the later date) and their shadows, offset by the sun.
-    let mut cloud_alpha = Array2::<f32>::zeros((sz, sz));
-    let mut shadow = Array2::<bool>::from_elem((sz, sz), false);
-    if clouds {
-        let cseed = mix(o.seed ^ (ti as u64 * 31 + 5));
-        let cover = trng.range(0.66, 0.72) as f32;
-        let (sdx, sdy) = (14i64, 10i64);
-        for r in 0..sz {
-            for c in 0..sz {
-                let (x, y) = ((*tx + c as i64) as f64, (*ty + r as i64) as f64);
-                let n = fbm(cseed, x, y, 90.0, 60);
-                cloud_alpha[[r, c]] = ((n - cover) / 0.12).clamp(0.0, 1.0);
-                let ns = fbm(cseed, x - sdx as f64, y - sdy as f64, 90.0, 60);
-                shadow[[r, c]] = ns > cover + 0.02;
-            }
-        }
-    }
-    let apply = |img: &mut Array3<f32>, (g, off): ([f32; 5], [f32; 5]), t: u64, cloudy: bool| {
-        for b in 0..5 {
-            for r in 0..sz {
-                for c in 0..sz {
-                    let mut v = img[[b, r, c]];
-                    if cloudy && shadow[[r, c]] {
-                        v *= 0.35;
-                    }
-                    v = v * g[b] + off[b];
-                    if cloudy {
-                        let a = cloud_alpha[[r, c]];
-                        v = v * (1.0 - a) + sp(M::Cloud)[b] * a;
-                    }
-                    let h = hash(
-                        o.seed,
-                        (*tx + c as i64) * 8 + b as i64,
-                        *ty + r as i64,
-                        70 + t,
-                    );
-                    v += gauss(h) * (0.003 + 0.02 * v);
-                    img[[b, r, c]] = v;
-                }
-            }
-        }
-    };
-    apply(&mut before, atm_before, 0, false);
-    apply(&mut after, atm_after, 1, clouds);
+    let sky = clouds.then(|| Sky::new(mix(o.seed ^ (ti as u64 * 31 + 5)), &mut trng, (tx, ty), sz));
+    sensor_effects(&mut before, atm_before, None, o.seed, (tx, ty), 0);
+    sensor_effects(&mut after, atm_after, sky.as_ref(), o.seed, (tx, ty), 1);
     // Nodata swath edge on the later date of the last tile.
-    let mut nodata = Array2::<bool>::from_elem((sz, sz), false);
-    if nodata_wedge {
-        for r in 0..sz {
-            for c in 0..sz {
-                nodata[[r, c]] = (c + r / 2) < sz / 5;
-            }
-        }
-    }
-    let to_dn = |img: &Array3<f32>, nd: bool| -> Vec<Array2<u16>> {
-        (0..nb)
-            .map(|b| {
-                let mut a = Array2::<u16>::zeros((sz, sz));
-                ndarray::Zip::indexed(&mut a).for_each(|(r, c), d| {
-                    *d = if nd && nodata[[r, c]] {
-                        0
-                    } else {
-                        (img[[b, r, c]] / 1e-4).round().clamp(1.0, 65535.0) as u16
-                    };
-                });
-                a
-            })
-            .collect()
-    };
-    let bdn = to_dn(&before, false);
-    let adn = to_dn(&after, true);
+    let nodata = Array2::from_shape_fn((sz, sz), |(r, c)| nodata_wedge && (c + r / 2) < sz / 5);
     let bpath = format!("tiles/{id}_{BEFORE_DATE}.tif");
     let apath = format!("tiles/{id}_{AFTER_DATE}.tif");
-    write_geotiff(
-        &out.join(&bpath),
-        &grid,
-        &bdn.iter().map(|a| a.view()).collect::<Vec<_>>(),
-        Some(0.0),
-    )?;
-    write_geotiff(
-        &out.join(&apath),
-        &grid,
-        &adn.iter().map(|a| a.view()).collect::<Vec<_>>(),
-        Some(0.0),
-    )?;
-    let unusable = Array2::from_shape_fn((sz, sz), |(r, c)| {
-        cloud_alpha[[r, c]] > 0.02 || (clouds && shadow[[r, c]])
-    });
+    for (path, img, nd) in [(&bpath, &before, None), (&apath, &after, Some(&nodata))] {
+        let dn = to_dn(img, nb, nd);
+        let views: Vec<_> = dn.iter().map(|a| a.view()).collect();
+        write_geotiff(&out.join(path), &grid, &views, Some(0.0))?;
+    }
+    let unusable = sky.as_ref().map_or_else(
+        || Array2::from_elem((sz, sz), false),
+        |k| {
+            Array2::from_shape_fn((sz, sz), |(r, c)| {
+                k.alpha[[r, c]] > 0.02 || k.shadow[[r, c]]
+            })
+        },
+    );
     let mut after_json = json!({"image": apath, "date": AFTER_DATE});
     if mask_file {
         let mpath = format!("tiles/{id}_{AFTER_DATE}_cloud.tif");
@@ -1241,17 +1188,99 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
         write_geotiff(&out.join(&mpath), &grid, &[mask.view()], None)?;
         after_json["mask"] = json!(mpath);
     }
-    manifest_tiles.push(
-        json!({"id": id, "before": {"image": bpath, "date": BEFORE_DATE}, "after": after_json}),
-    );
-    shifts.push(json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": mask_file}));
-
-    let truth = tile_truth(w, id, (*tx, *ty), &grid, &unusable, &nodata)?;
     Ok(TileOut {
-        truth,
-        manifest: manifest_tiles.pop().unwrap_or(Value::Null),
-        shift: shifts.pop().unwrap_or(Value::Null),
+        truth: tile_truth(w, id, (tx, ty), &grid, &unusable, &nodata)?,
+        manifest: json!({"id": id, "before": {"image": bpath, "date": BEFORE_DATE}, "after": after_json}),
+        shift: json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": mask_file}),
     })
+}
+
+/// Per-band gain and additive haze (falling off as λ⁻²) of one date.
+fn atmosphere(r: &mut Rng, strength: f64) -> ([f32; 5], [f32; 5]) {
+    let common = r.range(1.0 - 0.1 * strength, 1.0 + 0.1 * strength);
+    let haze = r.range(0.0, 0.03 * strength);
+    let wl: [f64; 5] = [0.49, 0.56, 0.665, 0.842, 1.61];
+    let mut g = [0f32; 5];
+    let mut off = [0f32; 5];
+    for b in 0..5 {
+        g[b] = (common * r.range(0.97, 1.03)) as f32;
+        off[b] = (haze * (0.49 / wl[b]).powi(2)) as f32;
+    }
+    (g, off)
+}
+
+/// Clouds (on the later date) and their shadows, offset by the sun.
+struct Sky {
+    alpha: Array2<f32>,
+    shadow: Array2<bool>,
+}
+
+impl Sky {
+    fn new(cseed: u64, trng: &mut Rng, (tx, ty): (i64, i64), sz: usize) -> Sky {
+        let cover = trng.range(0.66, 0.72) as f32;
+        let (sdx, sdy) = (14i64, 10i64);
+        let mut alpha = Array2::<f32>::zeros((sz, sz));
+        let mut shadow = Array2::<bool>::from_elem((sz, sz), false);
+        for r in 0..sz {
+            for c in 0..sz {
+                let (x, y) = ((tx + c as i64) as f64, (ty + r as i64) as f64);
+                let n = fbm(cseed, x, y, 90.0, 60);
+                alpha[[r, c]] = ((n - cover) / 0.12).clamp(0.0, 1.0);
+                let ns = fbm(cseed, x - sdx as f64, y - sdy as f64, 90.0, 60);
+                shadow[[r, c]] = ns > cover + 0.02;
+            }
+        }
+        Sky { alpha, shadow }
+    }
+}
+
+/// Shadow, atmosphere, cloud mixing and sensor noise, in place.
+fn sensor_effects(
+    img: &mut Array3<f32>,
+    (g, off): ([f32; 5], [f32; 5]),
+    sky: Option<&Sky>,
+    seed: u64,
+    (tx, ty): (i64, i64),
+    t: u64,
+) {
+    let (_, h, w) = img.dim();
+    for b in 0..5 {
+        for r in 0..h {
+            for c in 0..w {
+                let mut v = img[[b, r, c]];
+                if sky.is_some_and(|k| k.shadow[[r, c]]) {
+                    v *= 0.35;
+                }
+                v = v * g[b] + off[b];
+                if let Some(k) = sky {
+                    let a = k.alpha[[r, c]];
+                    v = v * (1.0 - a) + sp(M::Cloud)[b] * a;
+                }
+                let h = hash(seed, (tx + c as i64) * 8 + b as i64, ty + r as i64, 70 + t);
+                v += gauss(h) * (0.003 + 0.02 * v);
+                img[[b, r, c]] = v;
+            }
+        }
+    }
+}
+
+/// Digital numbers (reflectance / 1e-4) of the first `nb` bands; 0 (nodata)
+/// where `nodata` is set.
+fn to_dn(img: &Array3<f32>, nb: usize, nodata: Option<&Array2<bool>>) -> Vec<Array2<u16>> {
+    let (_, h, w) = img.dim();
+    (0..nb)
+        .map(|b| {
+            let mut a = Array2::<u16>::zeros((h, w));
+            ndarray::Zip::indexed(&mut a).for_each(|(r, c), d| {
+                *d = if nodata.is_some_and(|n| n[[r, c]]) {
+                    0
+                } else {
+                    (img[[b, r, c]] / 1e-4).round().clamp(1.0, 65535.0) as u16
+                };
+            });
+            a
+        })
+        .collect()
 }
 
 /// Truth of one tile: object pixels (on the reference grid) that changed,

@@ -46,8 +46,12 @@ const SOURCES: [(Kind, &str, &str); 4] = [
 /// The compiled validator of one schema, built on first use (compiling
 /// costs memory, so a run only pays for the schemas it uses).
 fn compiled(kind: Kind) -> std::result::Result<&'static jsonschema::Validator, String> {
-    static CELLS: [OnceLock<std::result::Result<jsonschema::Validator, String>>; 4] =
-        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static CELLS: [OnceLock<std::result::Result<jsonschema::Validator, String>>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
     let k = SOURCES.iter().position(|(k, _, _)| *k == kind).unwrap_or(0);
     let (_, name, text) = SOURCES[k];
     CELLS[k]
@@ -85,7 +89,11 @@ pub fn check(kind: Kind, path: &Path, value: &serde_json::Value) -> Result<()> {
     } else {
         Err(Error::invalid(
             path,
-            format!("does not match schemas/{}: {}", name(kind), problems.join("; ")),
+            format!(
+                "does not match schemas/{}: {}",
+                name(kind),
+                problems.join("; ")
+            ),
         ))
     }
 }

@@ -168,8 +168,8 @@ fn merge_group(
     d.area_m2 = round(union.unsigned_area(), 2);
     d.confidence = confidence;
     d.evidence = evidence;
-    let pts = pixel_centres(&union, &per_tile[first.tile].grid);
-    if let Some(link) = linker.link(&union, d.class, &pts) {
+    let grid = &per_tile[first.tile].grid;
+    if let Some(link) = linker.link(&union, d.class, || pixel_centres(&union, grid)) {
         d.segment = link.segment;
         d.chief = link.chief;
         d.obstructs_flood_channel = link.obstructs;

@@ -76,9 +76,10 @@ impl ChangeClass {
     }
 
     /// The obstruction rule: a class that blocks flow with at least
-    /// half (`OBSTRUCTION_SHARE`) of its area inside its segment's flood channel.
-    pub fn obstructs(self, channel_share: f64) -> bool {
-        self.blocks_flow() && channel_share >= OBSTRUCTION_SHARE
+    /// half (`OBSTRUCTION_SHARE`) of its area inside its segment's flood
+    /// channel. The share is only computed for classes that block flow.
+    pub fn obstructs(self, channel_share: impl FnOnce() -> f64) -> bool {
+        self.blocks_flow() && channel_share() >= OBSTRUCTION_SHARE
     }
 }
 
@@ -101,9 +102,9 @@ mod tests {
             let json = serde_json::to_string(&c).unwrap();
             assert_eq!(json, format!("\"{}\"", c.as_str()));
         }
-        assert!(ChangeClass::Dumping.obstructs(0.5));
-        assert!(!ChangeClass::Dumping.obstructs(0.49));
-        assert!(!ChangeClass::SandMining.obstructs(1.0));
+        assert!(ChangeClass::Dumping.obstructs(|| 0.5));
+        assert!(!ChangeClass::Dumping.obstructs(|| 0.49));
+        assert!(!ChangeClass::SandMining.obstructs(|| 1.0));
         assert_eq!(ChangeClass::parse("pond"), None);
     }
 }

@@ -217,7 +217,10 @@ pub fn lines(g: &Geometry) -> std::result::Result<MultiLineString<f64>, String> 
 /// [`Error::Json`] when not JSON, [`Error::Invalid`] when not a GeoJSON
 /// FeatureCollection.
 pub fn read_collection(path: &Path) -> Result<FeatureCollection> {
-    let v: Value = crate::io::read_json(path)?;
+    collection_of(path, crate::io::read_json(path)?)
+}
+
+fn collection_of(path: &Path, v: Value) -> Result<FeatureCollection> {
     if v.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         return Err(Error::invalid(path, "not a GeoJSON FeatureCollection"));
     }
@@ -275,7 +278,8 @@ pub fn read_detections(path: &Path) -> Result<Vec<Detection>> {
 /// feature by index and `segment_id` (missing properties, bad geometry,
 /// non-finite or inverted widths, duplicate ids, empty collection).
 pub fn load_rivers(path: &Path, defaults: WidthDefaults) -> Result<Vec<Segment>> {
-    let fc = read_collection(path)?;
+    let value: Value = crate::io::read_json(path)?;
+    let fc = collection_of(path, value.clone())?;
     if fc.features.is_empty() {
         return Err(Error::invalid(
             path,
@@ -301,11 +305,7 @@ pub fn load_rivers(path: &Path, defaults: WidthDefaults) -> Result<Vec<Segment>>
     }
     if problems.is_empty() {
         out.sort_by(|a, b| a.id.cmp(&b.id));
-        crate::schema::check(
-            crate::schema::Kind::Rivers,
-            path,
-            &crate::io::read_json(path)?,
-        )?;
+        crate::schema::check(crate::schema::Kind::Rivers, path, &value)?;
         Ok(out)
     } else {
         Err(Error::Many(problems))

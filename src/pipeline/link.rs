@@ -160,17 +160,17 @@ impl<'a> Linker<'a> {
     }
 
     /// Links a polygon (in the CRS) of class `class` whose area is sampled
-    /// by `points`; `None` when there is no segment.
+    /// by `points` (asked for only when the flood-channel share is needed);
+    /// `None` when there is no segment.
     pub fn link(
         &self,
         poly: &MultiPolygon<f64>,
         class: ChangeClass,
-        points: &[Coord<f64>],
+        points: impl FnOnce() -> Vec<Coord<f64>>,
     ) -> Option<Link> {
         let near = self.index.nearest(poly)?;
         let seg = &self.segments[near.segment];
-        let obstructs =
-            class.blocks_flow() && class.obstructs(self.index.channel_share(near.segment, points));
+        let obstructs = class.obstructs(|| self.index.channel_share(near.segment, &points()));
         Some(Link {
             segment: SegmentLink {
                 river: seg.river.clone(),

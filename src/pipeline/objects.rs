@@ -116,7 +116,7 @@ pub fn detections(
         if area < cfg.min_area_m2 {
             continue;
         }
-        let Some(link) = x.linker.link(&mp, class, &pts) else {
+        let Some(link) = x.linker.link(&mp, class, || pts) else {
             continue;
         };
         tap.component(&rec);

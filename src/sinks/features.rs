@@ -3,7 +3,7 @@
 //! first line names the inputs (`{"conf_names": [...], "class_names": {...}}`);
 //! `scripts/fit_models.py` reads this file.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pipeline::taps::{ComponentRecord, Tap};
 use std::path::PathBuf;
 
@@ -42,12 +42,11 @@ impl FeatureWriter {
 
 impl Tap for FeatureWriter {
     fn component(&mut self, c: &ComponentRecord) {
-        match serde_json::to_string(c) {
-            Ok(s) => self.lines.push(s),
-            Err(e) => self.lines.push(
-                serde_json::json!({"id": c.id, "error": Error::Config(e.to_string()).to_string()})
-                    .to_string(),
-            ),
-        }
+        // A record of strings and finite numbers always serialises; a
+        // failure would still leave a line naming the component.
+        let line = serde_json::to_string(c).unwrap_or_else(|e| {
+            serde_json::json!({"id": c.id, "error": e.to_string()}).to_string()
+        });
+        self.lines.push(line);
     }
 }

@@ -1389,7 +1389,7 @@ fn tile_truth(
                 })
                 .collect();
             let class = ChangeClass::ALL[obj.class];
-            let obstructs = class.obstructs(index.channel_share(near.segment, &pts));
+            let obstructs = class.obstructs(|| index.channel_share(near.segment, &pts));
             let seg = &segments[near.segment];
             let mut wgs = mp;
             to_wgs.apply_geom(&mut wgs)?;

@@ -90,6 +90,7 @@ fn main() -> riverwatch::Result<()> {
         after: scene(size, true),
         valid: Array2::from_elem((size, size), true),
         grid,
+        notes: Vec::new(),
     };
     let info = SceneInfo {
         tile: "example".into(),

@@ -82,7 +82,7 @@ pub struct DetectArgs {
     #[arg(long = "tile")]
     pub tiles: Vec<String>,
     /// Earlier image (single-pair mode).
-    #[arg(long, requires_all = ["after", "rivers", "chiefs"], conflicts_with = "manifest")]
+    #[arg(long, requires = "after", conflicts_with = "manifest")]
     pub before: Option<PathBuf>,
     /// Later image (single-pair mode).
     #[arg(long)]
@@ -120,6 +120,11 @@ pub struct DetectArgs {
     /// scripts/fit_models.py reads.
     #[arg(long)]
     pub features: Option<PathBuf>,
+    /// Whole-scene research mode (single-pair only): every pixel is in the
+    /// management zone and polygons are not linked to segments or chiefs,
+    /// so --rivers and --chiefs are not needed.
+    #[arg(long, requires = "before", conflicts_with_all = ["rivers", "chiefs"])]
+    pub scene: bool,
     /// Print the wall time of each pipeline stage.
     #[arg(long)]
     pub timings: bool,
@@ -161,12 +166,22 @@ pub struct ValidateArgs {
 /// `eval-change` flags.
 #[derive(Debug, Args)]
 pub struct EvalChangeArgs {
-    /// Folder given to `detect --emit-rasters`.
+    /// Folder given to `detect --emit-rasters` (with --truth).
+    #[arg(long, requires = "truth", conflicts_with_all = ["reference", "pred"])]
+    pub rasters: Option<PathBuf>,
+    /// Ground-truth GeoJSON (with --rasters).
     #[arg(long)]
-    pub rasters: PathBuf,
-    /// Ground-truth GeoJSON.
-    #[arg(long)]
-    pub truth: PathBuf,
+    pub truth: Option<PathBuf>,
+    /// A reference change map on any grid (with --pred).
+    #[arg(long, requires = "pred")]
+    pub reference: Option<PathBuf>,
+    /// A single-band change raster, non-zero = changed (for example
+    /// `<tile>_change_class.tif` or `<tile>_any_change.tif`; with --reference).
+    #[arg(long, requires = "reference")]
+    pub pred: Option<PathBuf>,
+    /// What the reference codes mean.
+    #[arg(long, default_value = "unchanged=1,changed=2")]
+    pub codes: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

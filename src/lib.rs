@@ -32,7 +32,7 @@
 //! let info = SceneInfo { tile: "t1".into(), before_date: "2025-06-12".into(), after_date: "2026-06-17".into() };
 //! let result = detect_scene(pair, &info, &ctx, &mut NoTap)?;
 //! for d in &result.detections {
-//!     println!("{} {} {:.0} m² → {}", d.id, d.class, d.area_m2, d.chief.chief_title);
+//!     println!("{} {} {:.0} m² → {}", d.id, d.class, d.area_m2, d.chief.as_ref().map_or("", |c| c.chief_title.as_str()));
 //! }
 //! # Ok(()) }
 //! ```
@@ -62,7 +62,10 @@ pub use domain::manifest::{
 };
 pub use domain::rivers::{Projected, Segment, WidthDefaults};
 pub use error::{Error, Result};
-pub use eval::{evaluate, evaluate_change, evaluate_with, ChangeReport, EvalObject, Report};
+pub use eval::{
+    evaluate, evaluate_change, evaluate_reference, evaluate_with, ChangeReport, Codes, EvalObject,
+    ReferenceReport, Report,
+};
 pub use io::crs::{epsg_wkt, to_wgs84};
 pub use io::raster::{probe, write_geotiff};
 pub use io::vector::read_detections;

@@ -95,18 +95,28 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
                     mask: a.after_mask.clone(),
                 },
             };
-            let man = Manifest {
-                path: PathBuf::from("(command line)"),
-                sensor,
-                rivers: a.rivers.clone().context("--rivers is required")?,
-                chiefs: a.chiefs.clone().context("--chiefs is required")?,
-                tiles: vec![tile.clone()],
-            };
+            let man =
+                Manifest {
+                    path: PathBuf::from("(command line)"),
+                    sensor,
+                    rivers: a.rivers.clone().or(a.scene.then(PathBuf::new)).context(
+                        "--rivers is required (or --scene for a whole-scene research run)",
+                    )?,
+                    chiefs: a.chiefs.clone().or(a.scene.then(PathBuf::new)).context(
+                        "--chiefs is required (or --scene for a whole-scene research run)",
+                    )?,
+                    tiles: vec![tile.clone()],
+                };
             (man, vec![tile])
         }
         _ => anyhow::bail!("give a MANIFEST or --before/--after/--rivers/--chiefs"),
     };
-    let (segments, registry) = riverwatch::load_context_inputs(&manifest, &cfg)?;
+    let (segments, registry) = if a.scene {
+        let none = riverwatch::Registry::from_chiefs(std::path::Path::new("(none)"), Vec::new())?;
+        (Vec::new(), none)
+    } else {
+        riverwatch::load_context_inputs(&manifest, &cfg)?
+    };
     let ctx = riverwatch::Context {
         segments: &segments,
         registry: &registry,
@@ -136,6 +146,9 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
                     r.report.normalization.gain,
                     r.report.normalization.offset
                 );
+                for n in &r.report.notes {
+                    eprintln!("  note: {n}");
+                }
                 if a.timings {
                     for (stage, s) in &times.0 {
                         eprintln!("  {stage:<24} {s:8.3} s");
@@ -235,8 +248,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Cmd::EvalChange(a) => {
-            let truth = EvalObject::read(&a.truth).context("reading truth")?;
-            let r = riverwatch::evaluate_change(&a.rasters, &truth)?;
+            if let (Some(reference), Some(pred)) = (&a.reference, &a.pred) {
+                let codes = riverwatch::Codes::parse(&a.codes)
+                    .map_err(|m| anyhow::anyhow!("--codes {:?}: {m}", a.codes))?;
+                let r = riverwatch::evaluate_reference(pred, reference, &codes)?;
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    print!("{}", r.table());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (Some(rasters), Some(truth)) = (&a.rasters, &a.truth) else {
+                anyhow::bail!(
+                    "give --rasters DIR --truth T.geojson, or --reference REF.tif --pred P.tif"
+                );
+            };
+            let truth = EvalObject::read(truth).context("reading truth")?;
+            let r = riverwatch::evaluate_change(rasters, &truth)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

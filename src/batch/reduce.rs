@@ -170,8 +170,8 @@ fn merge_group(
     d.evidence = evidence;
     let grid = &per_tile[first.tile].grid;
     if let Some(link) = linker.link(&union, d.class, || pixel_centres(&union, grid)) {
-        d.segment = link.segment;
-        d.chief = link.chief;
+        d.segment = Some(link.segment);
+        d.chief = Some(link.chief);
         d.obstructs_flood_channel = link.obstructs;
     }
     d.tile = tile_of(first).to_string();

@@ -255,7 +255,7 @@ impl Registry {
 
 /// The chief properties every polygon carries: the one place they are built
 /// ([`Registry::link`]) and the one shape they are written in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChiefLink {
     /// Responsible chief.
     pub chief_id: String,

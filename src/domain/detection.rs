@@ -27,7 +27,7 @@ pub struct Evidence {
 }
 
 /// The river segment a polygon belongs to (nearest centreline).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SegmentLink {
     /// River name.
     pub river: String,
@@ -61,12 +61,13 @@ pub struct Detection {
     pub before_date: String,
     /// Later date, YYYY-MM-DD.
     pub after_date: String,
-    /// The segment it belongs to.
+    /// The segment it belongs to; `None` only in whole-scene research runs
+    /// without river segments (then the fields are not written).
     #[serde(flatten)]
-    pub segment: SegmentLink,
-    /// The responsible chief and the escalation chain.
+    pub segment: Option<SegmentLink>,
+    /// The responsible chief and the escalation chain; `None` as `segment`.
     #[serde(flatten)]
-    pub chief: ChiefLink,
+    pub chief: Option<ChiefLink>,
     /// Evidence.
     pub evidence: Evidence,
     /// Geometry in WGS84 longitude/latitude, 7 decimals.

@@ -9,8 +9,10 @@
 //! no pairs is `null`.
 
 mod pixels;
+mod reference;
 
 pub use pixels::{evaluate_change, ChangeReport};
+pub use reference::{evaluate_reference, Codes, ReferenceReport};
 
 use crate::domain::class::ChangeClass;
 use crate::domain::detection::Detection;
@@ -46,7 +48,11 @@ impl From<&Detection> for EvalObject {
             tile: d.tile.clone(),
             class: d.class,
             obstructs: d.obstructs_flood_channel,
-            chief_id: d.chief.chief_id.clone(),
+            chief_id: d
+                .chief
+                .as_ref()
+                .map(|c| c.chief_id.clone())
+                .unwrap_or_default(),
             geometry: d.geometry.clone(),
         }
     }

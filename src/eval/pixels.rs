@@ -34,7 +34,7 @@ pub struct PixelScores {
 }
 
 impl PixelScores {
-    fn finish(mut self) -> PixelScores {
+    pub(crate) fn finish(mut self) -> PixelScores {
         let (tp, fp, fn_, tn) = (
             self.tp as f64,
             self.fp as f64,

@@ -153,3 +153,50 @@ pub fn to_wgs84(wkt: &str, points: &[(f64, f64)]) -> Result<Vec<(f64, f64)>> {
     t.apply(&mut xs, &mut ys)?;
     Ok(xs.into_iter().zip(ys).collect())
 }
+
+/// True when `wkt` is a geographic (longitude/latitude) CRS.
+pub fn is_geographic(wkt: &str) -> bool {
+    SpatialRef::from_wkt(wkt).is_ok_and(|s| s.is_geographic())
+}
+
+/// A north-up metric grid covering a geographic one: the UTM zone of its
+/// centre, square pixels of the same ground size (rounded to the
+/// centimetre), and the bounds of its edges transformed.
+///
+/// # Errors
+/// When the CRS cannot be transformed.
+pub fn utm_grid_for(g: &crate::domain::grid::Grid) -> Result<crate::domain::grid::Grid> {
+    let (cx, cy) = g.to_map(g.width as f64 / 2.0, g.height as f64 / 2.0);
+    let utm = utm_wkt(cx, cy)?;
+    // Ground size of a pixel at the centre (WGS84 ellipsoid, local radii).
+    let lat = cy.to_radians();
+    let m_per_deg_lat = 111_132.954 - 559.822 * (2.0 * lat).cos();
+    let m_per_deg_lon = 111_412.84 * lat.cos();
+    let px = ((g.gt[1].abs() * m_per_deg_lon * g.gt[5].abs() * m_per_deg_lat).sqrt() * 100.0)
+        .round()
+        / 100.0;
+    let t = Transformer::new(Srs::Wkt(&g.wkt), Srs::Wkt(&utm))?;
+    let n = 20;
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for i in 0..=n {
+        let f = i as f64 / n as f64;
+        for (c, r) in [(f, 0.0), (f, 1.0), (0.0, f), (1.0, f)] {
+            let (x, y) = g.to_map(c * g.width as f64, r * g.height as f64);
+            xs.push(x);
+            ys.push(y);
+        }
+    }
+    t.apply(&mut xs, &mut ys)?;
+    let fold = |v: &[f64]| {
+        v.iter()
+            .fold((f64::MAX, f64::MIN), |a, &x| (a.0.min(x), a.1.max(x)))
+    };
+    let ((x0, x1), (y0, y1)) = (fold(&xs), fold(&ys));
+    let (x0, y1) = ((x0 / px).floor() * px, (y1 / px).ceil() * px);
+    Ok(crate::domain::grid::Grid {
+        width: ((x1 - x0) / px).ceil() as usize,
+        height: ((y1 - y0) / px).ceil() as usize,
+        gt: [x0, px, 0.0, y1, 0.0, -px],
+        wkt: utm,
+    })
+}

@@ -22,6 +22,50 @@ fn open(path: &Path) -> Result<Dataset> {
     Dataset::open(path).map_err(|e| Error::gdal(path, e))
 }
 
+/// Opens a raster in a metric CRS: one in a geographic CRS (longitude and
+/// latitude, as OSCD and many products ship) is warped in memory onto the
+/// UTM zone of its centre, bilinearly, so areas, corridors and the mapping
+/// unit are in metres. Returns what was done, for the log.
+fn open_metric(path: &Path) -> Result<(Dataset, Option<String>)> {
+    let ds = open(path)?;
+    let g = grid_of(&ds, path)?;
+    if !super::crs::is_geographic(&g.wkt) {
+        return Ok((ds, None));
+    }
+    let u = super::crs::utm_grid_for(&g)?;
+    let n = ds.raster_count();
+    let drv = DriverManager::get_driver_by_name("MEM").map_err(|e| Error::gdal(path, e))?;
+    let mut dst = drv
+        .create_with_band_type::<f32, _>("", u.width, u.height, n)
+        .map_err(|e| Error::gdal(path, e))?;
+    dst.set_geo_transform(&u.gt)
+        .map_err(|e| Error::gdal(path, e))?;
+    dst.set_projection(&u.wkt)
+        .map_err(|e| Error::gdal(path, e))?;
+    for b in 1..=n {
+        let nd = ds.rasterband(b).ok().and_then(|x| x.no_data_value());
+        if let Some(nd) = nd {
+            let mut band = dst.rasterband(b).map_err(|e| Error::gdal(path, e))?;
+            band.set_no_data_value(Some(nd))
+                .map_err(|e| Error::gdal(path, e))?;
+            band.fill(nd, None).map_err(|e| Error::gdal(path, e))?;
+        }
+    }
+    gdal::raster::reproject(&ds, &dst).map_err(|e| Error::gdal(path, e))?;
+    let epsg = gdal::spatial_ref::SpatialRef::from_wkt(&u.wkt)
+        .ok()
+        .and_then(|s| s.auth_code().ok())
+        .map_or_else(|| "UTM".to_string(), |c| format!("EPSG:{c}"));
+    let note = format!(
+        "{}: geographic CRS; warped in memory to {epsg} at {} m ({} x {} px, bilinear)",
+        path.display(),
+        u.gt[1],
+        u.width,
+        u.height
+    );
+    Ok((dst, Some(note)))
+}
+
 fn grid_of(ds: &Dataset, path: &Path) -> Result<Grid> {
     let (w, h) = ds.raster_size();
     if w == 0 || h == 0 {
@@ -94,6 +138,8 @@ pub struct DateReader {
     scale: f32,
     offset: f32,
     mask: Option<(PathBuf, Dataset)>,
+    /// What was done to make the raster usable (a warp), for the log.
+    note: Option<String>,
 }
 
 impl DateReader {
@@ -103,7 +149,7 @@ impl DateReader {
         tile: &str,
         grid: Option<&Grid>,
     ) -> Result<(DateReader, Grid)> {
-        let ds = open(&img.image)?;
+        let (ds, note) = open_metric(&img.image)?;
         let g = grid_of(&ds, &img.image)?;
         let bands = sensor.bands.order();
         let need = bands.iter().copied().max().unwrap_or(1);
@@ -132,7 +178,7 @@ impl DateReader {
         let mask = match &img.mask {
             None => None,
             Some(m) => {
-                let mds = open(m)?;
+                let (mds, _) = open_metric(m)?;
                 let mg = grid_of(&mds, m)?;
                 if let Some(what) = g.mismatch(&mg, same_crs) {
                     return Err(Error::GridMismatch {
@@ -163,6 +209,7 @@ impl DateReader {
                 scale: sensor.scale as f32,
                 offset: sensor.offset as f32,
                 mask,
+                note,
             },
             g,
         ))
@@ -318,6 +365,15 @@ impl TileReader {
             before,
             after,
         })
+    }
+
+    /// What was done to the inputs on the fly (warps), for the log.
+    pub fn notes(&self) -> Vec<String> {
+        [&self.before.note, &self.after.note]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// Reads the same rows of both dates.

@@ -43,7 +43,9 @@ use taps::{SceneLayers, Tap};
 
 /// Everything a scene needs besides its own pixels.
 pub struct Context<'a> {
-    /// River segments (sorted by id).
+    /// River segments (sorted by id). With none, the whole scene is the
+    /// management zone and records are not linked to a segment or chief:
+    /// the research mode of `detect --scene`.
     pub segments: &'a [Segment],
     /// Chief registry.
     pub registry: &'a Registry,
@@ -63,6 +65,9 @@ pub struct ScenePair {
     pub valid: Array2<bool>,
     /// The grid both dates are on.
     pub grid: Grid,
+    /// What the reader did on the fly (for example a warp from a
+    /// geographic CRS), carried into the report.
+    pub notes: Vec<String>,
 }
 
 /// The names a scene's records carry.
@@ -114,6 +119,10 @@ pub struct TileReport {
     pub polygons: usize,
     /// Wall time, seconds.
     pub seconds: f64,
+    /// What was done on the fly and what to distrust (warps, unusual
+    /// radiometry), for the log and the summary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Result of one scene.
@@ -145,6 +154,7 @@ impl Lap {
 pub fn read_pair(tile: &Tile, sensor: &Sensor, block_rows: usize) -> Result<ScenePair> {
     let reader = TileReader::open(tile, sensor)?;
     let grid = reader.grid.clone();
+    let notes = reader.notes();
     let (b, a) = reader.read_both(block_rows)?;
     let valid = Zip::from(&b.valid)
         .and(&a.valid)
@@ -154,6 +164,7 @@ pub fn read_pair(tile: &Tile, sensor: &Sensor, block_rows: usize) -> Result<Scen
         after: a.bands,
         valid,
         grid,
+        notes,
     })
 }
 
@@ -194,6 +205,7 @@ pub fn detect_scene(
         after,
         valid,
         grid,
+        notes,
     } = pair;
     check_shapes(&before, &after, &valid, &grid, info)?;
     let n_valid = valid.iter().filter(|&&v| v).count();
@@ -203,8 +215,16 @@ pub fn detect_scene(
             msg: "no pixel is valid on both dates (all nodata or masked)".into(),
         });
     }
+    let scene_only = ctx.segments.is_empty();
     let projected = project(ctx.segments, &grid.wkt)?;
-    let Zones { zone, channel } = zones(&grid, 0..grid.height, &projected);
+    let Zones { zone, channel } = if scene_only {
+        Zones {
+            zone: Array2::from_elem((grid.height, grid.width), true),
+            channel: Array2::from_elem((grid.height, grid.width), false),
+        }
+    } else {
+        zones(&grid, 0..grid.height, &projected)
+    };
     lap.mark(tap, "zones");
     let rules = cfg.method == Method::Rules;
     let g = global::prepare(before.view(), after, valid, rules, cfg);
@@ -258,7 +278,7 @@ pub fn detect_scene(
     let ox = objects::ObjectContext {
         grid: &grid,
         info,
-        linker: &linker,
+        linker: (!scene_only).then_some(&linker),
         to_wgs: &to_wgs,
         threshold,
         cfg,
@@ -293,6 +313,7 @@ pub fn detect_scene(
         water_threshold: cv.water_threshold.map(|t| round(t as f64, 3) as f32),
         polygons: objs.detections.len(),
         seconds: t0.elapsed().as_secs_f64(),
+        notes,
     };
     Ok(TileResult {
         detections: objs.detections,

@@ -26,8 +26,9 @@ pub struct ObjectContext<'a> {
     pub grid: &'a Grid,
     /// Tile id and dates.
     pub info: &'a SceneInfo,
-    /// Segment and chief linking in the grid's CRS.
-    pub linker: &'a Linker<'a>,
+    /// Segment and chief linking in the grid's CRS; `None` in a whole-scene
+    /// run without segments (records are then not linked).
+    pub linker: Option<&'a Linker<'a>>,
     /// Grid CRS → WGS84.
     pub to_wgs: &'a Transformer,
     /// The change threshold (features are relative to it).
@@ -116,8 +117,12 @@ pub fn detections(
         if area < cfg.min_area_m2 {
             continue;
         }
-        let Some(link) = x.linker.link(&mp, class, || pts) else {
-            continue;
+        let link = match x.linker {
+            Some(l) => match l.link(&mp, class, || pts) {
+                Some(link) => Some(link),
+                None => continue,
+            },
+            None => None,
         };
         tap.component(&rec);
         reported[comp.label as usize] = (class.code(), confidence as f32);
@@ -169,7 +174,7 @@ fn record(
     st: &Stats,
     comp: &Component,
     mp: MultiPolygon<f64>,
-    link: super::link::Link,
+    link: Option<super::link::Link>,
     x: &ObjectContext<'_>,
 ) -> Result<Detection> {
     let mut wgs = mp.clone();
@@ -181,15 +186,15 @@ fn record(
     Ok(Detection {
         id,
         class,
-        obstructs_flood_channel: link.obstructs,
+        obstructs_flood_channel: link.as_ref().is_some_and(|l| l.obstructs),
         confidence: round(confidence, 3),
         area_m2: round(area, 2),
         tile: x.info.tile.clone(),
         tiles: Vec::new(),
         before_date: x.info.before_date.clone(),
         after_date: x.info.after_date.clone(),
-        segment: link.segment,
-        chief: link.chief,
+        segment: link.as_ref().map(|l| l.segment.clone()),
+        chief: link.map(|l| l.chief),
         evidence: Evidence {
             ndvi_before: round(ndvi_b, 4),
             ndvi_after: round(ndvi_a, 4),

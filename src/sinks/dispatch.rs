@@ -3,8 +3,9 @@
 //! BOM), and a printable, self-contained HTML page with before/after
 //! true-colour chips (PNG, embedded) and an overview map (inline SVG).
 
+use crate::domain::chiefs::ChiefLink;
 use crate::domain::class::ChangeClass;
-use crate::domain::detection::Detection;
+use crate::domain::detection::{Detection, SegmentLink};
 use crate::domain::grid::Grid;
 use crate::domain::manifest::Manifest;
 use crate::domain::rivers::Segment;
@@ -65,7 +66,16 @@ pub fn write_packages(
 /// chain has no chief of that level).
 pub fn place(f: &Detection) -> (String, String) {
     let or = |v: &Option<String>| v.clone().unwrap_or_else(|| UNASSIGNED.to_string());
-    (or(&f.chief.city), or(&f.chief.county))
+    let c = f.chief.clone().unwrap_or_default();
+    (or(&c.city), or(&c.county))
+}
+
+/// Segment and chief of a record (empty when it is not linked).
+fn links(f: &Detection) -> (SegmentLink, ChiefLink) {
+    (
+        f.segment.clone().unwrap_or_default(),
+        f.chief.clone().unwrap_or_default(),
+    )
 }
 
 fn centroid(f: &Detection) -> (f64, f64) {
@@ -100,6 +110,7 @@ const CSV_HEADER: [&str; 18] = [
 
 fn csv_row(f: &Detection) -> [String; 18] {
     let (x, y) = centroid(f);
+    let (seg, chief) = links(f);
     let flag = if f.obstructs_flood_channel {
         " 妨碍行洪"
     } else {
@@ -112,13 +123,13 @@ fn csv_row(f: &Detection) -> [String; 18] {
         f.obstructs_flood_channel.to_string(),
         json_num(f.area_m2),
         json_num(f.confidence),
-        f.segment.river.clone(),
-        f.segment.segment_id.clone(),
-        f.chief.chief_id.clone(),
-        f.chief.chief_title.clone(),
-        f.chief.chain.join(" > "),
-        f.chief.city.clone().unwrap_or_default(),
-        f.chief.county.clone().unwrap_or_default(),
+        seg.river,
+        seg.segment_id,
+        chief.chief_id,
+        chief.chief_title,
+        chief.chain.join(" > "),
+        chief.city.unwrap_or_default(),
+        chief.county.unwrap_or_default(),
         format!("{x:.6}"),
         format!("{y:.6}"),
         f.tiles.join(" "),
@@ -383,8 +394,8 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
         } else {
             ""
         };
-        let chain = f
-            .chief
+        let (seg, chief) = links(f);
+        let chain = chief
             .chain
             .iter()
             .map(|c| esc(c))
@@ -402,11 +413,11 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
             class = esc(f.class.as_str()),
             zh = f.class.zh(),
             area = f.area_m2,
-            river = esc(&f.segment.river),
-            seg = esc(&f.segment.segment_id),
-            dist = f.segment.distance_m,
-            title = esc(&f.chief.chief_title),
-            chief = esc(&f.chief.chief_id),
+            river = esc(&seg.river),
+            seg = esc(&seg.segment_id),
+            dist = seg.distance_m,
+            title = esc(&chief.chief_title),
+            chief = esc(&chief.chief_id),
             conf = f.confidence,
         );
         match chips.get(f) {

@@ -25,6 +25,8 @@ ap.add_argument("--bin", default="target/release/riverwatch")
 ap.add_argument("--methods", nargs="+", default=["rules", "cva-otsu"])
 ap.add_argument("--work", default="target/oscd")
 ap.add_argument("--json", help="also write the rows as JSON here")
+ap.add_argument("--config", help="TOML settings passed to detect")
+ap.add_argument("--quiet", action="store_true", help="only the mean lines")
 a = ap.parse_args()
 
 cities = json.load(open(os.path.join(a.data, "cities.json")))
@@ -37,12 +39,14 @@ for method in a.methods:
         os.makedirs(out, exist_ok=True)
         p = subprocess.run([a.bin, "detect", "--scene", "--before", f"{d}/before.tif", "--after", f"{d}/after.tif",
                             "--before-date", c["before"], "--after-date", c["after"], "--tile", name,
-                            "--method", method, "-o", f"{out}/pred.geojson", "--emit-rasters", out],
+                            "--method", method, "-o", f"{out}/pred.geojson", "--emit-rasters", out,
+                            *(["--config", a.config] if a.config else [])],
                            capture_output=True, text=True)
         if p.returncode != 0:
             print(f"{method} {name}: detect failed: {p.stderr.strip()}", file=sys.stderr)
             continue
-        row = {"method": method, "city": name, "split": c.get("split"), "polygons": len(json.load(open(f"{out}/pred.geojson"))["features"])}
+        row = {"method": method, "city": name, "split": c.get("split"), "polygons": len(json.load(open(f"{out}/pred.geojson"))["features"]),
+               "untrusted": [l.strip()[6:] for l in p.stderr.splitlines() if "UNTRUSTED" in l]}
         for layer, f in [("reported", "change_class"), ("any_change", "any_change")]:
             e = subprocess.run([a.bin, "eval-change", "--reference", f"{d}/reference.tif", "--pred", f"{out}/{name}_{f}.tif",
                                 "--json"], check=True, capture_output=True, text=True)
@@ -57,7 +61,7 @@ for method in a.methods:
         continue
     print(f"\n{method}: {len(rs)} cities")
     print(f"{'city':<14} {'changed':>8} | {'reported: kappa':>15} {'F1':>6} {'P':>6} {'R':>6} {'flagged':>8} | {'any_change: kappa':>17} {'flagged':>8}")
-    for r in rs:
+    for r in ([] if a.quiet else rs):
         x, y = r["reported"], r["any_change"]
         print(f"{r['city']:<14} {x['changed']:>8.4f} | {x['kappa']:>15.3f} {x['f1']:>6.3f} {x['precision']:>6.3f} {x['recall']:>6.3f} {x['flagged']:>8.4f} | {y['kappa']:>17.3f} {y['flagged']:>8.4f}")
     mean = lambda layer, k: sum(r[layer][k] for r in rs) / len(rs)
@@ -65,5 +69,8 @@ for method in a.methods:
           f"{mean('reported','precision'):>6.3f} {mean('reported','recall'):>6.3f} {mean('reported','flagged'):>8.4f} | "
           f"{mean('any_change','kappa'):>17.3f} {mean('any_change','flagged'):>8.4f}")
     print(f"min kappa (reported): {min(r['reported']['kappa'] for r in rs):.3f}")
+    for r in rs:
+        for u in r["untrusted"]:
+            print(f"  {r['city']}: {u}")
 if a.json:
     json.dump(rows, open(a.json, "w"), indent=1)

@@ -16,15 +16,20 @@ fn inside(r: usize, c: usize) -> bool {
 }
 
 fn write(path: &std::path::Path, fill: bool, grid: &riverwatch::Grid) {
+    write_scaled(path, fill, grid, 1.0);
+}
+
+fn write_scaled(path: &std::path::Path, fill: bool, grid: &riverwatch::Grid, k: f32) {
     let bands: Vec<Array2<u16>> = (0..5)
         .map(|b| {
             Array2::from_shape_fn((N, N), |(r, c)| {
                 let t = ((r * 7 + c * 13) % 11) as u16 * 5;
-                (if fill && inside(r, c) {
+                let v = (if fill && inside(r, c) {
                     FILL[b]
                 } else {
                     GRASS[b]
-                }) + t
+                }) + t;
+                (v as f32 * k) as u16
             })
         })
         .collect();
@@ -121,4 +126,32 @@ fn scene_mode_needs_no_rivers_but_normal_mode_does() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--scene"), "{}", text(&o));
+}
+
+#[test]
+fn a_date_with_the_wrong_scale_is_reported_as_untrusted() {
+    let dir = tmp("scene-scale");
+    let grid = riverwatch::Grid {
+        width: N,
+        height: N,
+        gt: [500_000.0, 10.0, 0.0, 5_070_000.0, 0.0, -10.0],
+        wkt: riverwatch::epsg_wkt(32652).unwrap(),
+    };
+    let (b, a) = (dir.join("b_2025-06-12.tif"), dir.join("a_2026-06-17.tif"));
+    write(&b, false, &grid);
+    // As if the later date were stored with another scale: DN × 2.
+    write_scaled(&a, true, &grid, 2.0);
+    let out = dir.join("pred.geojson");
+    let o = run(&[
+        "detect",
+        "--scene",
+        "--before",
+        b.to_str().unwrap(),
+        "--after",
+        a.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("UNTRUSTED radiometry"), "{}", text(&o));
 }

@@ -106,6 +106,16 @@ pub struct Config {
     pub open_iterations: usize,
     /// Polygon simplification tolerance, metres (0 = exact pixel edges).
     pub simplify_m: f64,
+    /// Normalisation gains outside this range make the tile's radiometry
+    /// untrusted (said in the report): illumination and haze between two
+    /// dates of one sensor stay within about ±30 % per band; more means a
+    /// sensor change, thick haze or wrong scale/offset.
+    pub trust_gain_range: [f32; 2],
+    /// Reporting more than this share of the usable zone makes the tile's
+    /// result untrusted (said in the report): real pairs change 0.3–10 % of
+    /// a scene (OSCD dev set: 3 % on average), so more points at failed
+    /// radiometry, not change.
+    pub trust_max_flagged_share: f64,
 }
 
 impl Default for Config {
@@ -146,6 +156,8 @@ impl Default for Config {
             close_iterations: 1,
             open_iterations: 0,
             simplify_m: 0.0,
+            trust_gain_range: [0.7, 1.4],
+            trust_max_flagged_share: 0.15,
         }
     }
 }
@@ -187,6 +199,17 @@ impl Config {
                     "{k} = {v} must be a finite non-negative number"
                 )));
             }
+        }
+        let [g0, g1] = self.trust_gain_range;
+        if !(g0 > 0.0 && g0 < 1.0 && g1 > 1.0 && g1.is_finite()) {
+            return Err(Error::Config(
+                "trust_gain_range must be [low, high] with 0 < low < 1 < high".into(),
+            ));
+        }
+        if !(self.trust_max_flagged_share > 0.0 && self.trust_max_flagged_share <= 1.0) {
+            return Err(Error::Config(
+                "trust_max_flagged_share must be in (0, 1]".into(),
+            ));
         }
         if self.channel_m > self.corridor_m {
             return Err(Error::Config("channel_m must not exceed corridor_m".into()));

@@ -65,6 +65,9 @@ pub struct ReferenceReport {
     pub flagged_share: f64,
     /// Share of scored pixels the reference marks changed.
     pub changed_share: f64,
+    /// Flagged pixels by prediction value (for `change_class`: 1
+    /// occupation, 2 sand mining, 3 dumping, 4 construction): `[tp, fp]`.
+    pub flagged_by_value: std::collections::BTreeMap<u8, [u64; 2]>,
 }
 
 /// The reference sampled onto `grid`: Some(true) changed, Some(false)
@@ -109,7 +112,11 @@ pub fn evaluate_reference(pred: &Path, reference: &Path, codes: &Codes) -> Resul
     let (rg, r) = read_u8(reference)?;
     let truth = sample(&grid, &rg, &r, codes)?;
     let mut s = PixelScores::default();
+    let mut by_value = std::collections::BTreeMap::<u8, [u64; 2]>::new();
     for (&pv, &tv) in p.iter().zip(truth.iter()) {
+        if let (true, Some(t)) = (pv != 0, tv) {
+            by_value.entry(pv).or_default()[usize::from(!t)] += 1;
+        }
         match (pv != 0, tv) {
             (_, None) => {}
             (true, Some(true)) => s.tp += 1,
@@ -134,6 +141,7 @@ pub fn evaluate_reference(pred: &Path, reference: &Path, codes: &Codes) -> Resul
         pixels: n,
         flagged_share: (s.tp + s.fp) as f64 / n as f64,
         changed_share: (s.tp + s.r#fn) as f64 / n as f64,
+        flagged_by_value: by_value,
         scores: s.finish(),
     })
 }
@@ -142,6 +150,15 @@ impl ReferenceReport {
     /// A plain-text table.
     pub fn table(&self) -> String {
         let s = &self.scores;
+        let by: Vec<String> = self
+            .flagged_by_value
+            .iter()
+            .map(|(v, [tp, fp])| format!("{v}: {tp} TP / {fp} FP"))
+            .collect();
+        format!("{}flagged by value: {}\n", self.head(s), by.join(", "))
+    }
+
+    fn head(&self, s: &PixelScores) -> String {
         format!(
             "pixels {}  TP {}  FP {}  FN {}  TN {}\nprecision {:.3}  recall {:.3}  F1 {:.3}  OA {:.3}  kappa {:.3}\nflagged share {:.4}  changed share {:.4}\n",
             self.pixels, s.tp, s.fp, s.r#fn, s.tn, s.precision, s.recall, s.f1,

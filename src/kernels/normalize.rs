@@ -18,6 +18,11 @@ pub struct Fit {
     pub offset: Vec<f32>,
     /// Pseudo-invariant pixels used in the last iteration.
     pub samples: usize,
+    /// Bands whose last fit was refused, with the refused gain (NaN when
+    /// the kept pixels had no spread): those bands keep the identity, which
+    /// the caller must say rather than trust.
+    #[serde(skip)]
+    pub rejected: Vec<(usize, f64)>,
 }
 
 impl Fit {
@@ -27,6 +32,7 @@ impl Fit {
             gain: vec![1.0; n],
             offset: vec![0.0; n],
             samples: 0,
+            rejected: Vec::new(),
         }
     }
 }
@@ -91,14 +97,18 @@ pub fn fit(
             }
             let n = k as f64;
             let var = sxx - sx * sx / n;
-            if var > 1e-9 {
-                let g = (sxy - sx * sy / n) / var;
-                // A gain outside 0.5–2 means the fit latched onto change, not
-                // on illumination; keep the identity for that band.
-                if (0.5..=2.0).contains(&g) {
-                    next.gain[b] = g as f32;
-                    next.offset[b] = ((sy - g * sx) / n) as f32;
-                }
+            let g = if var > 1e-9 {
+                (sxy - sx * sy / n) / var
+            } else {
+                f64::NAN
+            };
+            // A gain outside 0.5–2 means the fit latched onto change, not
+            // on illumination; keep the identity for that band (and say so).
+            if (0.5..=2.0).contains(&g) {
+                next.gain[b] = g as f32;
+                next.offset[b] = ((sy - g * sx) / n) as f32;
+            } else {
+                next.rejected.push((b, g));
             }
         }
         f = next;

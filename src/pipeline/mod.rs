@@ -22,6 +22,7 @@ pub mod models;
 pub mod objects;
 pub mod rules;
 pub mod taps;
+pub mod trust;
 
 use crate::domain::chiefs::Registry;
 use crate::domain::config::{Config, Method};
@@ -300,6 +301,14 @@ pub fn detect_scene(
         reported: &objs.reported,
         config: cfg,
     })?;
+    let mut notes = notes;
+    notes.extend(trust::normalisation(&g.fit, cfg));
+    let reported_px = labels
+        .iter()
+        .filter(|&&l| l != 0 && objs.reported[l as usize].0 != 0)
+        .count();
+    let zu_px = cv.zone_usable.iter().filter(|&&z| z).count();
+    notes.extend(trust::flagged_share(reported_px, zu_px, cfg));
     let n = (grid.height * grid.width) as f64;
     let report = TileReport {
         tile: info.tile.clone(),
@@ -390,5 +399,6 @@ fn rounded_fit(fit: &Fit) -> Fit {
             .map(|&o| round(o as f64, 4) as f32)
             .collect(),
         samples: fit.samples,
+        rejected: fit.rejected.clone(),
     }
 }

@@ -63,6 +63,7 @@ fn per_tile(r: &TileRecord) -> Value {
         "normalization": r.report.as_ref().map(|x| json!({"gain": x.normalization.gain, "offset": x.normalization.offset})),
         "change_threshold": r.report.as_ref().map(|x| x.change_threshold),
         "cloud_share": r.report.as_ref().map(|x| x.cloud_share),
+        "notes": r.report.as_ref().map(|x| &x.notes),
     })
 }
 

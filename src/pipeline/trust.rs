@@ -1,0 +1,90 @@
+//! What to distrust in a tile's result, said in its report instead of
+//! passed over: a normalisation that could not be fitted or whose gains are
+//! implausible, and a result that flags far more than real scenes change.
+
+use crate::domain::config::{Config, Method};
+use crate::kernels::normalize::Fit;
+
+/// Notes on the radiometric normalisation.
+pub fn normalisation(fit: &Fit, cfg: &Config) -> Vec<String> {
+    if cfg.method != Method::Rules || !cfg.normalize {
+        return Vec::new();
+    }
+    if fit.samples == 0 {
+        return vec![
+            "UNTRUSTED radiometry: too few usable pixels to fit the normalisation; the later date was compared as it is".into(),
+        ];
+    }
+    let mut out: Vec<String> = fit
+        .rejected
+        .iter()
+        .map(|&(b, g)| {
+            let why = if g.is_nan() {
+                "the usable pixels have no spread to fit".to_string()
+            } else {
+                format!("the fitted gain {g:.2} is outside 0.5–2")
+            };
+            format!(
+                "UNTRUSTED radiometry: band {} left unnormalised: {why}",
+                b + 1
+            )
+        })
+        .collect();
+    let [lo, hi] = cfg.trust_gain_range;
+    let odd: Vec<String> = fit
+        .gain
+        .iter()
+        .enumerate()
+        .filter(|(_, &g)| g < lo || g > hi)
+        .map(|(b, g)| format!("band {} gain {g:.2}", b + 1))
+        .collect();
+    if !odd.is_empty() {
+        out.push(format!(
+            "UNTRUSTED radiometry: normalisation {} outside {lo}–{hi} (sensor change, thick haze, or wrong scale/offset for a date)",
+            odd.join(", ")
+        ));
+    }
+    out
+}
+
+/// A note when the reported pixels are an implausible share of the usable
+/// zone.
+pub fn flagged_share(reported_px: usize, zone_usable_px: usize, cfg: &Config) -> Option<String> {
+    let share = reported_px as f64 / zone_usable_px.max(1) as f64;
+    (share > cfg.trust_max_flagged_share).then(|| {
+        format!(
+            "UNTRUSTED result: {:.1} % of the usable zone reported (more than {:.0} %); real scenes change far less, so check the radiometry and masks",
+            share * 100.0,
+            cfg.trust_max_flagged_share * 100.0
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implausible_gains_and_shares_are_said() {
+        let cfg = Config::default();
+        let ok = Fit {
+            gain: vec![0.95, 1.05, 1.0, 0.9, 1.1],
+            offset: vec![0.0; 5],
+            samples: 5000,
+            rejected: Vec::new(),
+        };
+        assert!(normalisation(&ok, &cfg).is_empty());
+        let odd = Fit {
+            gain: vec![0.5, 1.0, 1.0, 1.0, 1.6],
+            ..ok.clone()
+        };
+        let n = normalisation(&odd, &cfg);
+        assert!(
+            n[0].contains("band 1 gain 0.50") && n[0].contains("band 5 gain 1.60"),
+            "{n:?}"
+        );
+        assert!(normalisation(&Fit::identity(5), &cfg)[0].contains("too few"));
+        assert!(flagged_share(10, 100, &cfg).is_none());
+        assert!(flagged_share(20, 100, &cfg).is_some_and(|s| s.contains("20.0 %")));
+    }
+}

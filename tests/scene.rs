@@ -5,6 +5,7 @@
 
 mod util;
 use ndarray::Array2;
+use std::path::PathBuf;
 use util::*;
 
 const GRASS: [u16; 5] = [400, 800, 500, 3300, 2000];
@@ -15,8 +16,23 @@ fn inside(r: usize, c: usize) -> bool {
     (60..90).contains(&r) && (70..100).contains(&c)
 }
 
-fn write(path: &std::path::Path, fill: bool, grid: &riverwatch::Grid) {
-    write_scaled(path, fill, grid, 1.0);
+/// A 160 × 160 grid with origin and pixel size `gt` in the CRS `epsg`.
+fn grid(gt: [f64; 6], epsg: u32) -> riverwatch::Grid {
+    riverwatch::Grid {
+        width: N,
+        height: N,
+        gt,
+        wkt: riverwatch::epsg_wkt(epsg).unwrap(),
+    }
+}
+
+/// Writes the pair (before: grass; after: grass and fill, DN × `k`) into
+/// `dir` and returns their paths.
+fn pair(dir: &std::path::Path, g: &riverwatch::Grid, k: f32) -> (PathBuf, PathBuf) {
+    let (b, a) = (dir.join("b_2025-06-12.tif"), dir.join("a_2026-06-17.tif"));
+    write_scaled(&b, false, g, 1.0);
+    write_scaled(&a, true, g, k);
+    (b, a)
 }
 
 fn write_scaled(path: &std::path::Path, fill: bool, grid: &riverwatch::Grid, k: f32) {
@@ -40,16 +56,9 @@ fn write_scaled(path: &std::path::Path, fill: bool, grid: &riverwatch::Grid, k: 
 #[test]
 fn geographic_scene_is_warped_detected_and_scored_against_a_reference() {
     let dir = tmp("scene-4326");
-    let grid = riverwatch::Grid {
-        width: N,
-        height: N,
-        // About 10 m × 10 m at 45.7° N.
-        gt: [126.5, 0.000128, 0.0, 45.7, 0.0, -0.00009],
-        wkt: riverwatch::epsg_wkt(4326).unwrap(),
-    };
-    let (b, a) = (dir.join("b.tif"), dir.join("a.tif"));
-    write(&b, false, &grid);
-    write(&a, true, &grid);
+    // About 10 m × 10 m at 45.7° N.
+    let grid = grid([126.5, 0.000128, 0.0, 45.7, 0.0, -0.00009], 4326);
+    let (b, a) = pair(&dir, &grid, 1.0);
     let reference = Array2::from_shape_fn((N, N), |(r, c)| if inside(r, c) { 2u8 } else { 1 });
     let rpath = dir.join("reference.tif");
     riverwatch::write_geotiff(&rpath, &grid, &[reference.view()], None).unwrap();
@@ -131,16 +140,9 @@ fn scene_mode_needs_no_rivers_but_normal_mode_does() {
 #[test]
 fn a_date_with_the_wrong_scale_is_reported_as_untrusted() {
     let dir = tmp("scene-scale");
-    let grid = riverwatch::Grid {
-        width: N,
-        height: N,
-        gt: [500_000.0, 10.0, 0.0, 5_070_000.0, 0.0, -10.0],
-        wkt: riverwatch::epsg_wkt(32652).unwrap(),
-    };
-    let (b, a) = (dir.join("b_2025-06-12.tif"), dir.join("a_2026-06-17.tif"));
-    write(&b, false, &grid);
+    let g = grid([500_000.0, 10.0, 0.0, 5_070_000.0, 0.0, -10.0], 32652);
     // As if the later date were stored with another scale: DN × 2.
-    write_scaled(&a, true, &grid, 2.0);
+    let (b, a) = pair(&dir, &g, 2.0);
     let out = dir.join("pred.geojson");
     let o = run(&[
         "detect",

@@ -99,16 +99,19 @@ fn main() -> riverwatch::Result<()> {
     };
     let result = detect_scene(pair, &info, &ctx, &mut NoTap)?;
     for d in &result.detections {
+        let (Some(seg), Some(chief)) = (&d.segment, &d.chief) else {
+            continue;
+        };
         println!(
             "{} {} {:.0} m² confidence {:.2}, {} m from {} → {} (chain {})",
             d.id,
             d.class,
             d.area_m2,
             d.confidence,
-            d.segment.distance_m,
-            d.segment.segment_id,
-            d.chief.chief_title,
-            d.chief.chain.join(" > ")
+            seg.distance_m,
+            seg.segment_id,
+            chief.chief_title,
+            chief.chain.join(" > ")
         );
     }
     if result.detections.is_empty() {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// 1-based band numbers of the bands riverwatch uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BandMap {
     /// Blue band.
     pub blue: usize,
@@ -34,6 +35,7 @@ impl BandMap {
 
 /// How to turn stored digital numbers into reflectance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Sensor {
     /// Preset name, or `custom`.
     #[serde(default = "custom_name")]
@@ -121,6 +123,7 @@ impl Sensor {
 
 /// One date of a tile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DateImage {
     /// Raster path (resolved against the manifest folder once loaded).
     pub image: PathBuf,
@@ -133,6 +136,7 @@ pub struct DateImage {
 
 /// A tile pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tile {
     /// Tile id: letters, digits, `.`, `_`, `-`.
     pub id: String,
@@ -193,6 +197,7 @@ pub fn date_problem(d: &str) -> Option<String> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Raw {
     version: Value,
     sensor: Value,

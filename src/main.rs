@@ -226,6 +226,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 jobs: a.jobs.max(1),
                 resume: a.resume,
                 progress: !a.no_progress,
+                cancel: cancel_on_ctrl_c(),
             };
             let r = riverwatch::run_batch(&m, &cfg, &o)
                 .with_context(|| format!("batch into {}", a.out.display()))?;
@@ -240,6 +241,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             for (t, why) in &r.failures {
                 eprintln!("  failed: {t}: {why}");
+            }
+            if r.interrupted {
+                eprintln!(
+                    "interrupted: {} tile(s) done are recorded; run again with --resume to finish",
+                    r.ok + r.resumed
+                );
+                return Ok(ExitCode::from(130));
             }
             Ok(if r.failures.is_empty() {
                 ExitCode::SUCCESS
@@ -297,6 +305,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A flag set by Ctrl-C (SIGINT): the batch finishes the tiles in
+/// flight, records the run as interrupted and exits 130. A second Ctrl-C
+/// ends the process at once (the tile records already written stay valid).
+fn cancel_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let handler = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("stopping after the tiles in flight (Ctrl-C again to stop now)");
+    });
+    if let Err(e) = handler {
+        eprintln!("riverwatch: warning: Ctrl-C will not stop cleanly: {e}");
+    }
+    flag
 }
 
 fn main() -> ExitCode {

@@ -363,3 +363,55 @@ fn ogrinfo_opens_every_geojson() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_stops_after_the_tiles_in_flight_and_says_so() {
+    let dir = tmp("batch-sigint");
+    let m = synth(&dir.join("in"), 9, 12, 320);
+    let out = dir.join("out");
+    // An earlier complete run's products must not survive a new run.
+    assert!(batch(&m, &out, &["--jobs", "1"]).status.success());
+    assert!(out.join("flagged.geojson").exists());
+    let child = bin()
+        .args([
+            "batch",
+            m.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--jobs",
+            "1",
+            "--no-progress",
+        ])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The new run removes the old products first; wait for that, then for
+    // a tile to finish, then Ctrl-C (`kill -INT`, as a terminal sends it).
+    let t0 = Instant::now();
+    while out.join("flagged.geojson").exists() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let o = child.wait_with_output().unwrap();
+    let t = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(130), "{t}");
+    assert!(t.contains("interrupted"), "{t}");
+    let s = json(&out.join("summary.json"));
+    assert_eq!(s["state"], "interrupted", "{s}");
+    assert!(s["tiles"]["processed"].as_u64().unwrap() < 12, "{s}");
+    assert!(!out.join("flagged.geojson").exists());
+    assert!(!out.join("dispatch").exists());
+    // --resume finishes the run.
+    let o = batch(&m, &out, &["--jobs", "2", "--resume"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(json(&out.join("summary.json"))["state"], "complete");
+    assert!(out.join("flagged.geojson").exists());
+}

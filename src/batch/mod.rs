@@ -31,8 +31,8 @@ use records::TileRecord;
 use reduce::TileDetections;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Batch settings.
@@ -46,6 +46,9 @@ pub struct BatchOptions {
     pub resume: bool,
     /// Show a progress bar (when stderr is a terminal); plain lines otherwise.
     pub progress: bool,
+    /// Set (for example by a Ctrl-C handler) to stop after the tiles in
+    /// flight; the run then records itself as interrupted.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// What a batch did.
@@ -59,6 +62,9 @@ pub struct BatchResult {
     pub failures: Vec<(String, String)>,
     /// Features in `flagged.geojson`.
     pub merged: usize,
+    /// Stopped by [`BatchOptions::cancel`] before every tile was done: no
+    /// merge or dispatch was written, `summary.json` says `interrupted`.
+    pub interrupted: bool,
 }
 
 /// Loads and cross-checks the rivers and chiefs a manifest names.
@@ -173,6 +179,9 @@ fn map_all(m: &Manifest, ctx: &Context<'_>, o: &BatchOptions) -> Vec<Option<Outc
     std::thread::scope(|s| {
         for _ in 0..o.jobs.clamp(1, n.max(1)) {
             s.spawn(|| loop {
+                if o.cancel.load(Ordering::SeqCst) {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= n {
                     break;
@@ -251,13 +260,23 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
         config: cfg,
     };
     std::fs::create_dir_all(o.out.join("tiles")).map_err(|e| Error::io(o.out.join("tiles"), e))?;
-    // Leftovers of a run that was killed while writing.
+    // Leftovers of a run that was killed while writing, and the products
+    // of an earlier run, which must never stand beside this run's records.
     crate::io::remove_stale_tmp(&o.out)?;
     crate::io::remove_stale_tmp(&o.out.join("tiles"))?;
-    let g = gather(m, map_all(m, &ctx, o));
-    let merged = reduce::merge_seams(&g.per_tile, &segments, &registry)?;
-    crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
-    crate::sinks::dispatch::write_packages(&o.out, &merged, m, &segments)?;
+    crate::sinks::remove_products(&o.out)?;
+    let results = map_all(m, &ctx, o);
+    let interrupted = results.iter().any(Option::is_none) && o.cancel.load(Ordering::SeqCst);
+    let g = gather(m, results);
+    let merged = if interrupted {
+        Vec::new()
+    } else {
+        let merged = reduce::merge_seams(&g.per_tile, &segments, &registry)?;
+        crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
+        crate::sinks::dispatch::write_packages(&o.out, &merged, m, &segments)?;
+        merged
+    };
+    // Written last: its presence and `state` say whether the run finished.
     crate::sinks::summary::write(
         &o.out,
         &crate::sinks::summary::Run {
@@ -269,6 +288,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
             wall: t0.elapsed().as_secs_f64(),
             ok: g.ok,
             resumed: g.resumed,
+            interrupted,
         },
     )?;
     Ok(BatchResult {
@@ -276,5 +296,6 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
         resumed: g.resumed,
         failures: g.failures,
         merged: merged.len(),
+        interrupted,
     })
 }

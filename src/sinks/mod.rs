@@ -6,3 +6,26 @@ pub mod features;
 pub mod geojson;
 pub mod rasters;
 pub mod summary;
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Removes the run-level products of an earlier run (`summary.json`,
+/// `flagged.geojson`, `dispatch/`) from an output folder, summary first, so
+/// a folder never shows a finished-looking summary beside newer records.
+///
+/// # Errors
+/// A product that exists but cannot be removed.
+pub fn remove_products(out: &Path) -> Result<()> {
+    for f in ["summary.json", "flagged.geojson"] {
+        let p = out.join(f);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    let d = out.join("dispatch");
+    if d.exists() {
+        std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+    }
+    Ok(())
+}

@@ -30,6 +30,8 @@ pub struct Run<'a> {
     pub ok: usize,
     /// Tiles resumed.
     pub resumed: usize,
+    /// Stopped before every tile was done.
+    pub interrupted: bool,
 }
 
 /// Counts of merged records by class, city, county and obstruction flag.
@@ -96,10 +98,12 @@ pub fn write(out: &Path, run: &Run<'_>) -> Result<()> {
         wall,
         ok,
         resumed,
+        interrupted,
     } = *run;
     let processed: Vec<&TileRecord> = records.iter().filter(|r| r.status == "ok").collect();
     let pixels: u64 = processed.iter().map(|r| r.pixels).sum();
     let v = json!({
+        "state": if interrupted { "interrupted" } else { "complete" },
         "version": env!("CARGO_PKG_VERSION"),
         "manifest": m.path.display().to_string(),
         "config_hash": cfg.hash(),

@@ -242,6 +242,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for (t, why) in &r.failures {
                 eprintln!("  failed: {t}: {why}");
             }
+            if r.unassigned > 0 {
+                eprintln!(
+                    "warning: {} polygon(s) have no city or county chief in their chain; they are in {}/dispatch/未分配-unassigned: add the missing levels to the chief registry",
+                    r.unassigned,
+                    a.out.display()
+                );
+            }
             if r.interrupted {
                 eprintln!(
                     "interrupted: {} tile(s) done are recorded; run again with --resume to finish",

@@ -412,6 +412,9 @@ fn ctrl_c_stops_after_the_tiles_in_flight_and_says_so() {
     // --resume finishes the run.
     let o = batch(&m, &out, &["--jobs", "2", "--resume"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(json(&out.join("summary.json"))["state"], "complete");
+    let s = json(&out.join("summary.json"));
+    assert_eq!(s["state"], "complete");
+    // Every synth chain has a city and a county chief.
+    assert_eq!(s["counts"]["unassigned"], 0, "{s}");
     assert!(out.join("flagged.geojson").exists());
 }

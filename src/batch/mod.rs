@@ -62,6 +62,9 @@ pub struct BatchResult {
     pub failures: Vec<(String, String)>,
     /// Features in `flagged.geojson`.
     pub merged: usize,
+    /// Merged records whose chain lacks a city or county chief (dispatched
+    /// to `未分配-unassigned`).
+    pub unassigned: usize,
     /// Stopped by [`BatchOptions::cancel`] before every tile was done: no
     /// merge or dispatch was written, `summary.json` says `interrupted`.
     pub interrupted: bool,
@@ -296,6 +299,10 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
         resumed: g.resumed,
         failures: g.failures,
         merged: merged.len(),
+        unassigned: merged
+            .iter()
+            .filter(|f| crate::sinks::dispatch::unassigned(f))
+            .count(),
         interrupted,
     })
 }

@@ -78,6 +78,14 @@ fn links(f: &Detection) -> (SegmentLink, ChiefLink) {
     )
 }
 
+/// True when the record's chain has no city or no county chief, so its
+/// package goes to [`UNASSIGNED`].
+pub fn unassigned(f: &Detection) -> bool {
+    f.chief
+        .as_ref()
+        .map_or(true, |c| c.city.is_none() || c.county.is_none())
+}
+
 fn centroid(f: &Detection) -> (f64, f64) {
     f.geometry.centroid().map_or((0.0, 0.0), |c| (c.x(), c.y()))
 }

@@ -51,8 +51,10 @@ fn counts(merged: &[Detection]) -> Value {
             obs_f += 1;
         }
     }
+    let unassigned = merged.iter().filter(|f| super::dispatch::unassigned(f)).count();
     json!({
         "by_class": by_class, "by_city": by_city, "by_county": by_county,
+        "unassigned": unassigned,
         "obstructs_flood_channel": {"true": obs_t, "false": obs_f},
     })
 }

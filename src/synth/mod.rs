@@ -778,7 +778,7 @@ fn make_layout(wkt: &str, river: &LineString<f64>, size: i64, cols: i64) -> Resu
         let mut tiles = Vec::new();
         for c in 0..cols {
             let cx = x0 + ((c as f64) + 0.5) * size as f64 * PIXEL_M;
-            let ry = y_at(&river, cx).unwrap_or(anchor.1);
+            let ry = y_at(river, cx).unwrap_or(anchor.1);
             let off = (((y0 - ry) / PIXEL_M - size as f64 / 2.0) / 2.0).round() as i64 * 2;
             tiles.push((format!("songhua-{:04}", tiles.len()), c * size, off));
         }
@@ -792,6 +792,9 @@ fn make_layout(wkt: &str, river: &LineString<f64>, size: i64, cols: i64) -> Resu
     Ok(layout)
 }
 
+/// A point in world pixels (x, y).
+type Pt = (f64, f64);
+
 /// The main river in world pixels (densified to ≤ 60 px, clipped to the
 /// strip) and a tributary joining from the south.
 fn river_lines(
@@ -799,7 +802,7 @@ fn river_lines(
     layout: &Layout,
     width_px: i64,
     rng: &mut Rng,
-) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+) -> (Vec<Pt>, Vec<Pt>) {
     let to_px = |p: Coord<f64>| ((p.x - layout.x0) / PIXEL_M, (layout.y0 - p.y) / PIXEL_M);
     let (wx0, wx1) = (-60.0, width_px as f64 + 60.0);
     // River pieces in world pixels, densified to ≤ 60 px, clipped to the strip.
@@ -1306,7 +1309,7 @@ fn tile_truth(
     let mut truth = Vec::new();
     // Truth: object pixels (on the reference grid) that changed, inside the
     // management zone, not hidden by cloud, shadow or nodata.
-    let zones = zones::zones(&grid, 0..sz, &projected);
+    let zones = zones::zones(grid, 0..sz, projected);
     for (oi, obj) in scene.objs.iter().enumerate() {
         let (c0, c1) = (
             (obj.bb[0].floor() as i64 - tx).max(0),
@@ -1375,7 +1378,7 @@ fn tile_truth(
         let sub = mask.slice(s![r0 as usize..r1 as usize, ..]).to_owned();
         let (lab, comps) = label(sub.view());
         for comp in &comps {
-            let poly = trace(lab.view(), comp, &grid, r0 as usize);
+            let poly = trace(lab.view(), comp, grid, r0 as usize);
             let mp = MultiPolygon(vec![poly]);
             let Some(near) = index.nearest(&mp) else {
                 continue;

@@ -32,6 +32,93 @@ pub enum Cmd {
     /// Run every tile of a manifest in parallel; merge seams; write dispatch
     /// packages and a summary.
     Batch(BatchArgs),
+    /// Cases kept across nights (`batch --cases DB`): list, show, mark,
+    /// export.
+    Cases(CasesArgs),
+    /// Re-check cases reported rectified against the newest images of a
+    /// manifest: verified or rectification failed, with evidence.
+    Recheck(RecheckArgs),
+}
+
+/// `cases` flags.
+#[derive(Debug, Args)]
+pub struct CasesArgs {
+    /// The case store (SQLite) a batch wrote with --cases.
+    #[arg(long, global = true, value_name = "DB")]
+    pub cases: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: CasesCmd,
+}
+
+/// `cases` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CasesCmd {
+    /// One line per case (id, status, class, place, age).
+    List {
+        /// Only cases of this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// Print only the ids, one per line (for scripts).
+        #[arg(long)]
+        ids: bool,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A case with its observations and status history.
+    Show {
+        /// Case id, e.g. RW-2026-000003.
+        id: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the status of cases (a team's report, a false alarm, a closure).
+    Mark {
+        /// Case ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// New status: reported_rectified, verified, rectification_failed,
+        /// closed or false_alarm.
+        #[arg(long)]
+        status: String,
+        /// Who reports it (team or office).
+        #[arg(long)]
+        by: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Date of the report, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Write cases.csv, observations.csv, events.csv and cases.gpkg.
+    Export {
+        /// Output folder.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// csv, gpkg or all.
+        #[arg(long, default_value = "all")]
+        format: String,
+    },
+}
+
+/// `recheck` flags.
+#[derive(Debug, Args)]
+pub struct RecheckArgs {
+    /// Manifest whose `after` images are the newest acquisitions (its
+    /// `before` images are the reference state).
+    pub manifest: PathBuf,
+    /// The case store.
+    #[arg(long, value_name = "DB")]
+    pub cases: PathBuf,
+    /// Output folder for the re-check packages (per city and county).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// `batch` flags.
@@ -51,6 +138,16 @@ pub struct BatchArgs {
     /// No progress bar, plain log lines only.
     #[arg(long)]
     pub no_progress: bool,
+    /// Keep cases across nights in this SQLite store (created when
+    /// missing): packages then list cases with stable ids.
+    #[arg(long, value_name = "DB")]
+    pub cases: Option<PathBuf>,
+    /// Case id prefix for a new store, e.g. HLJ (default RW).
+    #[arg(long, requires = "cases")]
+    pub case_prefix: Option<String>,
+    /// Days after which an open case is overdue.
+    #[arg(long, default_value_t = 30, requires = "cases")]
+    pub overdue_days: i64,
     /// Shared settings.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -151,6 +248,12 @@ pub struct SynthArgs {
     /// Sensor layout: sentinel2-l2a or gf-4band.
     #[arg(long, default_value = "sentinel2-l2a")]
     pub sensor: String,
+    /// Also render a third date (a later night) where some objects were
+    /// removed (rectified), some left (fake rectification) and some are
+    /// new: writes manifest-night2.json, truth-night2.geojson and
+    /// rectification.geojson.
+    #[arg(long)]
+    pub third_date: bool,
 }
 
 /// `validate` flags.

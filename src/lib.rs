@@ -50,11 +50,15 @@ mod schema;
 mod sinks;
 mod synth;
 
+pub use batch::cases::CaseOptions;
+pub use batch::recheck::{recheck, RecheckReport, Site as RecheckSite};
 pub use batch::validate::{tile_msg, validate, Validation};
 pub use batch::{load_context_inputs, run as run_batch, BatchOptions, BatchResult};
+pub use domain::case::{Listing, Status as CaseStatus};
 pub use domain::chiefs::{Chief, ChiefLink, Level, Registry};
 pub use domain::class::ChangeClass;
 pub use domain::config::{Config, Method};
+pub use domain::detection::CaseTag;
 pub use domain::detection::{Detection, Evidence, SegmentLink};
 pub use domain::grid::Grid;
 pub use domain::manifest::{
@@ -71,9 +75,15 @@ pub use io::raster::{probe, write_geotiff};
 pub use io::vector::read_detections;
 pub use io::{load_config, load_manifest, load_registry, quiet_gdal};
 pub use pipeline::link::SegmentIndex;
+pub use pipeline::recheck::{SiteMeasure, Verdict};
 pub use pipeline::taps::{ComponentRecord, NoTap, SceneLayers, StageTimes, Tap, Taps};
 pub use pipeline::{
     detect_scene, detect_tile, read_pair, Context, SceneInfo, ScenePair, TileReport, TileResult,
+};
+pub use sinks::case_export::{export as export_cases, Format as ExportFormat};
+pub use sinks::cases::{
+    CaseRow, Event as CaseEvent, Ingest, Mark, Observation as CaseObservation, Rollup,
+    Store as CaseStore,
 };
 pub use sinks::features::FeatureWriter;
 pub use sinks::geojson::write as write_detections;

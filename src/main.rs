@@ -1,6 +1,7 @@
 //! The `riverwatch` command. Exit codes: 0 success, 1 some tiles failed, 2 bad
 //! invocation or unusable input.
 
+mod cases_cmd;
 mod cli;
 
 use anyhow::{Context, Result};
@@ -185,6 +186,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 tiles: a.tiles,
                 size: a.size,
                 sensor: a.sensor,
+                third_date: a.third_date,
             };
             let s = riverwatch::synth(&a.out, &o)
                 .with_context(|| format!("synth into {}", a.out.display()))?;
@@ -218,6 +220,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Detect(a) => detect(a),
+        Cmd::Cases(a) => cases_cmd::cases(a),
+        Cmd::Recheck(a) => {
+            let cfg = settings(&a.common)?;
+            cases_cmd::recheck(a, &cfg)
+        }
         Cmd::Batch(a) => {
             let cfg = settings(&a.common)?;
             let m = riverwatch::load_manifest(&a.manifest)?;
@@ -227,6 +234,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 resume: a.resume,
                 progress: !a.no_progress,
                 cancel: cancel_on_ctrl_c(),
+                cases: a.cases.clone().map(|db| riverwatch::CaseOptions {
+                    db,
+                    prefix: a.case_prefix.clone(),
+                    overdue_days: a.overdue_days,
+                }),
             };
             let r = riverwatch::run_batch(&m, &cfg, &o)
                 .with_context(|| format!("batch into {}", a.out.display()))?;
@@ -248,6 +260,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     r.unassigned,
                     a.out.display()
                 );
+            }
+            if let Some(c) = &r.cases {
+                if c.already {
+                    eprintln!("cases: this night is already in the case store; nothing changed");
+                } else {
+                    eprintln!(
+                        "cases: {} opened, {} detection(s) continued open cases, {} reappeared, {} at false-alarm sites (not dispatched); supervision list in {}",
+                        c.opened,
+                        c.continued,
+                        c.reappeared,
+                        c.suppressed,
+                        a.out.join("dispatch/supervision.csv").display()
+                    );
+                }
             }
             if r.interrupted {
                 eprintln!(

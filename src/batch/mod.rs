@@ -15,7 +15,9 @@
 //! OUT/summary.json
 //! ```
 
+pub mod cases;
 pub mod map;
+pub mod recheck;
 pub mod records;
 pub mod reduce;
 pub mod validate;
@@ -49,6 +51,8 @@ pub struct BatchOptions {
     /// Set (for example by a Ctrl-C handler) to stop after the tiles in
     /// flight; the run then records itself as interrupted.
     pub cancel: Arc<AtomicBool>,
+    /// Keep cases across nights in this store (`--cases DB`).
+    pub cases: Option<cases::CaseOptions>,
 }
 
 /// What a batch did.
@@ -68,6 +72,8 @@ pub struct BatchResult {
     /// Stopped by [`BatchOptions::cancel`] before every tile was done: no
     /// merge or dispatch was written, `summary.json` says `interrupted`.
     pub interrupted: bool,
+    /// What the night did to the case store, when one is kept.
+    pub cases: Option<crate::sinks::cases::Ingest>,
 }
 
 /// Loads and cross-checks the rivers and chiefs a manifest names.
@@ -268,15 +274,41 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
     crate::io::remove_stale_tmp(&o.out)?;
     crate::io::remove_stale_tmp(&o.out.join("tiles"))?;
     crate::sinks::remove_products(&o.out)?;
+    // Opened (and migrated) before the long part, so a locked or foreign
+    // store stops the run at once.
+    let mut store = match &o.cases {
+        Some(c) => Some(crate::sinks::cases::Store::open(
+            &c.db,
+            c.prefix.as_deref(),
+        )?),
+        None => None,
+    };
     let results = map_all(m, &ctx, o);
     let interrupted = results.iter().any(Option::is_none) && o.cancel.load(Ordering::SeqCst);
     let g = gather(m, results);
+    let mut ingest = None;
     let merged = if interrupted {
         Vec::new()
     } else {
-        let merged = reduce::merge_seams(&g.per_tile, &segments, &registry)?;
-        crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
-        crate::sinks::dispatch::write_packages(&o.out, &merged, m, &segments)?;
+        let mut merged = reduce::merge_seams(&g.per_tile, &segments, &registry)?;
+        match (&mut store, &o.cases) {
+            (Some(store), Some(co)) => {
+                let up = cases::update(store, &mut merged, m, &o.out, co)?;
+                crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
+                crate::sinks::dispatch::write_packages(
+                    &o.out,
+                    &up.package,
+                    m,
+                    &segments,
+                    Some(&up.rollup),
+                )?;
+                ingest = Some(up.ingest);
+            }
+            _ => {
+                crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
+                crate::sinks::dispatch::write_packages(&o.out, &merged, m, &segments, None)?;
+            }
+        }
         merged
     };
     // Written last: its presence and `state` say whether the run finished.
@@ -292,6 +324,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
             ok: g.ok,
             resumed: g.resumed,
             interrupted,
+            cases: ingest.as_ref(),
         },
     )?;
     Ok(BatchResult {
@@ -304,5 +337,6 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
             .filter(|f| crate::sinks::dispatch::unassigned(f))
             .count(),
         interrupted,
+        cases: ingest,
     })
 }

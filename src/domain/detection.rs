@@ -3,6 +3,7 @@
 //! merge, dispatch and evaluation as this typed struct; it becomes GeoJSON
 //! only in a sink (`properties` = the serde form of the record).
 
+use super::case::{Listing, Status};
 use super::chiefs::ChiefLink;
 use super::class::ChangeClass;
 use geo::MultiPolygon;
@@ -35,6 +36,23 @@ pub struct SegmentLink {
     pub segment_id: String,
     /// Shortest polygon-to-centreline distance, metres.
     pub distance_m: f64,
+}
+
+/// The case a polygon belongs to, as dispatch packages show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseTag {
+    /// Stable case id, e.g. `HLJ-2026-000123`.
+    pub case_id: String,
+    /// Status after tonight's update.
+    pub case_status: Status,
+    /// How tonight's package lists it.
+    pub case_listing: Listing,
+    /// Date of the first detection.
+    pub first_seen: String,
+    /// Days from the first detection to this night.
+    pub age_days: i64,
+    /// Open longer than the configured deadline.
+    pub overdue: bool,
 }
 
 /// One flagged polygon.
@@ -70,6 +88,10 @@ pub struct Detection {
     pub chief: Option<ChiefLink>,
     /// Evidence.
     pub evidence: Evidence,
+    /// The case this polygon belongs to, when the batch keeps a case store
+    /// (`--cases`); not written otherwise.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<CaseTag>,
     /// Geometry in WGS84 longitude/latitude, 7 decimals.
     #[serde(skip, default = "empty")]
     pub geometry: MultiPolygon<f64>,

@@ -3,6 +3,7 @@
 //! the settings. Parsers here take text already read (the `io` layer reads
 //! files) and a path used only to name the file in messages.
 
+pub mod case;
 pub mod chiefs;
 pub mod class;
 pub mod config;

@@ -3,6 +3,7 @@
 //! input files (manifest, rivers, chiefs, settings) and safe file writing.
 
 pub mod crs;
+pub mod gpkg;
 pub mod raster;
 pub mod vector;
 

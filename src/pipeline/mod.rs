@@ -20,6 +20,7 @@ pub mod global;
 pub mod link;
 pub mod models;
 pub mod objects;
+pub mod recheck;
 pub mod rules;
 pub mod taps;
 pub mod trust;

@@ -203,6 +203,7 @@ fn record(
             change_magnitude: round(mag, 4),
             pixels: comp.pixels as u64,
         },
+        case: None,
         geometry: wgs,
         geometry_crs: Some(mp),
     })

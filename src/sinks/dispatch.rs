@@ -3,6 +3,8 @@
 //! BOM), and a printable, self-contained HTML page with before/after
 //! true-colour chips (PNG, embedded) and an overview map (inline SVG).
 
+use super::cases::Rollup;
+use crate::domain::case::Listing;
 use crate::domain::chiefs::ChiefLink;
 use crate::domain::class::ChangeClass;
 use crate::domain::detection::{Detection, SegmentLink};
@@ -32,14 +34,26 @@ pub fn write_packages(
     feats: &[Detection],
     m: &Manifest,
     segments: &[Segment],
+    cases: Option<&[Rollup]>,
 ) -> Result<()> {
     let tmp = out.join(format!(".dispatch.tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let mut groups: BTreeMap<(String, String), Vec<&Detection>> = BTreeMap::new();
     for f in feats {
+        if f.case
+            .as_ref()
+            .is_some_and(|c| c.case_listing == Listing::Suppressed)
+        {
+            continue;
+        }
         groups.entry(place(f)).or_default().push(f);
     }
-    let mut chips = Chips::new(m);
+    for list in groups.values_mut() {
+        // By case: new and reappeared first, then the open ones, oldest
+        // first; records without a case keep their order.
+        list.sort_by(|a, b| case_order(a).cmp(&case_order(b)));
+    }
+    let mut chips = Chips::new(m, cases.map(|_| out.join("chips")));
     for ((city, county), list) in &groups {
         let dir = tmp.join(city);
         super::geojson::write(&dir.join(format!("{county}.geojson")), list.iter().copied())?;
@@ -52,6 +66,17 @@ pub fn write_packages(
         )?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    if let Some(rollup) = cases {
+        write_atomic(
+            &tmp.join("supervision.csv"),
+            &supervision_csv(rollup)
+                .map_err(|e| Error::invalid(tmp.join("supervision.csv"), e.to_string()))?,
+        )?;
+        write_atomic(
+            &tmp.join("supervision.html"),
+            supervision_html(rollup).as_bytes(),
+        )?;
+    }
     let final_dir = out.join("dispatch");
     let old = out.join(format!(".dispatch.old{}", std::process::id()));
     if final_dir.exists() {
@@ -84,6 +109,24 @@ pub fn unassigned(f: &Detection) -> bool {
     f.chief
         .as_ref()
         .map_or(true, |c| c.city.is_none() || c.county.is_none())
+}
+
+/// Sort key of a record in a package by case: listing (new, reappeared,
+/// open), then oldest first, then case id.
+fn case_order(f: &Detection) -> (u8, i64, String) {
+    match &f.case {
+        None => (0, 0, String::new()),
+        Some(c) => (
+            match c.case_listing {
+                Listing::New => 0,
+                Listing::Reappeared => 1,
+                Listing::Open => 2,
+                Listing::Suppressed => 3,
+            },
+            -c.age_days,
+            c.case_id.clone(),
+        ),
+    }
 }
 
 fn centroid(f: &Detection) -> (f64, f64) {
@@ -152,9 +195,41 @@ fn csv(list: &[&Detection]) -> std::result::Result<Vec<u8>, csv::Error> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::from("\u{feff}".as_bytes()));
-    w.write_record(CSV_HEADER)?;
+    let by_case = list.iter().any(|f| f.case.is_some());
+    let case_header = [
+        "case_id",
+        "case_status",
+        "listing",
+        "first_seen",
+        "age_days",
+        "overdue",
+    ];
+    if by_case {
+        w.write_record(case_header.iter().chain(CSV_HEADER.iter()))?;
+    } else {
+        w.write_record(CSV_HEADER)?;
+    }
     for f in list {
-        w.write_record(csv_row(f))?;
+        match (&f.case, by_case) {
+            (Some(c), _) => w.write_record(
+                [
+                    c.case_id.clone(),
+                    c.case_status.as_str().to_string(),
+                    c.case_listing.heading().to_string(),
+                    c.first_seen.clone(),
+                    c.age_days.to_string(),
+                    c.overdue.to_string(),
+                ]
+                .into_iter()
+                .chain(csv_row(f)),
+            )?,
+            (None, true) => w.write_record(
+                std::iter::repeat(String::new())
+                    .take(case_header.len())
+                    .chain(csv_row(f)),
+            )?,
+            (None, false) => w.write_record(csv_row(f))?,
+        }
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
@@ -170,18 +245,49 @@ fn esc(s: &str) -> String {
 struct Chips<'a> {
     m: &'a Manifest,
     open: BTreeMap<String, Option<(TileReader, Transformer)>>,
+    /// Where the chips of case records are also written as files.
+    files: Option<std::path::PathBuf>,
+}
+
+/// The chip files of a record kept in a case store: `OUT/chips/<id>_before.png`
+/// and `_after.png`.
+pub fn chip_paths(out: &Path, id: &str) -> [std::path::PathBuf; 2] {
+    let dir = out.join("chips");
+    [
+        dir.join(format!("{id}_before.png")),
+        dir.join(format!("{id}_after.png")),
+    ]
 }
 
 impl<'a> Chips<'a> {
-    fn new(m: &'a Manifest) -> Self {
+    fn new(m: &'a Manifest, files: Option<std::path::PathBuf>) -> Self {
         Chips {
             m,
             open: BTreeMap::new(),
+            files,
         }
     }
 
-    /// Before and after PNGs (data URIs) around a polygon, outline drawn.
+    /// Before and after PNGs (data URIs) around a polygon, outline drawn;
+    /// for a case record also written as files.
     fn get(&mut self, f: &Detection) -> Option<(String, String)> {
+        let (b, a) = self.png(f)?;
+        if let (Some(dir), Some(_)) = (&self.files, &f.case) {
+            let [pb, pa] = chip_paths(dir.parent().unwrap_or(dir), &f.id);
+            write_atomic(&pb, &b).ok()?;
+            write_atomic(&pa, &a).ok()?;
+        }
+        let uri = |png: &[u8]| {
+            format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(png)
+            )
+        };
+        Some((uri(&b), uri(&a)))
+    }
+
+    /// Before and after PNG bytes around a polygon, outline drawn.
+    fn png(&mut self, f: &Detection) -> Option<(Vec<u8>, Vec<u8>)> {
         let tile = f.tile.clone();
         let m = self.m;
         let entry = self.open.entry(tile.clone()).or_insert_with(|| {
@@ -209,16 +315,14 @@ impl<'a> Chips<'a> {
         let mut out = Vec::new();
         for date in [&reader.before, &reader.after] {
             let block = date.read_window(rs..re, cs..ce).ok()?;
-            out.push(format!(
-                "data:image/png;base64,{}",
-                base64::engine::general_purpose::STANDARD.encode(chip_png(
-                    &block,
-                    &g,
-                    grid,
-                    (cs, rs),
-                    k
-                )?)
-            ));
+            out.push(chip_png(
+                block.bands.view(),
+                block.valid.view(),
+                &g,
+                grid,
+                (cs, rs),
+                k,
+            )?);
         }
         let after = out.pop()?;
         let before = out.pop()?;
@@ -226,23 +330,26 @@ impl<'a> Chips<'a> {
     }
 }
 
-fn chip_png(
-    block: &crate::io::raster::Block,
+/// A true-colour PNG of a window (`bands` of shape (bands, rows, cols)
+/// whose top-left pixel is `origin` (col, row) of `grid`), each pixel drawn
+/// `k` × `k`, with the outline of `g` (in the grid's CRS) in yellow.
+pub(crate) fn chip_png(
+    bands: ndarray::ArrayView3<f32>,
+    valid: ndarray::ArrayView2<bool>,
     g: &MultiPolygon<f64>,
     grid: &Grid,
     origin: (usize, usize),
     k: u32,
 ) -> Option<Vec<u8>> {
-    let (_, h, w) = block.bands.dim();
+    let (_, h, w) = bands.dim();
     let mut img = image::RgbImage::new(w as u32 * k, h as u32 * k);
     // True colour with a fixed stretch (0–0.25 reflectance) and gamma 0.8,
     // so chips of different dates and tiles compare directly.
     for r in 0..h {
         for c in 0..w {
-            let px = if block.valid[[r, c]] {
-                let v = |b: usize| {
-                    ((block.bands[[b, r, c]] / 0.25).clamp(0.0, 1.0).powf(0.8) * 255.0) as u8
-                };
+            let px = if valid[[r, c]] {
+                let v =
+                    |b: usize| ((bands[[b, r, c]] / 0.25).clamp(0.0, 1.0).powf(0.8) * 255.0) as u8;
                 image::Rgb([v(2), v(1), v(0)])
             } else {
                 image::Rgb([40, 40, 40])
@@ -395,7 +502,14 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
     s.push_str("<h2>Overview 总览</h2>");
     s.push_str(&overview(list, segments));
     s.push_str("<h2>Polygons 图斑</h2>");
+    let mut section = None;
     for (i, f) in list.iter().enumerate() {
+        if let Some(c) = &f.case {
+            if section != Some(c.case_listing) {
+                section = Some(c.case_listing);
+                let _ = write!(s, "<h2>{}</h2>", c.case_listing.heading());
+            }
+        }
         let (x, y) = centroid(f);
         let flag = if f.obstructs_flood_channel {
             " <span class=\"flag\">妨碍行洪 obstructs flood channel</span>"
@@ -415,9 +529,18 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
 <tr><th>Class 类别</th><td>{class} {zh}{flag}</td><th>Area 面积</th><td>{area:.0} m²</td></tr>\
 <tr><th>River 河流</th><td>{river}</td><th>Segment 河段</th><td>{seg} ({dist:.0} m from centreline)</td></tr>\
 <tr><th>Responsible chief 责任河长</th><td>{title} ({chief})</td><th>Escalation 上报链</th><td>{chain}</td></tr>\
-<tr><th>Centroid 中心点</th><td>{x:.6}° E, {y:.6}° N</td><th>Confidence 置信度</th><td>{conf:.2}</td></tr></table>",
+<tr><th>Centroid 中心点</th><td>{x:.6}° E, {y:.6}° N</td><th>Confidence 置信度</th><td>{conf:.2}</td></tr>{case}</table>",
             n = i + 1,
             id = esc(&f.id),
+            case = f.case.as_ref().map_or(String::new(), |c| format!(
+                "<tr><th>Case 案件编号</th><td><b>{}</b> · {} {}</td><th>Age 已发现</th><td>{} d since {}{}</td></tr>",
+                esc(&c.case_id),
+                c.case_status.zh(),
+                c.case_status.as_str(),
+                c.age_days,
+                esc(&c.first_seen),
+                if c.overdue { " <span class=\"flag\">超期 overdue</span>" } else { "" }
+            )),
             class = esc(f.class.as_str()),
             zh = f.class.zh(),
             area = f.area_m2,
@@ -438,6 +561,66 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
     }
     s.push_str("</body></html>\n");
     Ok(s)
+}
+
+const ROLLUP_HEADER: [&str; 8] = [
+    "city",
+    "county",
+    "open",
+    "overdue",
+    "reported_rectified",
+    "rectified",
+    "failed_rechecks",
+    "false_alarms",
+];
+
+fn rollup_row(r: &Rollup) -> [String; 8] {
+    [
+        r.city.clone(),
+        r.county.clone(),
+        r.open.to_string(),
+        r.overdue.to_string(),
+        r.reported.to_string(),
+        r.rectified.to_string(),
+        r.failed_rechecks.to_string(),
+        r.false_alarms.to_string(),
+    ]
+}
+
+/// The supervision list (督办单) as CSV: one row per county and one
+/// `(all)` row per city.
+fn supervision_csv(rows: &[Rollup]) -> std::result::Result<Vec<u8>, csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::from("\u{feff}".as_bytes()));
+    w.write_record(ROLLUP_HEADER)?;
+    for r in rows {
+        w.write_record(rollup_row(r))?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+/// The supervision list as a printable page.
+fn supervision_html(rows: &[Rollup]) -> String {
+    let mut s = String::from("<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>河湖“四乱”问题督办单 supervision list</title><style>body{font-family:sans-serif;margin:1.5em} table{border-collapse:collapse} td,th{border:1px solid #bbb;padding:3px 8px;text-align:right} td:first-child,td:nth-child(2){text-align:left} tr.city{font-weight:bold;background:#eee}</style></head><body><h1>河湖“四乱”问题督办单 — supervision list by city and county</h1><table><tr>");
+    for h in ROLLUP_HEADER {
+        let _ = write!(s, "<th>{h}</th>");
+    }
+    s.push_str("</tr>");
+    for r in rows {
+        let class = if r.county == "(all)" {
+            " class=\"city\""
+        } else {
+            ""
+        };
+        let _ = write!(s, "<tr{class}>");
+        for v in rollup_row(r) {
+            let _ = write!(s, "<td>{}</td>", esc(&v));
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</table></body></html>\n");
+    s
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Where records go: GeoJSON files, dispatch packages per city and county,
 //! the batch summary, and the taps that write rasters and model features.
 
+pub mod case_export;
+pub mod cases;
 pub mod dispatch;
 pub mod features;
 pub mod geojson;
@@ -23,9 +25,11 @@ pub fn remove_products(out: &Path) -> Result<()> {
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
         }
     }
-    let d = out.join("dispatch");
-    if d.exists() {
-        std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+    for dir in ["dispatch", "chips"] {
+        let d = out.join(dir);
+        if d.exists() {
+            std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
     }
     Ok(())
 }

@@ -32,6 +32,8 @@ pub struct Run<'a> {
     pub resumed: usize,
     /// Stopped before every tile was done.
     pub interrupted: bool,
+    /// What the night did to the case store, when one is kept.
+    pub cases: Option<&'a super::cases::Ingest>,
 }
 
 /// Counts of merged records by class, city, county and obstruction flag.
@@ -51,7 +53,10 @@ fn counts(merged: &[Detection]) -> Value {
             obs_f += 1;
         }
     }
-    let unassigned = merged.iter().filter(|f| super::dispatch::unassigned(f)).count();
+    let unassigned = merged
+        .iter()
+        .filter(|f| super::dispatch::unassigned(f))
+        .count();
     json!({
         "by_class": by_class, "by_city": by_city, "by_county": by_county,
         "unassigned": unassigned,
@@ -101,6 +106,7 @@ pub fn write(out: &Path, run: &Run<'_>) -> Result<()> {
         ok,
         resumed,
         interrupted,
+        cases,
     } = *run;
     let processed: Vec<&TileRecord> = records.iter().filter(|r| r.status == "ok").collect();
     let pixels: u64 = processed.iter().map(|r| r.pixels).sum();
@@ -124,6 +130,10 @@ pub fn write(out: &Path, run: &Run<'_>) -> Result<()> {
         "per_tile": records.iter().map(per_tile).collect::<Vec<_>>(),
         "inputs": inputs(m, &processed),
     });
+    let mut v = v;
+    if let Some(c) = cases {
+        v["cases"] = json!(c);
+    }
     let text = serde_json::to_string_pretty(&v).map_err(|e| Error::Json {
         path: out.join("summary.json"),
         msg: e.to_string(),

@@ -62,6 +62,10 @@ const EPSG: u32 = 32652;
 pub const BEFORE_DATE: &str = "2025-06-12";
 /// Dates written to the manifest.
 pub const AFTER_DATE: &str = "2026-06-17";
+/// The third date (`SynthOptions::third_date`): a night five weeks later.
+pub const THIRD_DATE: &str = "2026-07-22";
+/// Share of the first night's objects removed by the third date.
+pub const RECTIFIED_SHARE: f32 = 0.4;
 
 /// Synth settings.
 #[derive(Debug, Clone)]
@@ -74,6 +78,11 @@ pub struct SynthOptions {
     pub size: usize,
     /// `sentinel2-l2a` or `gf-4band`.
     pub sensor: String,
+    /// Also render [`THIRD_DATE`]: some objects removed (rectified), some
+    /// left (fake rectification), some new; writes `manifest-night2.json`,
+    /// `truth-night2.geojson` and `rectification.geojson`. The first two
+    /// dates are the same with or without it.
+    pub third_date: bool,
 }
 
 impl Default for SynthOptions {
@@ -83,6 +92,7 @@ impl Default for SynthOptions {
             tiles: 4,
             size: 512,
             sensor: "sentinel2-l2a".into(),
+            third_date: false,
         }
     }
 }
@@ -227,9 +237,40 @@ struct Obj {
     poly: Vec<(f64, f64)>,
     bb: [f64; 4],
     variant: u64,
+    fate: Fate,
+}
+
+/// What happens to an object by the third date.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Still there (reported rectified or not, it was not).
+    Kept,
+    /// Removed: the site is back to its earlier state.
+    Rectified,
+    /// Built after the second date.
+    New,
+}
+
+impl Fate {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fate::Kept => "kept",
+            Fate::Rectified => "rectified",
+            Fate::New => "new",
+        }
+    }
 }
 
 impl Obj {
+    /// Present on date `t` (0 before, 1 after, 2 third).
+    fn present(&self, t: usize) -> bool {
+        match t {
+            1 => self.fate != Fate::New,
+            2 => self.fate != Fate::Rectified,
+            _ => false,
+        }
+    }
+
     fn contains(&self, x: f64, y: f64) -> bool {
         if x < self.bb[0] || x > self.bb[1] || y < self.bb[2] || y > self.bb[3] {
             return false;
@@ -314,8 +355,8 @@ impl Scene {
                 out = sp(M::Concrete);
             }
         }
-        if t == 1 {
-            for o in &self.objs {
+        if t > 0 {
+            for o in self.objs.iter().filter(|o| o.present(t)) {
                 if o.contains(x, y) {
                     if let Some(s) = self.changed(o, x, y, xi, yi, dm, dt) {
                         out = s;
@@ -699,13 +740,18 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         (size, cols),
     );
     add_changes(&mut scene, &mut rng, &layout, o, size);
+    if o.third_date {
+        add_new_changes(&mut scene, &layout, o, size);
+    }
 
     // Registry and rivers.
     let registry = Registry::from_chiefs(&out.join("chiefs.json"), chiefs())?;
     write_chiefs(&out.join("chiefs.json"), &registry)?;
 
     let index = SegmentIndex::new(&segments, &projected);
-    let mut truth: Vec<PolyFeature> = Vec::new();
+    let mut truth: Vec<(Fate, PolyFeature)> = Vec::new();
+    let mut truth2: Vec<(Fate, PolyFeature)> = Vec::new();
+    let mut third_tiles = Vec::new();
     let mut manifest_tiles = Vec::new();
     let mut shifts = Vec::new();
     std::fs::create_dir_all(out.join("tiles")).map_err(|e| Error::io(out.join("tiles"), e))?;
@@ -726,22 +772,28 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
         truth.extend(t.truth);
         manifest_tiles.push(t.manifest);
         shifts.push(t.shift);
+        if let Some((m2, t2)) = t.third {
+            third_tiles.push(m2);
+            truth2.extend(t2);
+        }
     }
-    crate::io::write_atomic(
-        &out.join("truth.geojson"),
-        &collection_bytes(truth.iter().map(poly_feature)),
-    )?;
-    let manifest = json!({"version": 1, "sensor": o.sensor, "rivers": "rivers.geojson", "chiefs": "chiefs.json", "tiles": manifest_tiles});
-    crate::io::write_atomic(
-        &out.join("manifest.json"),
-        format!(
-            "{}\n",
-            serde_json::to_string_pretty(&manifest).unwrap_or_default()
-        )
-        .as_bytes(),
-    )?;
+    let plain =
+        |v: &[(Fate, PolyFeature)]| collection_bytes(v.iter().map(|(_, f)| poly_feature(f)));
+    crate::io::write_atomic(&out.join("truth.geojson"), &plain(&truth))?;
+    write_manifest(&out.join("manifest.json"), &o.sensor, manifest_tiles)?;
+    if o.third_date {
+        write_manifest(&out.join("manifest-night2.json"), &o.sensor, third_tiles)?;
+        crate::io::write_atomic(&out.join("truth-night2.geojson"), &plain(&truth2))?;
+        // The first night's truth with what became of each object.
+        let fates = truth.iter().map(|(fate, f)| {
+            let mut f = f.clone();
+            f.props.insert("fate".into(), json!(fate.as_str()));
+            poly_feature(&f)
+        });
+        crate::io::write_atomic(&out.join("rectification.geojson"), &collection_bytes(fates))?;
+    }
     let meta = json!({"generator": "riverwatch synth", "seed": o.seed, "tiles": o.tiles, "size": o.size, "sensor": o.sensor,
-        "water_level_change_px": (scene.level_px * 100.0).round() / 100.0, "objects": scene.objs.len(), "tiles_detail": shifts});
+        "water_level_change_px": (scene.level_px * 100.0).round() / 100.0, "objects": scene.objs.iter().filter(|ob| ob.fate != Fate::New).count(), "tiles_detail": shifts});
     crate::io::write_atomic(
         &out.join("synth.json"),
         format!(
@@ -983,25 +1035,11 @@ fn add_changes(scene: &mut Scene, rng: &mut Rng, layout: &Layout, o: &SynthOptio
                     x = (tx + size) as f64 + rng.range(-6.0, 6.0);
                     y = rng.range(a as f64, b as f64);
                 }
-                let dm = scene.dist(x, y, true);
-                let dt = scene.dist(x, y, false);
-                let w = scene.half_width(x, y);
-                let d = dm.min(dt);
-                let ok = if outside {
-                    d > 70.0 && d < 110.0
-                } else {
-                    match class {
-                        0 => (dm - w).abs() < 2.0,
-                        1 => dm < w * 0.6 && scene.is_bar(x, y, dm, w) || (dm > w && dm < w + 6.0),
-                        2 => dm > w + 4.0 && d < 40.0,
-                        _ => dm > w + 3.0 && d < 45.0,
-                    }
-                };
                 // Sites keep their distance (25 px) so objects do not pile up.
                 let free = centres
                     .iter()
                     .all(|&(_, cx, cy, _)| (cx - x).powi(2) + (cy - y).powi(2) > 625.0);
-                if ok && free && !(dt < 3.0 && class != 3) {
+                if free && site_ok(scene, class, x, y, outside) {
                     centres.push((class, x, y, outside));
                     break;
                 }
@@ -1009,25 +1047,106 @@ fn add_changes(scene: &mut Scene, rng: &mut Rng, layout: &Layout, o: &SynthOptio
         }
     }
     for (i, &(class, x, y, _)) in centres.iter().enumerate() {
-        let area_px = if rng.f() < 0.15 {
-            rng.range(1.0, 4.0)
+        let variant = mix(o.seed ^ (i as u64 * 7919));
+        // The fate draws from its own hash, so the first two dates do not
+        // depend on whether a third is rendered.
+        let fate = if unit(hash(o.seed, i as i64, 0, 90)) < RECTIFIED_SHARE {
+            Fate::Rectified
         } else {
-            (rng.range(4f64.ln(), 400f64.ln())).exp()
+            Fate::Kept
         };
-        let area_px = if class == 0 { area_px * 2.0 } else { area_px };
-        let poly = shape(rng, class, x, y, area_px);
-        let bb = poly
-            .iter()
-            .fold([f64::MAX, f64::MIN, f64::MAX, f64::MIN], |b, p| {
-                [b[0].min(p.0), b[1].max(p.0), b[2].min(p.1), b[3].max(p.1)]
-            });
-        scene.objs.push(Obj {
-            class,
-            poly,
-            bb,
-            variant: mix(o.seed ^ (i as u64 * 7919)),
-        });
+        let obj = make_obj(rng, class, (x, y), variant, fate);
+        scene.objs.push(obj);
     }
+}
+
+/// Whether (x, y) suits a change of `class` (0 occupation, 1 sand mining,
+/// 2 dumping, 3 construction), or with `outside` a site beyond the corridor.
+fn site_ok(scene: &Scene, class: usize, x: f64, y: f64, outside: bool) -> bool {
+    let dm = scene.dist(x, y, true);
+    let dt = scene.dist(x, y, false);
+    let w = scene.half_width(x, y);
+    let d = dm.min(dt);
+    let ok = if outside {
+        d > 70.0 && d < 110.0
+    } else {
+        match class {
+            0 => (dm - w).abs() < 2.0,
+            1 => dm < w * 0.6 && scene.is_bar(x, y, dm, w) || (dm > w && dm < w + 6.0),
+            2 => dm > w + 4.0 && d < 40.0,
+            _ => dm > w + 3.0 && d < 45.0,
+        }
+    };
+    ok && !(dt < 3.0 && class != 3)
+}
+
+/// An object of `class` around (x, y): area drawn log-uniform over 4–400
+/// px (15 % tiny, 1–4 px), occupation twice as large.
+fn make_obj(rng: &mut Rng, class: usize, (x, y): (f64, f64), variant: u64, fate: Fate) -> Obj {
+    let area_px = if rng.f() < 0.15 {
+        rng.range(1.0, 4.0)
+    } else {
+        (rng.range(4f64.ln(), 400f64.ln())).exp()
+    };
+    let area_px = if class == 0 { area_px * 2.0 } else { area_px };
+    let poly = shape(rng, class, x, y, area_px);
+    let bb = poly
+        .iter()
+        .fold([f64::MAX, f64::MIN, f64::MAX, f64::MIN], |b, p| {
+            [b[0].min(p.0), b[1].max(p.0), b[2].min(p.1), b[3].max(p.1)]
+        });
+    Obj {
+        class,
+        poly,
+        bb,
+        variant,
+        fate,
+    }
+}
+
+/// Changes that appear only on the third date: a third as many per tile as
+/// the first night's, inside the corridor, clear of the earlier sites.
+fn add_new_changes(scene: &mut Scene, layout: &Layout, o: &SynthOptions, size: i64) {
+    let mut rng = Rng(mix(o.seed ^ 0x3D3D_3D3D));
+    let per_tile =
+        (((o.size * o.size) as f64 / (512.0 * 512.0) * 18.0).round() / 3.0).max(2.0) as usize;
+    let mut taken: Vec<(f64, f64)> = scene
+        .objs
+        .iter()
+        .map(|ob| ((ob.bb[0] + ob.bb[1]) / 2.0, (ob.bb[2] + ob.bb[3]) / 2.0))
+        .collect();
+    let first = scene.objs.len();
+    for &(_, tx, ty) in &layout.tiles {
+        for n in 0..per_tile {
+            let class = (n + 1) % 4;
+            for _ in 0..400 {
+                let x = tx as f64 + rng.range(8.0, size as f64 - 8.0);
+                let y = ty as f64 + rng.range(8.0, size as f64 - 8.0);
+                let free = taken
+                    .iter()
+                    .all(|&(cx, cy)| (cx - x).powi(2) + (cy - y).powi(2) > 900.0);
+                if free && site_ok(scene, class, x, y, false) {
+                    taken.push((x, y));
+                    let variant = mix(o.seed ^ ((first + taken.len()) as u64 * 7919));
+                    let obj = make_obj(&mut rng, class, (x, y), variant, Fate::New);
+                    scene.objs.push(obj);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn write_manifest(path: &Path, sensor: &str, tiles: Vec<Value>) -> Result<()> {
+    let manifest = json!({"version": 1, "sensor": sensor, "rivers": "rivers.geojson", "chiefs": "chiefs.json", "tiles": tiles});
+    crate::io::write_atomic(
+        path,
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&manifest).unwrap_or_default()
+        )
+        .as_bytes(),
+    )
 }
 
 /// What every tile of a synth run shares.
@@ -1043,11 +1162,13 @@ struct World<'a> {
     to_wgs: &'a Transformer,
 }
 
-/// One tile's contribution: truth polygons, manifest entry, meta entry.
+/// One tile's contribution: truth polygons, manifest entry, meta entry;
+/// with a third date also its manifest entry and truth.
 struct TileOut {
-    truth: Vec<PolyFeature>,
+    truth: Vec<(Fate, PolyFeature)>,
     manifest: Value,
     shift: Value,
+    third: Option<(Value, Vec<(Fate, PolyFeature)>)>,
 }
 
 /// One date of the world around a tile, `m` pixels wider on every side
@@ -1119,6 +1240,61 @@ fn crop(a: &Array3<f32>, sz: usize, m: usize, dx: f64, dy: f64) -> Array3<f32> {
     outa
 }
 
+/// A shift of up to 1.5 px in a random direction.
+fn draw_shift(r: &mut Rng) -> (f64, f64) {
+    let shift = (r.range(-1.5, 1.5), r.range(-1.5, 1.5));
+    let m = (shift.0 * shift.0 + shift.1 * shift.1).sqrt();
+    if m > 1.5 {
+        (shift.0 * 1.5 / m, shift.1 * 1.5 / m)
+    } else {
+        shift
+    }
+}
+
+/// How one tile looks on its dates.
+struct TileSetup<'a> {
+    id: &'a str,
+    ti: usize,
+    xy: (i64, i64),
+    grid: Grid,
+    clouds: bool,
+    mask_file: bool,
+}
+
+/// Writes a later date (`t` 1 or 2) of a tile: image, optional mask; returns
+/// its manifest entry and what is unusable (cloud or shadow).
+fn write_later(
+    w: &World<'_>,
+    ts: &TileSetup<'_>,
+    date: &str,
+    img: &Array3<f32>,
+    nodata: &Array2<bool>,
+    sky: Option<&Sky>,
+) -> Result<(Value, Array2<bool>)> {
+    let sz = w.o.size;
+    let id = ts.id;
+    let apath = format!("tiles/{id}_{date}.tif");
+    let dn = to_dn(img, w.nb, Some(nodata));
+    let views: Vec<_> = dn.iter().map(|a| a.view()).collect();
+    write_geotiff(&w.out.join(&apath), &ts.grid, &views, Some(0.0))?;
+    let unusable = sky.map_or_else(
+        || Array2::from_elem((sz, sz), false),
+        |k| {
+            Array2::from_shape_fn((sz, sz), |(r, c)| {
+                k.alpha[[r, c]] > 0.02 || k.shadow[[r, c]]
+            })
+        },
+    );
+    let mut after_json = json!({"image": apath, "date": date});
+    if ts.mask_file {
+        let mpath = format!("tiles/{id}_{date}_cloud.tif");
+        let mask = unusable.mapv(u8::from);
+        write_geotiff(&w.out.join(&mpath), &ts.grid, &[mask.view()], None)?;
+        after_json["mask"] = json!(mpath);
+    }
+    Ok((after_json, unusable))
+}
+
 /// Renders and writes one tile pair (and its mask), and returns its truth.
 fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<TileOut> {
     let World {
@@ -1144,17 +1320,16 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
         wkt: layout.wkt.clone(),
     };
     let clouds = ti % 2 == 1;
-    let mask_file = clouds && ti % 4 == 1;
-    let nodata_wedge = ti + 1 == layout.tiles.len() && layout.tiles.len() > 1;
-    let shift = (trng.range(-1.5, 1.5), trng.range(-1.5, 1.5));
-    let shift = {
-        let m = (shift.0 * shift.0 + shift.1 * shift.1).sqrt();
-        if m > 1.5 {
-            (shift.0 * 1.5 / m, shift.1 * 1.5 / m)
-        } else {
-            shift
-        }
+    let ts = TileSetup {
+        id,
+        ti,
+        xy: (tx, ty),
+        grid: grid.clone(),
+        clouds,
+        mask_file: clouds && ti % 4 == 1,
     };
+    let nodata_wedge = ti + 1 == layout.tiles.len() && layout.tiles.len() > 1;
+    let shift = draw_shift(&mut trng);
     let atm_before = atmosphere(&mut trng, 0.3);
     let atm_after = atmosphere(&mut trng, 1.0);
     let sz = o.size;
@@ -1170,32 +1345,52 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
     // Nodata swath edge on the later date of the last tile.
     let nodata = Array2::from_shape_fn((sz, sz), |(r, c)| nodata_wedge && (c + r / 2) < sz / 5);
     let bpath = format!("tiles/{id}_{BEFORE_DATE}.tif");
-    let apath = format!("tiles/{id}_{AFTER_DATE}.tif");
-    for (path, img, nd) in [(&bpath, &before, None), (&apath, &after, Some(&nodata))] {
-        let dn = to_dn(img, nb, nd);
-        let views: Vec<_> = dn.iter().map(|a| a.view()).collect();
-        write_geotiff(&out.join(path), &grid, &views, Some(0.0))?;
-    }
-    let unusable = sky.as_ref().map_or_else(
-        || Array2::from_elem((sz, sz), false),
-        |k| {
-            Array2::from_shape_fn((sz, sz), |(r, c)| {
-                k.alpha[[r, c]] > 0.02 || k.shadow[[r, c]]
-            })
-        },
-    );
-    let mut after_json = json!({"image": apath, "date": AFTER_DATE});
-    if mask_file {
-        let mpath = format!("tiles/{id}_{AFTER_DATE}_cloud.tif");
-        let mask = unusable.mapv(u8::from);
-        write_geotiff(&out.join(&mpath), &grid, &[mask.view()], None)?;
-        after_json["mask"] = json!(mpath);
-    }
+    let dn = to_dn(&before, nb, None);
+    let views: Vec<_> = dn.iter().map(|a| a.view()).collect();
+    write_geotiff(&out.join(&bpath), &grid, &views, Some(0.0))?;
+    let (after_json, unusable) = write_later(w, &ts, AFTER_DATE, &after, &nodata, sky.as_ref())?;
+    let before_json = json!({"image": bpath, "date": BEFORE_DATE});
+    let third = if o.third_date {
+        let (j, truth) = third_date(w, &ts, &nodata)?;
+        Some((json!({"id": id, "before": before_json, "after": j}), truth))
+    } else {
+        None
+    };
     Ok(TileOut {
-        truth: tile_truth(w, id, (tx, ty), &grid, &unusable, &nodata)?,
-        manifest: json!({"id": id, "before": {"image": bpath, "date": BEFORE_DATE}, "after": after_json}),
-        shift: json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": mask_file}),
+        truth: tile_truth(w, (id, 1), (tx, ty), &grid, &unusable, &nodata)?,
+        manifest: json!({"id": id, "before": before_json, "after": after_json}),
+        shift: json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": ts.mask_file}),
+        third,
     })
+}
+
+/// The third date of a tile: its own shift, atmosphere and clouds (drawn
+/// from a separate stream), objects as [`Obj::present`] says.
+fn third_date(
+    w: &World<'_>,
+    ts: &TileSetup<'_>,
+    nodata: &Array2<bool>,
+) -> Result<(Value, Vec<(Fate, PolyFeature)>)> {
+    let (o, sz) = (w.o, w.o.size);
+    let (tx, ty) = ts.xy;
+    let mut r3 = Rng(mix(o.seed ^ mix(ts.ti as u64 + 5000)));
+    let shift = draw_shift(&mut r3);
+    let atm = atmosphere(&mut r3, 1.0);
+    let m = 4usize;
+    let big = render_date(w.scene, (&tx, &ty), 2, sz + 2 * m, m);
+    let mut img = crop(&big, sz, m, shift.0, shift.1);
+    let sky = ts.clouds.then(|| {
+        Sky::new(
+            mix(o.seed ^ (ts.ti as u64 * 37 + 11)),
+            &mut r3,
+            (tx, ty),
+            sz,
+        )
+    });
+    sensor_effects(&mut img, atm, sky.as_ref(), o.seed, (tx, ty), 2);
+    let (j, unusable) = write_later(w, ts, THIRD_DATE, &img, nodata, sky.as_ref())?;
+    let truth = tile_truth(w, (ts.id, 2), (tx, ty), &ts.grid, &unusable, nodata)?;
+    Ok((j, truth))
 }
 
 /// Per-band gain and additive haze (falling off as λ⁻²) of one date.
@@ -1290,12 +1485,12 @@ fn to_dn(img: &Array3<f32>, nb: usize, nodata: Option<&Array2<bool>>) -> Vec<Arr
 /// inside the management zone, not hidden by cloud, shadow or nodata.
 fn tile_truth(
     w: &World<'_>,
-    id: &str,
+    (id, t): (&str, usize),
     (tx, ty): (i64, i64),
     grid: &Grid,
     unusable: &Array2<bool>,
     nodata: &Array2<bool>,
-) -> Result<Vec<PolyFeature>> {
+) -> Result<Vec<(Fate, PolyFeature)>> {
     let World {
         o,
         scene,
@@ -1311,6 +1506,9 @@ fn tile_truth(
     // management zone, not hidden by cloud, shadow or nodata.
     let zones = zones::zones(grid, 0..sz, projected);
     for (oi, obj) in scene.objs.iter().enumerate() {
+        if !obj.present(t) {
+            continue;
+        }
         let (c0, c1) = (
             (obj.bb[0].floor() as i64 - tx).max(0),
             (obj.bb[1].ceil() as i64 + 1 - tx).min(sz as i64),
@@ -1340,9 +1538,11 @@ fn tile_truth(
                 // material: wet sand left wet sand inside a mining site is
                 // not a change anyone can see.
                 // The last object that changes a pixel is the one rendered there.
-                let later = scene.objs[oi + 1..]
-                    .iter()
-                    .any(|o| o.contains(x, y) && scene.changed(o, x, y, xi, yi, dm, dt).is_some());
+                let later = scene.objs[oi + 1..].iter().any(|o| {
+                    o.present(t)
+                        && o.contains(x, y)
+                        && scene.changed(o, x, y, xi, yi, dm, dt).is_some()
+                });
                 if later {
                     continue;
                 }
@@ -1397,10 +1597,13 @@ fn tile_truth(
             let mut wgs = mp;
             to_wgs.apply_geom(&mut wgs)?;
             let props = json!({"tile": id, "class": class, "obstructs_flood_channel": obstructs, "segment_id": seg.id, "chief_id": seg.chief_id, "pixels": comp.pixels});
-            truth.push(PolyFeature {
-                geometry: wgs,
-                props: props.as_object().cloned().unwrap_or_default(),
-            });
+            truth.push((
+                obj.fate,
+                PolyFeature {
+                    geometry: wgs,
+                    props: props.as_object().cloned().unwrap_or_default(),
+                },
+            ));
         }
     }
     Ok(truth)

@@ -14,6 +14,7 @@ fn manifest() -> Manifest {
             tiles: 1,
             size: 2048,
             sensor: "sentinel2-l2a".into(),
+            ..Default::default()
         };
         riverwatch::synth(&dir, &o).expect("synth");
     }

@@ -17,6 +17,7 @@ fn data() -> (
             tiles: 1,
             size: 1024,
             sensor: "sentinel2-l2a".into(),
+            ..Default::default()
         };
         riverwatch::synth(&dir, &o).expect("synth");
     }

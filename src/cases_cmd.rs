@@ -153,7 +153,7 @@ pub fn cases(a: CasesArgs) -> Result<ExitCode> {
 pub fn recheck(a: RecheckArgs, cfg: &riverwatch::Config) -> Result<ExitCode> {
     let m = riverwatch::load_manifest(&a.manifest)?;
     let mut store = CaseStore::open_existing(&a.cases)?;
-    let r = riverwatch::recheck(&m, cfg, &mut store, &a.out)
+    let r = riverwatch::recheck(&m, cfg, &mut store, &a.out, a.truth.as_deref())
         .with_context(|| format!("re-check into {}", a.out.display()))?;
     print!("{}", r.table());
     Ok(ExitCode::SUCCESS)

@@ -116,6 +116,10 @@ pub struct RecheckArgs {
     /// Output folder for the re-check packages (per city and county).
     #[arg(short, long)]
     pub out: PathBuf,
+    /// Score the verdicts against this GeoJSON of sites with a `fate`
+    /// property, `rectified` or `kept` (synth writes rectification.geojson).
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
     /// Shared settings.
     #[command(flatten)]
     pub common: CommonArgs,

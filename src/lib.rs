@@ -51,7 +51,7 @@ mod sinks;
 mod synth;
 
 pub use batch::cases::CaseOptions;
-pub use batch::recheck::{recheck, RecheckReport, Site as RecheckSite};
+pub use batch::recheck::{recheck, RecheckReport, RecheckScore, Site as RecheckSite};
 pub use batch::validate::{tile_msg, validate, Validation};
 pub use batch::{load_context_inputs, run as run_batch, BatchOptions, BatchResult};
 pub use domain::case::{Listing, Status as CaseStatus};

@@ -40,19 +40,28 @@ fn synth_reproduces_sample_tiles_byte_for_byte() {
     let s = root().join("sample-tiles");
     let meta = json(&s.join("synth.json"));
     let out = tmp("synth-repro");
-    let o = run(&[
+    let (seed, tiles, size) = (
+        meta["seed"].to_string(),
+        meta["tiles"].to_string(),
+        meta["size"].to_string(),
+    );
+    let mut args = vec![
         "synth",
         "-o",
         out.to_str().unwrap(),
         "--seed",
-        &meta["seed"].to_string(),
+        &seed,
         "--tiles",
-        &meta["tiles"].to_string(),
+        &tiles,
         "--size",
-        &meta["size"].to_string(),
+        &size,
         "--sensor",
         meta["sensor"].as_str().unwrap(),
-    ]);
+    ];
+    if meta.get("third_date").is_some() {
+        args.push("--third-date");
+    }
+    let o = run(&args);
     assert!(o.status.success(), "{}", text(&o));
     let (a, b) = (files(&s), files(&out));
     assert_eq!(a, b, "file lists differ");

@@ -52,9 +52,32 @@ pub struct Site {
     pub chips: Vec<String>,
 }
 
+/// Verdicts scored against a truth of what became of each site
+/// (`recheck --truth`, e.g. synth's `rectification.geojson`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecheckScore {
+    /// Rectified sites judged verified.
+    pub rectified_verified: usize,
+    /// Rectified sites judged failed (a team wrongly accused).
+    pub rectified_failed: usize,
+    /// Sites still there judged failed (fake rectification caught).
+    pub kept_failed: usize,
+    /// Sites still there judged verified (fake rectification missed).
+    pub kept_verified: usize,
+    /// Inconclusive verdicts on sites with a truth object.
+    pub inconclusive: usize,
+    /// Re-checked cases that match no truth object (false detections).
+    pub no_truth: usize,
+    /// Share of right verdicts among conclusive ones on sites with truth.
+    pub accuracy: Option<f64>,
+}
+
 /// What a re-check did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RecheckReport {
+    /// The score against a truth file, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<RecheckScore>,
     /// Re-checked cases.
     pub sites: Vec<Site>,
     /// Cases reported rectified whose tile is not in the manifest.
@@ -104,6 +127,19 @@ impl RecheckReport {
         for (t, why) in &self.failures {
             let _ = writeln!(s, "  tile {t}: {why}");
         }
+        if let Some(x) = &self.score {
+            let _ = writeln!(
+                s,
+                "against the truth: accuracy {} — rectified: {} verified, {} failed; still there: {} failed, {} verified; {} inconclusive, {} without a truth object",
+                x.accuracy.map_or_else(|| "-".into(), |a| format!("{a:.3}")),
+                x.rectified_verified,
+                x.rectified_failed,
+                x.kept_failed,
+                x.kept_verified,
+                x.inconclusive,
+                x.no_truth
+            );
+        }
         s
     }
 }
@@ -121,7 +157,13 @@ fn verdict_str(v: Verdict) -> &'static str {
 /// # Errors
 /// A locked or broken store, an unwritable output folder. An unreadable
 /// tile is recorded in the report and its cases stay as they are.
-pub fn recheck(m: &Manifest, cfg: &Config, store: &mut Store, out: &Path) -> Result<RecheckReport> {
+pub fn recheck(
+    m: &Manifest,
+    cfg: &Config,
+    store: &mut Store,
+    out: &Path,
+    truth: Option<&Path>,
+) -> Result<RecheckReport> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut report = RecheckReport::default();
     let mut by_tile: BTreeMap<String, Vec<CaseRow>> = BTreeMap::new();
@@ -147,6 +189,9 @@ pub fn recheck(m: &Manifest, cfg: &Config, store: &mut Store, out: &Path) -> Res
             Err(e) => report.failures.push((tile_id.clone(), e.to_string())),
         }
     }
+    if let Some(t) = truth {
+        report.score = Some(score(&report, store, t)?);
+    }
     record(store, &report)?;
     write_packages(out, &report, &pngs)?;
     let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Json {
@@ -155,6 +200,37 @@ pub fn recheck(m: &Manifest, cfg: &Config, store: &mut Store, out: &Path) -> Res
     })?;
     write_atomic(&out.join("recheck.json"), format!("{json}\n").as_bytes())?;
     Ok(report)
+}
+
+/// Scores verdicts against polygons whose `fate` is `rectified` or `kept`:
+/// a case takes the fate of the truth polygon it overlaps best (the
+/// case-matching rule).
+fn score(report: &RecheckReport, store: &Store, truth: &Path) -> Result<RecheckScore> {
+    use crate::domain::case::Overlap;
+    let truth = crate::io::vector::read_polygons(truth)?;
+    let mut x = RecheckScore::default();
+    for site in &report.sites {
+        let g = store.get(&site.case_id)?.geometry;
+        let fate = truth
+            .iter()
+            .map(|t| (Overlap::of(&g, &t.geometry), t.str("fate")))
+            .filter(|(o, _)| o.same_site())
+            .max_by(|a, b| a.0.iou.total_cmp(&b.0.iou))
+            .map(|(_, f)| f);
+        match (fate, site.measure.verdict) {
+            (None, _) => x.no_truth += 1,
+            (Some(_), Verdict::Inconclusive) => x.inconclusive += 1,
+            (Some("rectified"), Verdict::Verified) => x.rectified_verified += 1,
+            (Some("rectified"), Verdict::Failed) => x.rectified_failed += 1,
+            (Some(_), Verdict::Failed) => x.kept_failed += 1,
+            (Some(_), Verdict::Verified) => x.kept_verified += 1,
+        }
+    }
+    let n = x.rectified_verified + x.rectified_failed + x.kept_failed + x.kept_verified;
+    x.accuracy = (n > 0).then(|| {
+        ((x.rectified_verified + x.kept_failed) as f64 / n as f64 * 1000.0).round() / 1000.0
+    });
+    Ok(x)
 }
 
 /// Verdicts into the store, grouped by verdict and date (one transaction

@@ -176,6 +176,32 @@ fn simplify_collinear(ring: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
     out
 }
 
+/// Pixels of `grid` whose centre lies inside `g` (in the grid's CRS), as a
+/// window: (first row, first col, mask). `None` when `g` misses the grid.
+pub fn burn(
+    grid: &Grid,
+    g: &geo::MultiPolygon<f64>,
+) -> Option<(usize, usize, ndarray::Array2<bool>)> {
+    use geo::{BoundingRect, Contains};
+    let bb = g.bounding_rect()?;
+    let (c0, r0) = grid.to_pixel(bb.min().x, bb.max().y);
+    let (c1, r1) = grid.to_pixel(bb.max().x, bb.min().y);
+    let (cs, rs) = (
+        c0.min(c1).floor().max(0.0) as usize,
+        r0.min(r1).floor().max(0.0) as usize,
+    );
+    let ce = (c0.max(c1).ceil().max(0.0) as usize).min(grid.width);
+    let re = (r0.max(r1).ceil().max(0.0) as usize).min(grid.height);
+    if ce <= cs || re <= rs {
+        return None;
+    }
+    let m = ndarray::Array2::from_shape_fn((re - rs, ce - cs), |(r, c)| {
+        let (x, y) = grid.to_map((c + cs) as f64 + 0.5, (r + rs) as f64 + 0.5);
+        g.contains(&geo::Point::new(x, y))
+    });
+    Some((rs, cs, m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,30 +266,4 @@ mod tests {
             check(&m);
         }
     }
-}
-
-/// Pixels of `grid` whose centre lies inside `g` (in the grid's CRS), as a
-/// window: (first row, first col, mask). `None` when `g` misses the grid.
-pub fn burn(
-    grid: &Grid,
-    g: &geo::MultiPolygon<f64>,
-) -> Option<(usize, usize, ndarray::Array2<bool>)> {
-    use geo::{BoundingRect, Contains};
-    let bb = g.bounding_rect()?;
-    let (c0, r0) = grid.to_pixel(bb.min().x, bb.max().y);
-    let (c1, r1) = grid.to_pixel(bb.max().x, bb.min().y);
-    let (cs, rs) = (
-        c0.min(c1).floor().max(0.0) as usize,
-        r0.min(r1).floor().max(0.0) as usize,
-    );
-    let ce = (c0.max(c1).ceil().max(0.0) as usize).min(grid.width);
-    let re = (r0.max(r1).ceil().max(0.0) as usize).min(grid.height);
-    if ce <= cs || re <= rs {
-        return None;
-    }
-    let m = ndarray::Array2::from_shape_fn((re - rs, ce - cs), |(r, c)| {
-        let (x, y) = grid.to_map((c + cs) as f64 + 0.5, (r + rs) as f64 + 0.5);
-        g.contains(&geo::Point::new(x, y))
-    });
-    Some((rs, cs, m))
 }

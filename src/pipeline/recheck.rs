@@ -173,7 +173,7 @@ pub fn measure(
     let usable: Vec<(usize, usize)> = all
         .iter()
         .copied()
-        .filter(|&p| now.usable[p] && then.is_none_or(|t| t.usable[p]))
+        .filter(|&p| now.usable[p] && then.map_or(true, |t| t.usable[p]))
         .collect();
     let n = usable.len();
     let share = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };

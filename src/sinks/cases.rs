@@ -1006,6 +1006,9 @@ impl Store {
     }
 }
 
+/// Evidence (JSON) for a case id, if any.
+pub type EvidenceFn<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
 /// A status change for [`Store::mark`].
 pub struct Mark<'a> {
     /// New status.
@@ -1017,7 +1020,7 @@ pub struct Mark<'a> {
     /// Date, YYYY-MM-DD.
     pub date: &'a str,
     /// Evidence (JSON) per case id, for re-check verdicts.
-    pub evidence: Option<&'a dyn Fn(&str) -> Option<String>>,
+    pub evidence: Option<&'a EvidenceFn<'a>>,
 }
 
 fn is_overdue(status: Status, first_seen: &str, night: &str, overdue_days: i64) -> bool {

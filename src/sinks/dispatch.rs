@@ -51,7 +51,7 @@ pub fn write_packages(
     for list in groups.values_mut() {
         // By case: new and reappeared first, then the open ones, oldest
         // first; records without a case keep their order.
-        list.sort_by(|a, b| case_order(a).cmp(&case_order(b)));
+        list.sort_by_key(|f| case_order(f));
     }
     let mut chips = Chips::new(m, cases.map(|_| out.join("chips")));
     for ((city, county), list) in &groups {

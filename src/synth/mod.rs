@@ -794,6 +794,15 @@ pub fn synth(out: &Path, o: &SynthOptions) -> Result<SynthSummary> {
     }
     let meta = json!({"generator": "riverwatch synth", "seed": o.seed, "tiles": o.tiles, "size": o.size, "sensor": o.sensor,
         "water_level_change_px": (scene.level_px * 100.0).round() / 100.0, "objects": scene.objs.iter().filter(|ob| ob.fate != Fate::New).count(), "tiles_detail": shifts});
+    let mut meta = meta;
+    if o.third_date {
+        meta["third_date"] = json!(THIRD_DATE);
+        meta["third_date_objects"] = json!({
+            "kept": scene.objs.iter().filter(|ob| ob.fate == Fate::Kept).count(),
+            "rectified": scene.objs.iter().filter(|ob| ob.fate == Fate::Rectified).count(),
+            "new": scene.objs.iter().filter(|ob| ob.fate == Fate::New).count(),
+        });
+    }
     crate::io::write_atomic(
         &out.join("synth.json"),
         format!(

@@ -19,9 +19,18 @@ deps:
 demo: deps
 	$(CARGO) build --release --quiet
 	$(BIN) validate sample-tiles/manifest.json
-	$(BIN) batch sample-tiles/manifest.json -o $(OUT) --jobs 2
+	@rm -f $(OUT)/cases.db $(OUT)/cases.db-wal $(OUT)/cases.db-shm
+	# Night 1: detect, open cases, dispatch packages by case.
+	$(BIN) batch sample-tiles/manifest.json -o $(OUT) --jobs 2 --cases $(OUT)/cases.db --case-prefix HLJ
 	$(BIN) eval --pred $(OUT)/tiles/*.geojson --truth sample-tiles/truth.geojson
 	@echo "dispatch pages: $$(ls $(OUT)/dispatch/*/*.html)"
+	# Teams report twelve cases rectified (some of them are not).
+	$(BIN) cases --cases $(OUT)/cases.db list --ids | head -12 | xargs $(BIN) cases --cases $(OUT)/cases.db mark --status reported_rectified --by "county team" --date 2026-07-01
+	# Night 2, five weeks later: persisting sites keep their ids, new ones open cases.
+	$(BIN) batch sample-tiles/manifest-night2.json -o $(OUT)/night2 --jobs 2 --cases $(OUT)/cases.db
+	# Re-check of the reported rectifications, scored against the generator's truth.
+	$(BIN) recheck sample-tiles/manifest-night2.json --cases $(OUT)/cases.db -o $(OUT)/recheck --truth sample-tiles/rectification.geojson
+	$(BIN) cases --cases $(OUT)/cases.db export -o $(OUT)/cases
 
 # Tests build with the release profile, like `make demo`, so a fresh machine
 # compiles the dependency tree once for both commands.

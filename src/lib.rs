@@ -67,15 +67,18 @@ pub use domain::manifest::{
 pub use domain::rivers::{Projected, Segment, WidthDefaults};
 pub use error::{Error, Result};
 pub use eval::{
-    evaluate, evaluate_change, evaluate_reference, evaluate_with, ChangeReport, Codes, EvalObject,
-    ReferenceReport, Report,
+    evaluate, evaluate_change, evaluate_reference, evaluate_with, sample_reference, ChangeReport,
+    Codes, EvalObject, ReferenceReport, Report,
 };
 pub use io::crs::{epsg_wkt, to_wgs84};
 pub use io::raster::{probe, write_geotiff};
 pub use io::vector::read_detections;
 pub use io::{load_config, load_manifest, load_registry, quiet_gdal};
 pub use pipeline::link::SegmentIndex;
-pub use pipeline::recheck::{SiteMeasure, Verdict};
+pub use pipeline::recheck::{
+    compare as compare_dates, measure as measure_site, Comparison, SiteMeasure, Verdict,
+    MIN_RESTORED_SHARE, MIN_USABLE_SHARE,
+};
 pub use pipeline::taps::{ComponentRecord, NoTap, SceneLayers, StageTimes, Tap, Taps};
 pub use pipeline::{
     detect_scene, detect_tile, read_pair, Context, SceneInfo, ScenePair, TileReport, TileResult,

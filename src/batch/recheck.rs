@@ -301,6 +301,29 @@ fn detection_pair(
 
 type SiteOut = (Site, [Vec<u8>; 3]);
 
+/// The observation the team answered: the latest (largest that night)
+/// detection on or before the latest "reported rectified" event; the first
+/// detection when the report predates them all.
+fn detection_before_report(
+    store: &Store,
+    id: &str,
+) -> Result<Option<crate::sinks::cases::Observation>> {
+    let reported = store
+        .events(Some(id))?
+        .into_iter()
+        .filter(|e| e.status == Status::ReportedRectified)
+        .map(|e| e.date)
+        .max();
+    let mut obs = store.observations(Some(id))?;
+    obs.sort_by(|a, b| a.date.cmp(&b.date).then(a.area_m2.total_cmp(&b.area_m2)));
+    let answered = obs
+        .iter()
+        .filter(|o| reported.as_ref().map_or(true, |r| &o.date <= r))
+        .last()
+        .cloned();
+    Ok(answered.or_else(|| obs.first().cloned()))
+}
+
 fn recheck_tile(
     m: &Manifest,
     tile: &Tile,
@@ -318,18 +341,16 @@ fn recheck_tile(
     let mut then_cache: BTreeMap<String, Option<Comparison>> = BTreeMap::new();
     let mut sites = Vec::new();
     for c in cases {
-        let obs = store.observations(Some(&c.id))?;
-        let Some(last) = obs
-            .iter()
-            .max_by(|a, b| a.date.cmp(&b.date).then(a.area_m2.total_cmp(&b.area_m2)))
-        else {
+        let Some(last) = detection_before_report(store, &c.id)? else {
             continue;
         };
+        let last = &last;
         let key = last.after_image.clone().unwrap_or_default();
         let then = then_cache
             .entry(key)
             .or_insert_with(|| detection_pair(tile, last, m, cfg));
-        let mut g = c.geometry.clone();
+        // The site as the team was told about it.
+        let mut g = last.geometry.clone();
         tr.apply_geom(&mut g)?;
         let Some((r0, c0, inside)) = burn(&grid, &g) else {
             continue;

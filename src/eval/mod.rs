@@ -12,7 +12,7 @@ mod pixels;
 mod reference;
 
 pub use pixels::{evaluate_change, ChangeReport};
-pub use reference::{evaluate_reference, Codes, ReferenceReport};
+pub use reference::{evaluate_reference, sample_reference, Codes, ReferenceReport};
 
 use crate::domain::class::ChangeClass;
 use crate::domain::detection::Detection;

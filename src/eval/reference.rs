@@ -101,6 +101,21 @@ fn sample(grid: &Grid, rg: &Grid, r: &Array2<u8>, codes: &Codes) -> Result<Array
     }))
 }
 
+/// A reference change map sampled onto `grid` (nearest neighbour at pixel
+/// centres, through the CRS transformation): `Some(true)` changed,
+/// `Some(false)` unchanged, `None` outside the map or another code.
+///
+/// # Errors
+/// An unreadable reference or a CRS that cannot be transformed.
+pub fn sample_reference(
+    grid: &Grid,
+    reference: &Path,
+    codes: &Codes,
+) -> Result<Array2<Option<bool>>> {
+    let (rg, r) = read_u8(reference)?;
+    sample(grid, &rg, &r, codes)
+}
+
 /// Scores the single-band change raster `pred` (non-zero = changed) against
 /// the reference map `reference`.
 ///

@@ -318,8 +318,8 @@ fn detection_before_report(
     obs.sort_by(|a, b| a.date.cmp(&b.date).then(a.area_m2.total_cmp(&b.area_m2)));
     let answered = obs
         .iter()
-        .filter(|o| reported.as_ref().map_or(true, |r| &o.date <= r))
-        .last()
+        .rev()
+        .find(|o| reported.as_ref().map_or(true, |r| &o.date <= r))
         .cloned();
     Ok(answered.or_else(|| obs.first().cloned()))
 }

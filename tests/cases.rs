@@ -215,8 +215,11 @@ fn persisting_sites_keep_their_case_id_across_nights() {
         };
         let ranks: Vec<i32> = t.lines().skip(1).map(rank).collect();
         assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{p:?}: {t}");
+        let header = t.lines().next().unwrap();
+        assert!(header.starts_with("\u{feff}id,class,"), "{header}");
         assert!(
-            t.starts_with("\u{feff}case_id,case_status,listing,first_seen,age_days,overdue,id,")
+            header.ends_with(",after_date,case_id,case_status,listing,first_seen,age_days,overdue"),
+            "{header}"
         );
     }
     let sup = std::fs::read_to_string(l.dir.join("n2/dispatch/supervision.csv")).unwrap();

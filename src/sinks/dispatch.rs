@@ -204,29 +204,27 @@ fn csv(list: &[&Detection]) -> std::result::Result<Vec<u8>, csv::Error> {
         "age_days",
         "overdue",
     ];
+    // Case columns go after the standard ones, so readers of the
+    // standard table keep their column positions.
     if by_case {
-        w.write_record(case_header.iter().chain(CSV_HEADER.iter()))?;
+        w.write_record(CSV_HEADER.iter().chain(case_header.iter()))?;
     } else {
         w.write_record(CSV_HEADER)?;
     }
     for f in list {
         match (&f.case, by_case) {
-            (Some(c), _) => w.write_record(
-                [
-                    c.case_id.clone(),
-                    c.case_status.as_str().to_string(),
-                    c.case_listing.heading().to_string(),
-                    c.first_seen.clone(),
-                    c.age_days.to_string(),
-                    c.overdue.to_string(),
-                ]
-                .into_iter()
-                .chain(csv_row(f)),
-            )?,
+            (Some(c), _) => w.write_record(csv_row(f).into_iter().chain([
+                c.case_id.clone(),
+                c.case_status.as_str().to_string(),
+                c.case_listing.heading().to_string(),
+                c.first_seen.clone(),
+                c.age_days.to_string(),
+                c.overdue.to_string(),
+            ]))?,
             (None, true) => w.write_record(
-                std::iter::repeat(String::new())
-                    .take(case_header.len())
-                    .chain(csv_row(f)),
+                csv_row(f)
+                    .into_iter()
+                    .chain(std::iter::repeat(String::new()).take(case_header.len())),
             )?,
             (None, false) => w.write_record(csv_row(f))?,
         }

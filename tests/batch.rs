@@ -162,23 +162,7 @@ fn kill_9_then_resume_gives_the_uninterrupted_result() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let t0 = Instant::now();
-        loop {
-            let n = std::fs::read_dir(out.join("tiles"))
-                .map(|d| {
-                    d.flatten()
-                        .filter(|e| e.file_name().to_string_lossy().ends_with(".record.json"))
-                        .count()
-                })
-                .unwrap_or(0);
-            if n >= wait_records
-                || t0.elapsed() > Duration::from_secs(60)
-                || child.try_wait().unwrap().is_some()
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_for_records(&out, wait_records, &mut child, || false);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         // What a run killed in the middle of writing leaves behind, whether

@@ -8,7 +8,7 @@ use geo::{Area, BooleanOps, MultiPolygon};
 use riverwatch::{CaseStatus, CaseStore};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use util::*;
 
 fn sample(f: &str) -> String {
@@ -402,24 +402,10 @@ fn kill_9_during_a_night_then_rerun_gives_the_same_store() {
             .spawn()
             .unwrap();
         let t0 = Instant::now();
-        loop {
-            let n = std::fs::read_dir(n2.join("tiles"))
-                .map(|d| {
-                    d.flatten()
-                        .filter(|e| e.file_name().to_string_lossy().ends_with(".record.json"))
-                        .count()
-                })
-                .unwrap_or(0);
-            let due = match wait {
-                Some(w) => t0.elapsed() >= w,
-                None => n >= k,
-            };
-            if due || t0.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some()
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let n = if wait.is_some() { usize::MAX } else { k };
+        wait_for_records(&n2, n, &mut child, || {
+            wait.is_some_and(|w| t0.elapsed() >= w)
+        });
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let rerun = bin()

@@ -282,17 +282,7 @@ impl Overlap {
     }
 }
 
-fn rects_touch(a: Option<Rect<f64>>, b: Option<Rect<f64>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => {
-            a.min().x <= b.max().x
-                && b.min().x <= a.max().x
-                && a.min().y <= b.max().y
-                && b.min().y <= a.max().y
-        }
-        _ => false,
-    }
-}
+use super::grid::rects_meet as rects_touch;
 
 /// A known case as the matcher sees it.
 #[derive(Debug, Clone)]

@@ -78,3 +78,17 @@ impl Grid {
         self.gt[2] == 0.0 && self.gt[4] == 0.0 && self.gt[1] > 0.0 && self.gt[5] < 0.0
     }
 }
+
+/// Whether two bounding rectangles meet (touching counts); `None` (an empty
+/// geometry) meets nothing.
+pub fn rects_meet(a: Option<geo::Rect<f64>>, b: Option<geo::Rect<f64>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            a.min().x <= b.max().x
+                && b.min().x <= a.max().x
+                && a.min().y <= b.max().y
+                && b.min().y <= a.max().y
+        }
+        _ => false,
+    }
+}

@@ -233,18 +233,6 @@ struct Obj<'a> {
     bb: Option<Rect<f64>>,
 }
 
-fn overlaps(a: &Option<Rect<f64>>, b: &Option<Rect<f64>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => {
-            a.min().x <= b.max().x
-                && b.min().x <= a.max().x
-                && a.min().y <= b.max().y
-                && b.min().y <= a.max().y
-        }
-        _ => false,
-    }
-}
-
 /// Greedy one-to-one matching by descending IoU over `pairs` (iou, p, t);
 /// returns the chosen (p, t, iou).
 fn greedy(mut pairs: Vec<(f64, usize, usize)>, np: usize, nt: usize) -> Vec<(usize, usize, f64)> {
@@ -335,7 +323,7 @@ fn candidate_pairs(po: &[Obj<'_>], to: &[Obj<'_>]) -> Vec<(f64, usize, usize)> {
     let mut pairs = Vec::new();
     for (i, p) in po.iter().enumerate() {
         for (j, t) in to.iter().enumerate() {
-            if !overlaps(&p.bb, &t.bb) {
+            if !crate::domain::grid::rects_meet(p.bb, t.bb) {
                 continue;
             }
             let inter = p.g.intersection(&t.g).unsigned_area();

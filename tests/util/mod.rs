@@ -76,3 +76,31 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Waits until `dir/tiles` holds `n` tile records, the child exits, `stop`
+/// says so, or a minute passes (then the caller kills the child).
+pub fn wait_for_records(
+    dir: &Path,
+    n: usize,
+    child: &mut std::process::Child,
+    stop: impl Fn() -> bool,
+) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let have = std::fs::read_dir(dir.join("tiles"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".record.json"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if have >= n
+            || stop()
+            || t0.elapsed() > std::time::Duration::from_secs(60)
+            || child.try_wait().unwrap().is_some()
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

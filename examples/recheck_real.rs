@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cities: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("cities.json"))?)?;
     let cfg = Config::default();
-    let sensor = Sensor::preset("sentinel2-l2a").ok_or("no preset")?;
+    let sensor = Sensor::preset("sentinel2-l1c").ok_or("no preset")?;
     let work = PathBuf::from("target/recheck-real");
     std::fs::create_dir_all(&work)?;
     let codes = riverwatch::Codes::parse("unchanged=1,changed=2")?;
@@ -49,11 +49,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 image: d.join("before.tif"),
                 date: date("before"),
                 mask: None,
+                ..Default::default()
             },
             after: DateImage {
                 image: d.join("after.tif"),
                 date: date("after"),
                 mask: None,
+                ..Default::default()
             },
         };
         let pair = riverwatch::read_pair(&tile, &sensor, cfg.block_rows)?;

@@ -38,7 +38,7 @@ for method in a.methods:
         out = os.path.join(a.work, method, name)
         os.makedirs(out, exist_ok=True)
         p = subprocess.run([a.bin, "detect", "--scene", "--before", f"{d}/before.tif", "--after", f"{d}/after.tif",
-                            "--before-date", c["before"], "--after-date", c["after"], "--tile", name,
+                            "--before-date", c["before"], "--after-date", c["after"], "--tile", name, "--sensor", "sentinel2-l1c",
                             "--method", method, "-o", f"{out}/pred.geojson", "--emit-rasters", out,
                             *(["--config", a.config] if a.config else [])],
                            capture_output=True, text=True)

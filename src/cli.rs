@@ -203,6 +203,10 @@ pub struct DetectArgs {
     /// Cloud/shadow mask of the later image.
     #[arg(long)]
     pub after_mask: Option<PathBuf>,
+    /// How the masks mark unusable pixels: binary (non-zero), scl
+    /// (Sentinel-2 scene classification) or qa_pixel (Landsat C2 bits).
+    #[arg(long)]
+    pub mask_kind: Option<String>,
     /// Earlier date YYYY-MM-DD (default: from the file name).
     #[arg(long)]
     pub before_date: Option<String>,

@@ -83,17 +83,27 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
             if let Some(p) = riverwatch::tile_id_problem(&id) {
                 anyhow::bail!("--tile {id:?} {p}");
             }
+            let mask_kind = match a.mask_kind.as_deref() {
+                None => None,
+                Some(k) => Some(serde_json::from_value(serde_json::Value::from(k)).map_err(
+                    |_| anyhow::anyhow!("--mask-kind {k:?}: one of binary, scl, qa_pixel"),
+                )?),
+            };
             let tile = Tile {
                 id,
                 before: DateImage {
                     image: before.clone(),
                     date: bd,
                     mask: a.before_mask.clone(),
+                    mask_kind,
+                    ..DateImage::default()
                 },
                 after: DateImage {
                     image: after,
                     date: ad,
                     mask: a.after_mask.clone(),
+                    mask_kind,
+                    ..DateImage::default()
                 },
             };
             let man =

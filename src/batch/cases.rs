@@ -47,13 +47,36 @@ fn evidence(merged: &[Detection], m: &Manifest, out: &Path) -> BTreeMap<String, 
         .iter()
         .map(|d| {
             let t = m.tiles.iter().find(|t| t.id == d.tile);
+            let spec = t.and_then(|t| {
+                let mut a = t.after.clone();
+                if !a.image.as_os_str().is_empty()
+                    && !crate::domain::manifest::is_virtual_path(&a.image)
+                {
+                    a.image = std::path::absolute(&a.image).unwrap_or(a.image);
+                }
+                if let Some(b) = &mut a.bands {
+                    for p in [&mut b.blue, &mut b.green, &mut b.red, &mut b.nir] {
+                        *p = std::path::absolute(&*p).unwrap_or_else(|_| p.clone());
+                    }
+                    b.swir1 = b
+                        .swir1
+                        .as_ref()
+                        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+                }
+                a.mask = a
+                    .mask
+                    .as_ref()
+                    .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+                serde_json::to_string(&a).ok()
+            });
             let [b, a] = crate::sinks::dispatch::chip_paths(&out, &d.id);
             (
                 d.id.clone(),
                 Evidence {
-                    before_image: t.map(|t| abs(&t.before.image)),
-                    after_image: t.map(|t| abs(&t.after.image)),
+                    before_image: t.map(|t| abs(t.before.label())),
+                    after_image: t.map(|t| abs(t.after.label())),
                     after_mask: t.and_then(|t| t.after.mask.as_deref().map(abs)),
+                    after_spec: spec,
                     chips: Some([b.display().to_string(), a.display().to_string()]),
                 },
             )

@@ -82,7 +82,10 @@ pub struct BatchResult {
 /// Any input problem, and segments whose chief is not in the registry.
 pub fn load_context_inputs(m: &Manifest, cfg: &Config) -> Result<(Vec<Segment>, Registry)> {
     let reg = crate::io::load_registry(&m.chiefs)?;
-    let segs = crate::io::vector::load_rivers(&m.rivers, cfg.widths())?;
+    let (segs, notes) = crate::io::vector::load_rivers_noted(&m.rivers, cfg.widths())?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
     let missing: Vec<String> = segs
         .iter()
         .filter(|s| reg.get(&s.chief_id).is_none())

@@ -285,15 +285,19 @@ fn detection_pair(
     m: &Manifest,
     cfg: &Config,
 ) -> Option<Comparison> {
-    let img = obs.after_image.as_ref()?;
+    let after = match &obs.after_spec {
+        Some(spec) => serde_json::from_str::<DateImage>(spec).ok()?,
+        None => DateImage {
+            image: PathBuf::from(obs.after_image.as_ref()?),
+            date: obs.date.clone(),
+            mask: obs.after_mask.as_ref().map(PathBuf::from),
+            ..DateImage::default()
+        },
+    };
     let t = Tile {
         id: tile.id.clone(),
         before: tile.before.clone(),
-        after: DateImage {
-            image: PathBuf::from(img),
-            date: obs.date.clone(),
-            mask: obs.after_mask.as_ref().map(PathBuf::from),
-        },
+        after,
     };
     let pair = read_pair(&t, &m.sensor, cfg.block_rows).ok()?;
     Some(compare(pair.before.view(), pair.after, pair.valid, cfg))

@@ -74,11 +74,41 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The local files a tile reads: each path, or for GDAL paths the archive
+/// (`/vsizip/a.zip/x.tif` → `a.zip`) or the file of a subdataset
+/// (`SENTINEL2_L2A:/p/MTD.xml:10m:…` → `/p/MTD.xml`); remote paths
+/// (`/vsicurl/`, `/vsis3/`, …) are left out.
 pub(crate) fn tile_files(t: &Tile) -> Vec<PathBuf> {
-    let mut v = vec![t.before.image.clone(), t.after.image.clone()];
-    v.extend(t.before.mask.clone());
-    v.extend(t.after.mask.clone());
+    let mut v: Vec<PathBuf> = t
+        .before
+        .files()
+        .into_iter()
+        .chain(t.after.files())
+        .filter_map(local_file)
+        .collect();
+    v.dedup();
     v
+}
+
+fn local_file(p: &Path) -> Option<PathBuf> {
+    let s = p.to_string_lossy();
+    for pre in ["/vsizip/", "/vsitar/", "/vsigzip/"] {
+        if let Some(rest) = s.strip_prefix(pre) {
+            let lower = rest.to_ascii_lowercase();
+            let end = [".zip", ".tar.gz", ".tgz", ".tar", ".gz"]
+                .iter()
+                .filter_map(|x| lower.find(x).map(|i| i + x.len()))
+                .min()?;
+            return Some(PathBuf::from(&rest[..end]));
+        }
+    }
+    if s.starts_with("/vsi") {
+        return None;
+    }
+    if crate::domain::manifest::is_virtual_path(p) {
+        return s.split(':').nth(1).map(PathBuf::from);
+    }
+    Some(p.to_path_buf())
 }
 
 /// Size + mtime of every input of a tile (and the shared vectors), hashed:

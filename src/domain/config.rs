@@ -116,6 +116,11 @@ pub struct Config {
     /// a scene (OSCD dev set: 3 % on average), so more points at failed
     /// radiometry, not change.
     pub trust_max_flagged_share: f64,
+    /// Stop a tile whose reflectance is implausible (no dark pixels, many
+    /// below zero, values far outside 0–1: a wrong scale, offset or
+    /// processing baseline), saying what to set. Turn off only for scenes
+    /// that really are all bright (snow-covered winter scenes).
+    pub check_radiometry: bool,
 }
 
 impl Default for Config {
@@ -158,6 +163,7 @@ impl Default for Config {
             simplify_m: 0.0,
             trust_gain_range: [0.7, 1.4],
             trust_max_flagged_share: 0.15,
+            check_radiometry: true,
         }
     }
 }

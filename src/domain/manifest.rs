@@ -57,7 +57,8 @@ fn custom_name() -> String {
 }
 
 impl Sensor {
-    /// A named preset: `sentinel2-l2a`, `landsat-c2l2` or `gf-4band`.
+    /// A named preset: `sentinel2-l2a`, `sentinel2-l1c` (top of atmosphere),
+    /// `landsat-c2l2` or `gf-4band`.
     pub fn preset(name: &str) -> Option<Sensor> {
         let b4 = BandMap {
             blue: 1,
@@ -71,7 +72,7 @@ impl Sensor {
             ..b4
         };
         let (bands, scale, offset) = match name {
-            "sentinel2-l2a" => (b5, 1e-4, 0.0),
+            "sentinel2-l2a" | "sentinel2-l1c" => (b5, 1e-4, 0.0),
             "landsat-c2l2" => (b5, 2.75e-5, -0.2),
             "gf-4band" => (b4, 1e-4, 0.0),
             _ => return None,
@@ -83,6 +84,16 @@ impl Sensor {
             offset,
             nodata: Some(0.0),
         })
+    }
+
+    /// What its reflectance is: top of atmosphere for `sentinel2-l1c`,
+    /// surface reflectance for every other preset and custom sensors.
+    pub fn product(&self) -> crate::kernels::radiometry::Product {
+        if self.name == "sentinel2-l1c" {
+            crate::kernels::radiometry::Product::TopOfAtmosphere
+        } else {
+            crate::kernels::radiometry::Product::Surface
+        }
     }
 
     /// True when a SWIR band is available.
@@ -98,7 +109,7 @@ impl Sensor {
         match v {
             Value::String(s) => Sensor::preset(s).ok_or_else(|| {
                 format!(
-                    "unknown sensor preset {s:?} (known: sentinel2-l2a, landsat-c2l2, gf-4band)"
+                    "unknown sensor preset {s:?} (known: sentinel2-l2a, sentinel2-l1c, landsat-c2l2, gf-4band)"
                 )
             }),
             Value::Object(_) => {
@@ -122,16 +133,189 @@ impl Sensor {
 }
 
 /// One date of a tile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DateImage {
-    /// Raster path (resolved against the manifest folder once loaded).
+    /// One multi-band raster, bands numbered by the sensor (resolved against
+    /// the manifest folder once loaded; any GDAL path, `/vsizip/…` or a
+    /// subdataset such as `SENTINEL2_L2A:…`, is passed to GDAL as is).
+    /// Empty when `bands` is given.
+    #[serde(default, skip_serializing_if = "path_is_empty")]
     pub image: PathBuf,
+    /// Or one file per band, as Sentinel-2 and Landsat ship (band 1 of each;
+    /// files at another resolution or grid are resampled onto the blue
+    /// band's grid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bands: Option<BandFiles>,
     /// Acquisition date, YYYY-MM-DD.
     pub date: String,
-    /// Optional cloud/shadow mask (non-zero = unusable).
+    /// Optional mask of unusable pixels (cloud, shadow, defective), read as
+    /// `mask_kind` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask: Option<PathBuf>,
+    /// How to read `mask`: `binary` (default: non-zero = unusable), `scl`
+    /// (Sentinel-2 scene classification), `qa_pixel` (Landsat C2 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_kind: Option<MaskKind>,
+    /// reflectance = DN × scale + offset for this date (default: the raster's
+    /// own scale metadata, else the sensor's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// See `scale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<f64>,
+    /// Sentinel-2 processing baseline of this date's product, e.g. `"04.00"`:
+    /// from 04.00 on (products from 25 January 2022) L2A reflectance is
+    /// (DN − 1000) / 10000, so the offset is −0.1; before it, 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+}
+
+fn path_is_empty(p: &Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
+/// One file per band.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BandFiles {
+    /// Blue (S2 B02, Landsat 8/9 SR_B2).
+    pub blue: PathBuf,
+    /// Green (B03, SR_B3).
+    pub green: PathBuf,
+    /// Red (B04, SR_B4).
+    pub red: PathBuf,
+    /// Near infrared (B08, SR_B5).
+    pub nir: PathBuf,
+    /// Shortwave infrared ~1.6 µm (B11 at 20 m, SR_B6); required when the
+    /// sensor has SWIR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swir1: Option<PathBuf>,
+}
+
+impl BandFiles {
+    /// The files in riverwatch's band order.
+    pub fn order(&self) -> Vec<&Path> {
+        let mut v = vec![
+            self.blue.as_path(),
+            self.green.as_path(),
+            self.red.as_path(),
+            self.nir.as_path(),
+        ];
+        v.extend(self.swir1.as_deref());
+        v
+    }
+}
+
+/// How a mask file marks unusable pixels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskKind {
+    /// Non-zero = unusable.
+    #[default]
+    Binary,
+    /// Sentinel-2 L2A scene classification: unusable are 0 no data,
+    /// 1 saturated or defective, 3 cloud shadow, 8 cloud (medium
+    /// probability), 9 cloud (high probability), 10 thin cirrus and 11 snow
+    /// or ice (snow comes and goes with the season; it is not an
+    /// encroachment); usable are 2 dark area, 4 vegetation, 5 bare soil,
+    /// 6 water and 7 unclassified.
+    Scl,
+    /// Landsat Collection 2 QA_PIXEL: unusable where bit 0 fill, 1 dilated
+    /// cloud, 2 cirrus, 3 cloud, 4 cloud shadow or 5 snow is set.
+    QaPixel,
+}
+
+impl MaskKind {
+    /// Whether a mask value marks the pixel unusable.
+    pub fn unusable(self, v: f64) -> bool {
+        match self {
+            MaskKind::Binary => v != 0.0,
+            MaskKind::Scl => matches!(v as i64, 0 | 1 | 3 | 8 | 9 | 10 | 11),
+            MaskKind::QaPixel => (v as i64) & 0b11_1111 != 0,
+        }
+    }
+}
+
+impl DateImage {
+    /// Every file this date reads (image or band files, and the mask).
+    pub fn files(&self) -> Vec<&Path> {
+        let mut v: Vec<&Path> = match &self.bands {
+            Some(b) => b.order(),
+            None => vec![self.image.as_path()],
+        };
+        v.extend(self.mask.as_deref());
+        v
+    }
+
+    /// The file that names this date in messages (the image, or the blue
+    /// band's file).
+    pub fn label(&self) -> &Path {
+        self.bands
+            .as_ref()
+            .map_or(self.image.as_path(), |b| b.blue.as_path())
+    }
+
+    /// Scale and offset set for this date (by `scale`/`offset`, or by
+    /// `baseline` for the offset), each `None` when not set here.
+    ///
+    /// # Errors
+    /// A baseline that is not `NN.NN`, or both `baseline` and `offset`.
+    pub fn radiometry(
+        &self,
+        sensor_scale: f64,
+    ) -> std::result::Result<(Option<f64>, Option<f64>), String> {
+        let offset = match (&self.baseline, self.offset) {
+            (Some(_), Some(_)) => {
+                return Err("give \"baseline\" or \"offset\", not both".into());
+            }
+            (Some(b), None) => {
+                let v: f64 = b
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| (0.0..100.0).contains(v) && b.len() == 5)
+                    .ok_or_else(|| {
+                        format!("baseline {b:?} is not a processing baseline like \"04.00\"")
+                    })?;
+                let scale = self.scale.unwrap_or(sensor_scale);
+                Some(if v >= 4.0 { -1000.0 * scale } else { 0.0 })
+            }
+            (None, o) => o,
+        };
+        Ok((self.scale, offset))
+    }
+}
+
+/// Resolves a manifest path against the manifest's folder; GDAL special
+/// paths (`/vsi…/`, `DRIVER:…` subdatasets) and absolute paths are kept,
+/// except that a relative path inside `/vsizip/` or `/vsitar/` is resolved.
+pub fn resolve(base: &Path, p: &Path) -> PathBuf {
+    let s = p.to_string_lossy();
+    for pre in ["/vsizip/", "/vsitar/", "/vsigzip/"] {
+        if let Some(rest) = s.strip_prefix(pre) {
+            if !rest.starts_with('/') {
+                return PathBuf::from(format!("{pre}{}", base.join(rest).display()));
+            }
+            return p.to_path_buf();
+        }
+    }
+    if is_virtual_path(p) || p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// True for paths only GDAL understands: `/vsi…/` virtual file systems and
+/// `DRIVER:…` subdataset names (such as `SENTINEL2_L2A:…`).
+pub fn is_virtual_path(p: &Path) -> bool {
+    let s = p.to_string_lossy();
+    s.starts_with("/vsi")
+        || s.split_once(':').is_some_and(|(d, _)| {
+            d.len() >= 2
+                && d.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
 }
 
 /// A tile pair.
@@ -262,9 +446,57 @@ impl Manifest {
                     t.id, t.before.date, t.after.date
                 ));
             }
-            for d in [&mut t.before, &mut t.after] {
-                d.image = base.join(&d.image);
-                d.mask = d.mask.as_ref().map(|m| base.join(m));
+            for (which, d) in [("before", &mut t.before), ("after", &mut t.after)] {
+                let mut say =
+                    |m: String| problems.push(format!("{f}: tile {:?} {which}: {m}", t.id));
+                match (&d.image.as_os_str().is_empty(), &d.bands) {
+                    (true, None) => say(
+                        "give \"image\" (one multi-band file) or \"bands\" (one file per band)"
+                            .into(),
+                    ),
+                    (false, Some(_)) => say("give \"image\" or \"bands\", not both".into()),
+                    _ => {}
+                }
+                if let (Some(b), Some(s)) = (&d.bands, &sensor) {
+                    if s.has_swir() != b.swir1.is_some() {
+                        say(format!(
+                            "the sensor {} {} SWIR, so \"bands\" {} \"swir1\"",
+                            s.name,
+                            if s.has_swir() { "has" } else { "has no" },
+                            if s.has_swir() {
+                                "needs"
+                            } else {
+                                "must not have"
+                            }
+                        ));
+                    }
+                }
+                if d.mask_kind.is_some() && d.mask.is_none() {
+                    say("\"mask_kind\" without a \"mask\"".into());
+                }
+                if let Some(s) = &sensor {
+                    if d.baseline.is_some() && !s.name.starts_with("sentinel2") {
+                        say(format!("\"baseline\" is a Sentinel-2 setting; the sensor is {}: use \"offset\"", s.name));
+                    }
+                    if let Err(m) = d.radiometry(s.scale) {
+                        say(m);
+                    }
+                }
+                if d.scale.is_some_and(|v| !v.is_finite() || v == 0.0)
+                    || d.offset.is_some_and(|v| !v.is_finite())
+                {
+                    say("scale must be finite and non-zero, offset finite".into());
+                }
+                if !d.image.as_os_str().is_empty() {
+                    d.image = resolve(&base, &d.image);
+                }
+                if let Some(b) = &mut d.bands {
+                    for p in [&mut b.blue, &mut b.green, &mut b.red, &mut b.nir] {
+                        *p = resolve(&base, p);
+                    }
+                    b.swir1 = b.swir1.as_ref().map(|p| resolve(&base, p));
+                }
+                d.mask = d.mask.as_ref().map(|m| resolve(&base, m));
             }
             tiles.push(t);
         }

@@ -7,7 +7,7 @@
 
 use super::crs::same_crs;
 use crate::domain::grid::Grid;
-use crate::domain::manifest::{DateImage, Sensor, Tile};
+use crate::domain::manifest::{is_virtual_path, DateImage, MaskKind, Sensor, Tile};
 use crate::error::{Error, Result};
 use gdal::raster::{GdalType, RasterCreationOptions};
 use gdal::{Dataset, DriverManager};
@@ -16,10 +16,156 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 fn open(path: &Path) -> Result<Dataset> {
-    if !path.exists() {
+    if !is_virtual_path(path) && !path.exists() {
         return Err(Error::invalid(path, "file does not exist"));
     }
     Dataset::open(path).map_err(|e| Error::gdal(path, e))
+}
+
+/// A short description of a grid for messages: CRS, pixel size, size.
+fn describe(g: &Grid) -> String {
+    let crs = gdal::spatial_ref::SpatialRef::from_wkt(&g.wkt)
+        .ok()
+        .and_then(|s| s.auth_code().ok())
+        .map_or_else(|| "a custom CRS".to_string(), |c| format!("EPSG:{c}"));
+    format!(
+        "{crs}, {} m pixels, {} × {} px from ({:.1}, {:.1})",
+        g.gt[1], g.width, g.height, g.gt[0], g.gt[3]
+    )
+}
+
+/// Whether `g` (in its own CRS) overlaps `target` at all.
+fn overlaps(g: &Grid, target: &Grid) -> Result<bool> {
+    let t = super::crs::Transformer::new(
+        super::crs::Srs::Wkt(&g.wkt),
+        super::crs::Srs::Wkt(&target.wkt),
+    )?;
+    let corners = [
+        (0.0, 0.0),
+        (g.width as f64, 0.0),
+        (0.0, g.height as f64),
+        (g.width as f64, g.height as f64),
+    ];
+    let (mut xs, mut ys): (Vec<f64>, Vec<f64>) =
+        corners.iter().map(|&(c, r)| g.to_map(c, r)).unzip();
+    t.apply(&mut xs, &mut ys)?;
+    let (x0, y1) = target.to_map(0.0, 0.0);
+    let (x1, y0) = target.to_map(target.width as f64, target.height as f64);
+    let fold = |v: &[f64], f: fn(f64, f64) -> f64, init| v.iter().copied().fold(init, f);
+    Ok(fold(&xs, f64::min, f64::MAX) < x1
+        && fold(&xs, f64::max, f64::MIN) > x0
+        && fold(&ys, f64::min, f64::MAX) < y1
+        && fold(&ys, f64::max, f64::MIN) > y0)
+}
+
+/// `ds` on `target`: itself when the grids match, else warped in memory
+/// (bilinear) onto `target`, with a note for the log. Refuses rasters that
+/// do not overlap `target`, with the gdalwarp command that would align them.
+fn on_grid(
+    ds: Dataset,
+    path: &Path,
+    target: &Grid,
+    what: &str,
+) -> Result<(Dataset, Option<String>)> {
+    let g = grid_of(&ds, path)?;
+    if target.mismatch(&g, same_crs).is_none() {
+        return Ok((ds, None));
+    }
+    if !overlaps(&g, target)? {
+        let epsg = gdal::spatial_ref::SpatialRef::from_wkt(&target.wkt)
+            .ok()
+            .and_then(|s| s.auth_code().ok())
+            .map_or_else(
+                || "<the reference CRS>".to_string(),
+                |c| format!("EPSG:{c}"),
+            );
+        let (x0, y1) = target.to_map(0.0, 0.0);
+        let (x1, y0) = target.to_map(target.width as f64, target.height as f64);
+        return Err(Error::invalid(
+            path,
+            format!(
+                "does not overlap the reference grid ({}); this raster is {}. If it is the right file, align it with: gdalwarp -t_srs {epsg} -te {x0} {y0} {x1} {y1} -ts {} {} -r bilinear {} aligned.tif",
+                describe(target),
+                describe(&g),
+                target.width,
+                target.height,
+                path.display()
+            ),
+        ));
+    }
+    let n = ds.raster_count();
+    let drv = DriverManager::get_driver_by_name("MEM").map_err(|e| Error::gdal(path, e))?;
+    let mut dst = drv
+        .create_with_band_type::<f32, _>("", target.width, target.height, n)
+        .map_err(|e| Error::gdal(path, e))?;
+    dst.set_geo_transform(&target.gt)
+        .map_err(|e| Error::gdal(path, e))?;
+    dst.set_projection(&target.wkt)
+        .map_err(|e| Error::gdal(path, e))?;
+    for b in 1..=n {
+        let src = ds.rasterband(b).map_err(|e| Error::gdal(path, e))?;
+        let mut band = dst.rasterband(b).map_err(|e| Error::gdal(path, e))?;
+        // Outside the source: nodata (NaN when the source has none), so
+        // it is never taken for data.
+        let nd = src.no_data_value().unwrap_or(f64::NAN);
+        band.set_no_data_value(Some(nd))
+            .map_err(|e| Error::gdal(path, e))?;
+        band.fill(nd, None).map_err(|e| Error::gdal(path, e))?;
+        if let (Some(sc), Some(of)) = (src.scale(), src.offset()) {
+            let _ = band.set_scale(sc);
+            let _ = band.set_offset(of);
+        }
+    }
+    gdal::raster::reproject(&ds, &dst).map_err(|e| Error::gdal(path, e))?;
+    let note = format!(
+        "{}: {what} resampled on the fly onto the reference grid ({} → {}, bilinear)",
+        path.display(),
+        describe(&g),
+        describe(target)
+    );
+    Ok((dst, Some(note)))
+}
+
+/// A mask on `target` as 0 (usable) / 1 (unusable): read at its own
+/// resolution, decoded by `kind`, then resampled; a target pixel touched by
+/// any unusable source pixel is unusable.
+fn mask_on_grid(
+    ds: Dataset,
+    path: &Path,
+    target: &Grid,
+    kind: MaskKind,
+) -> Result<(Dataset, Option<String>)> {
+    let g = grid_of(&ds, path)?;
+    if target.mismatch(&g, same_crs).is_none() {
+        return Ok((ds, None));
+    }
+    let band = ds.rasterband(1).map_err(|e| Error::gdal(path, e))?;
+    let buf = band
+        .read_as::<f64>((0, 0), (g.width, g.height), (g.width, g.height), None)
+        .map_err(|e| Error::gdal(path, e))?;
+    let (_, data) = buf.into_shape_and_vec();
+    let decoded: Vec<f32> = data
+        .iter()
+        .map(|&v| f32::from(u8::from(kind.unusable(v))))
+        .collect();
+    let drv = DriverManager::get_driver_by_name("MEM").map_err(|e| Error::gdal(path, e))?;
+    let mut src = drv
+        .create_with_band_type::<f32, _>("", g.width, g.height, 1)
+        .map_err(|e| Error::gdal(path, e))?;
+    src.set_geo_transform(&g.gt)
+        .map_err(|e| Error::gdal(path, e))?;
+    src.set_projection(&g.wkt)
+        .map_err(|e| Error::gdal(path, e))?;
+    let mut b = gdal::raster::Buffer::new((g.width, g.height), decoded);
+    src.rasterband(1)
+        .map_err(|e| Error::gdal(path, e))?
+        .write((0, 0), (g.width, g.height), &mut b)
+        .map_err(|e| Error::gdal(path, e))?;
+    let (dst, note) = on_grid(src, path, target, "mask")?;
+    Ok((
+        dst,
+        note.map(|n| format!("{n}; any unusable source pixel makes the target pixel unusable")),
+    ))
 }
 
 /// Opens a raster in a metric CRS: one in a geographic CRS (longitude and
@@ -132,14 +278,35 @@ pub struct Block {
 /// Reader of one date's bands and mask.
 pub struct DateReader {
     path: PathBuf,
-    ds: Dataset,
-    bands: Vec<usize>,
+    /// Open rasters: the multi-band image, or one per band file.
+    sources: Vec<(PathBuf, Dataset)>,
+    /// Per output band: (source index, band number).
+    bands: Vec<(usize, usize)>,
     nodata: Vec<Option<f64>>,
-    scale: f32,
-    offset: f32,
-    mask: Option<(PathBuf, Dataset)>,
-    /// What was done to make the raster usable (a warp), for the log.
-    note: Option<String>,
+    scale: Vec<f64>,
+    offset: Vec<f64>,
+    mask: Option<(PathBuf, Dataset, MaskKind)>,
+    /// What was done on the fly (warps, resampling, radiometry), for the log.
+    notes: Vec<String>,
+}
+
+/// The scale and offset of one band: this date's own (manifest), else the
+/// raster's scale/offset metadata when it has any, else the sensor's.
+fn radiometry(
+    band: &gdal::raster::RasterBand<'_>,
+    own: (Option<f64>, Option<f64>),
+    sensor: &Sensor,
+) -> (f64, f64, Option<&'static str>) {
+    let meta = match (band.scale(), band.offset()) {
+        (Some(s), o) if s != 1.0 || o.is_some_and(|o| o != 0.0) => Some((s, o.unwrap_or(0.0))),
+        (None, Some(o)) if o != 0.0 => Some((1.0, o)),
+        _ => None,
+    };
+    match (own, meta) {
+        ((Some(s), Some(o)), _) => (s, o, None),
+        ((s, o), Some((ms, mo))) if s.is_none() && o.is_none() => (ms, mo, Some("raster metadata")),
+        ((s, o), _) => (s.unwrap_or(sensor.scale), o.unwrap_or(sensor.offset), None),
+    }
 }
 
 impl DateReader {
@@ -149,45 +316,90 @@ impl DateReader {
         tile: &str,
         grid: Option<&Grid>,
     ) -> Result<(DateReader, Grid)> {
-        let (ds, note) = open_metric(&img.image)?;
-        let g = grid_of(&ds, &img.image)?;
-        let bands = sensor.bands.order();
-        let need = bands.iter().copied().max().unwrap_or(1);
-        if ds.raster_count() < need {
-            return Err(Error::BandCount {
-                path: img.image.clone(),
-                need,
-                have: ds.raster_count(),
-            });
-        }
-        if let Some(ref_grid) = grid {
-            if let Some(what) = ref_grid.mismatch(&g, same_crs) {
-                return Err(Error::GridMismatch {
-                    tile: tile.into(),
-                    a: PathBuf::from("before image"),
-                    b: img.image.clone(),
-                    what,
-                });
+        let label = img.label().to_path_buf();
+        let mut notes = Vec::new();
+        // The reference grid: the earlier date's (blue band's) own grid,
+        // warped to UTM when geographic; the later date is aligned onto it.
+        let (first, note) = match grid {
+            None => open_metric(&label)?,
+            Some(_) => (open(&label)?, None),
+        };
+        notes.extend(note);
+        let g = match grid {
+            Some(r) => r.clone(),
+            None => grid_of(&first, &label)?,
+        };
+        let what = if grid.is_some() { "later date" } else { "band" };
+        let mut sources = Vec::new();
+        let mut bands = Vec::new();
+        let mut first = Some(first);
+        match &img.bands {
+            None => {
+                let ds = first
+                    .take()
+                    .ok_or_else(|| Error::invalid(&label, "not opened"))?;
+                let (ds, note) = on_grid(ds, &label, &g, what)?;
+                notes.extend(note);
+                let need = sensor.bands.order().into_iter().max().unwrap_or(1);
+                if ds.raster_count() < need {
+                    return Err(Error::BandCount {
+                        path: label.clone(),
+                        need,
+                        have: ds.raster_count(),
+                    });
+                }
+                sources.push((label.clone(), ds));
+                bands = sensor.bands.order().into_iter().map(|b| (0, b)).collect();
+            }
+            Some(files) => {
+                for (i, f) in files.order().into_iter().enumerate() {
+                    let ds = match first.take() {
+                        Some(d) if i == 0 => d,
+                        _ => open(f)?,
+                    };
+                    let (ds, note) = on_grid(ds, f, &g, what)?;
+                    notes.extend(note);
+                    sources.push((f.to_path_buf(), ds));
+                    bands.push((i, 1));
+                }
             }
         }
-        let mut nodata = Vec::new();
-        for &b in &bands {
-            let band = ds.rasterband(b).map_err(|e| Error::gdal(&img.image, e))?;
-            nodata.push(sensor.nodata.or(band.no_data_value()));
+        let own = img
+            .radiometry(sensor.scale)
+            .map_err(|m| Error::invalid(&label, m))?;
+        let (mut nodata, mut scale, mut offset) = (Vec::new(), Vec::new(), Vec::new());
+        let mut from_meta = false;
+        for &(si, b) in &bands {
+            let (p, ds) = &sources[si];
+            let band = ds.rasterband(b).map_err(|e| Error::gdal(p, e))?;
+            let nd = band.no_data_value().filter(|v| !v.is_nan());
+            nodata.push(sensor.nodata.or(nd));
+            let (sc, of, src) = radiometry(&band, own, sensor);
+            from_meta |= src.is_some();
+            scale.push(sc);
+            offset.push(of);
+        }
+        if from_meta {
+            notes.push(format!(
+                "{}: reflectance scale/offset from the raster's own metadata (scale {}, offset {})",
+                label.display(),
+                scale[0],
+                offset[0]
+            ));
+        }
+        if own.1.is_some_and(|o| o != sensor.offset) || own.0.is_some_and(|s| s != sensor.scale) {
+            notes.push(format!(
+                "{}: reflectance = DN × {} + {} (set for this date)",
+                label.display(),
+                scale[0],
+                offset[0]
+            ));
         }
         let mask = match &img.mask {
             None => None,
             Some(m) => {
-                let (mds, _) = open_metric(m)?;
-                let mg = grid_of(&mds, m)?;
-                if let Some(what) = g.mismatch(&mg, same_crs) {
-                    return Err(Error::GridMismatch {
-                        tile: tile.into(),
-                        a: img.image.clone(),
-                        b: m.clone(),
-                        what,
-                    });
-                }
+                let kind = img.mask_kind.unwrap_or_default();
+                let mds = open(m)?;
                 if mds.raster_count() != 1 {
                     return Err(Error::invalid(
                         m,
@@ -197,19 +409,27 @@ impl DateReader {
                         ),
                     ));
                 }
-                Some((m.clone(), mds))
+                let (mds, note) = mask_on_grid(mds, m, &g, kind)?;
+                let kind = if note.is_some() {
+                    MaskKind::Binary
+                } else {
+                    kind
+                };
+                notes.extend(note);
+                Some((m.clone(), mds, kind))
             }
         };
+        let _ = tile;
         Ok((
             DateReader {
-                path: img.image.clone(),
-                ds,
+                path: label,
+                sources,
                 bands,
                 nodata,
-                scale: sensor.scale as f32,
-                offset: sensor.offset as f32,
+                scale,
+                offset,
                 mask,
-                note,
+                notes,
             },
             g,
         ))
@@ -249,15 +469,24 @@ impl DateReader {
         let origin = (cols.start as isize, rows.start as isize);
         let mut buf: Vec<f32> = Vec::new();
         valid.fill(true);
-        let (s, o) = (self.scale, self.offset);
-        for (i, &b) in self.bands.iter().enumerate() {
-            let band = self
-                .ds
-                .rasterband(b)
-                .map_err(|e| Error::gdal(&self.path, e))?;
+        for (i, &(si, b)) in self.bands.iter().enumerate() {
+            let (s64, o64) = (self.scale[i], self.offset[i]);
+            let (s, o) = (s64 as f32, o64 as f32);
+            // An offset that is a whole number of DN (the Sentinel-2 04.00
+            // offset: −1000 × 1e-4) is applied to the DN before scaling, so
+            // a product stored with it decodes to exactly the reflectance of
+            // the same product stored without it.
+            let k = o64 / s64;
+            let shift = ((k - k.round()).abs() < 1e-6).then_some(k.round() as f32);
+            let to_refl = move |dn: f32| match shift {
+                Some(k) => (dn + k) * s,
+                None => dn * s + o,
+            };
+            let (path, ds) = &self.sources[si];
+            let band = ds.rasterband(b).map_err(|e| Error::gdal(path, e))?;
             let err = |e: gdal::errors::GdalError| {
                 Error::gdal(
-                    &self.path,
+                    path,
                     format!("band {b}, rows {}..{}: {e}", rows.start, rows.end),
                 )
             };
@@ -270,7 +499,7 @@ impl DateReader {
                     .and(&mut valid)
                     .for_each(|p, v| {
                         *v &= p.is_finite() && Some(*p) != nd;
-                        *p = *p * s + o;
+                        *p = to_refl(*p);
                     });
             } else {
                 buf.resize(width * h, 0.0);
@@ -283,18 +512,18 @@ impl DateReader {
                     .and(src)
                     .for_each(|p, v, &dn| {
                         *v &= dn.is_finite() && Some(dn) != nd;
-                        *p = dn * s + o;
+                        *p = to_refl(dn);
                     });
             }
         }
-        if let Some((mp, mds)) = &self.mask {
+        if let Some((mp, mds, kind)) = &self.mask {
             let band = mds.rasterband(1).map_err(|e| Error::gdal(mp, e))?;
             buf.resize(width * h, 0.0);
             band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None)
                 .map_err(|e| Error::gdal(mp, e))?;
             ndarray::Zip::from(&mut valid)
                 .and(ArrayView2::from_shape((h, width), &buf[..]).map_err(|e| Error::gdal(mp, e))?)
-                .for_each(|v, &m| *v &= m == 0.0);
+                .for_each(|v, &m| *v &= !kind.unusable(m as f64));
         }
         // Bands are kept finite so kernels need no NaN branches; invalid pixels
         // are excluded by the mask, not by their values.
@@ -348,18 +577,7 @@ impl TileReader {
     /// Missing/unreadable files, too few bands, empty rasters, grids that differ.
     pub fn open(tile: &Tile, sensor: &Sensor) -> Result<TileReader> {
         let (before, grid) = DateReader::open(&tile.before, sensor, &tile.id, None)?;
-        let (after, _) =
-            DateReader::open(&tile.after, sensor, &tile.id, Some(&grid)).map_err(|e| match e {
-                Error::GridMismatch {
-                    tile: t, b, what, ..
-                } if b == tile.after.image => Error::GridMismatch {
-                    tile: t,
-                    a: tile.before.image.clone(),
-                    b,
-                    what,
-                },
-                other => other,
-            })?;
+        let (after, _) = DateReader::open(&tile.after, sensor, &tile.id, Some(&grid))?;
         Ok(TileReader {
             grid,
             before,
@@ -369,9 +587,10 @@ impl TileReader {
 
     /// What was done to the inputs on the fly (warps), for the log.
     pub fn notes(&self) -> Vec<String> {
-        [&self.before.note, &self.after.note]
-            .into_iter()
-            .flatten()
+        self.before
+            .notes
+            .iter()
+            .chain(&self.after.notes)
             .cloned()
             .collect()
     }

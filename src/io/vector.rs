@@ -278,7 +278,164 @@ pub fn read_detections(path: &Path) -> Result<Vec<Detection>> {
 /// feature by index and `segment_id` (missing properties, bad geometry,
 /// non-finite or inverted widths, duplicate ids, empty collection).
 pub fn load_rivers(path: &Path, defaults: WidthDefaults) -> Result<Vec<Segment>> {
-    let value: Value = crate::io::read_json(path)?;
+    load_rivers_noted(path, defaults).map(|(s, _)| s)
+}
+
+/// A GeoJSON `crs` member naming something other than WGS84 lon/lat.
+fn foreign_crs(v: &Value) -> Option<String> {
+    let name = v.get("crs")?.get("properties")?.get("name")?.as_str()?;
+    let wgs = [
+        "urn:ogc:def:crs:OGC:1.3:CRS84",
+        "urn:ogc:def:crs:OGC::CRS84",
+        "EPSG:4326",
+        "urn:ogc:def:crs:EPSG::4326",
+    ];
+    (!wgs.contains(&name)).then(|| name.to_string())
+}
+
+/// A GeoJSON document's coordinates transformed from the CRS `name` to
+/// WGS84 longitude/latitude; the `crs` member is dropped.
+fn reproject_json(path: &Path, mut v: Value, name: &str) -> Result<Value> {
+    use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+    let err = |e: gdal::errors::GdalError| Error::invalid(path, format!("its CRS {name}: {e}"));
+    let mut from = SpatialRef::from_definition(name).map_err(err)?;
+    from.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let mut wgs = SpatialRef::from_epsg(4326).map_err(err)?;
+    wgs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let tr = CoordTransform::new(&from, &wgs).map_err(err)?;
+    fn walk(
+        c: &mut Value,
+        tr: &CoordTransform,
+    ) -> std::result::Result<(), gdal::errors::GdalError> {
+        let Some(a) = c.as_array_mut() else {
+            return Ok(());
+        };
+        if a.len() >= 2 && a.iter().all(Value::is_number) {
+            let (mut x, mut y) = (
+                [a[0].as_f64().unwrap_or(0.0)],
+                [a[1].as_f64().unwrap_or(0.0)],
+            );
+            tr.transform_coords(&mut x, &mut y, &mut [])?;
+            a[0] = Value::from(x[0]);
+            a[1] = Value::from(y[0]);
+            a.truncate(2);
+            return Ok(());
+        }
+        a.iter_mut().try_for_each(|x| walk(x, tr))
+    }
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("crs");
+    }
+    if let Some(fs) = v.get_mut("features").and_then(Value::as_array_mut) {
+        for f in fs {
+            if let Some(c) = f.get_mut("geometry").and_then(|g| g.get_mut("coordinates")) {
+                walk(c, &tr).map_err(err)?;
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// Any OGR vector file (GeoPackage, Shapefile, GeoJSON with a `crs`, …) as
+/// a GeoJSON FeatureCollection in WGS84 longitude/latitude: the first layer,
+/// geometries reprojected from the layer's CRS, fields as properties.
+fn ogr_collection(path: &Path) -> Result<(Value, String)> {
+    use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+    use gdal::vector::{FieldValue, LayerAccess};
+    let err = |e: gdal::errors::GdalError| Error::gdal(path, e);
+    let ds = gdal::Dataset::open_ex(
+        path,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_VECTOR,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| Error::invalid(path, format!("not a vector file GDAL/OGR can read ({e}); rivers may be GeoJSON, GeoPackage, Shapefile or any OGR format")))?;
+    if ds.layer_count() == 0 {
+        return Err(Error::invalid(path, "no vector layer"));
+    }
+    let mut layer = ds.layer(0).map_err(err)?;
+    let mut srs = layer.spatial_ref().ok_or_else(|| {
+        Error::invalid(
+            path,
+            "the layer has no CRS; assign one (ogr2ogr -a_srs EPSG:…)",
+        )
+    })?;
+    srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let from = srs
+        .auth_code()
+        .map(|c| format!("EPSG:{c}"))
+        .unwrap_or_else(|_| srs.name().unwrap_or_else(|| "its CRS".into()));
+    let mut wgs = SpatialRef::from_epsg(4326).map_err(err)?;
+    wgs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let tr = CoordTransform::new(&srs, &wgs).map_err(err)?;
+    let mut feats = Vec::new();
+    for f in layer.features() {
+        let geometry = match f.geometry() {
+            Some(g) => {
+                let g = g.transform(&tr).map_err(err)?;
+                serde_json::from_str::<Value>(&g.json().map_err(err)?).unwrap_or(Value::Null)
+            }
+            None => Value::Null,
+        };
+        let mut props = serde_json::Map::new();
+        for (k, v) in f.fields() {
+            let v = match v {
+                None => continue,
+                Some(FieldValue::IntegerValue(n)) => Value::from(n),
+                Some(FieldValue::Integer64Value(n)) => Value::from(n),
+                Some(FieldValue::RealValue(x)) => Value::from(x),
+                Some(FieldValue::StringValue(s)) => Value::from(s),
+                Some(other) => Value::from(format!("{other:?}")),
+            };
+            props.insert(k, v);
+        }
+        feats.push(
+            serde_json::json!({"type": "Feature", "properties": props, "geometry": geometry}),
+        );
+    }
+    Ok((
+        serde_json::json!({"type": "FeatureCollection", "features": feats}),
+        from,
+    ))
+}
+
+/// As [`load_rivers`], with notes on what was done (a reprojection).
+///
+/// # Errors
+/// As [`load_rivers`].
+pub fn load_rivers_noted(
+    path: &Path,
+    defaults: WidthDefaults,
+) -> Result<(Vec<Segment>, Vec<String>)> {
+    let json_ext = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("geojson") || e.eq_ignore_ascii_case("json"));
+    let mut notes = Vec::new();
+    let value: Value = if json_ext {
+        let v: Value = crate::io::read_json(path)?;
+        match foreign_crs(&v) {
+            None => v,
+            Some(name) => {
+                let v = reproject_json(path, v, &name)?;
+                notes.push(format!(
+                    "{}: declares the CRS {name}; GeoJSON is WGS84 longitude/latitude by RFC 7946 (the `crs` member was dropped from the standard), so the segments were reprojected from {name}. To avoid this, write the file with: ogr2ogr -t_srs EPSG:4326 rivers.geojson {}",
+                    path.display(),
+                    path.display()
+                ));
+                v
+            }
+        }
+    } else {
+        let (v, from) = ogr_collection(path)?;
+        if from != "EPSG:4326" {
+            notes.push(format!(
+                "{}: segments reprojected from {from} to WGS84",
+                path.display()
+            ));
+        }
+        v
+    };
     let fc = collection_of(path, value.clone())?;
     if fc.features.is_empty() {
         return Err(Error::invalid(
@@ -306,7 +463,7 @@ pub fn load_rivers(path: &Path, defaults: WidthDefaults) -> Result<Vec<Segment>>
     if problems.is_empty() {
         out.sort_by(|a, b| a.id.cmp(&b.id));
         crate::schema::check(crate::schema::Kind::Rivers, path, &value)?;
-        Ok(out)
+        Ok((out, notes))
     } else {
         Err(Error::Many(problems))
     }

@@ -12,5 +12,6 @@ pub mod landcover;
 pub mod morphology;
 pub mod normalize;
 pub mod polygons;
+pub mod radiometry;
 pub mod threshold;
 pub mod zones;

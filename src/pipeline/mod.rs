@@ -183,6 +183,9 @@ pub fn detect_tile(
     let t0 = Instant::now();
     let pair = read_pair(tile, sensor, ctx.config.block_rows)?;
     tap.stage("read", t0.elapsed().as_secs_f64());
+    if ctx.config.check_radiometry {
+        check_radiometry(&pair, &SceneInfo::of(tile), sensor)?;
+    }
     let mut r = detect_scene(pair, &SceneInfo::of(tile), ctx, tap)?;
     r.report.seconds = t0.elapsed().as_secs_f64();
     Ok(r)
@@ -330,6 +333,30 @@ pub fn detect_scene(
         report,
         grid,
     })
+}
+
+/// Stops a tile whose reflectance is implausible on either date or across
+/// the pair ([`crate::kernels::radiometry`]), saying what to set.
+fn check_radiometry(pair: &ScenePair, info: &SceneInfo, sensor: &Sensor) -> Result<()> {
+    use crate::kernels::radiometry::{pair_problem, problem, stats};
+    let sb = stats(pair.before.view(), pair.valid.view());
+    let sa = stats(pair.after.view(), pair.valid.view());
+    let found = problem(&sb, sensor.product())
+        .map(|p| format!("on the earlier date ({}): {p}", info.before_date))
+        .or_else(|| {
+            problem(&sa, sensor.product())
+                .map(|p| format!("on the later date ({}): {p}", info.after_date))
+        })
+        .or_else(|| pair_problem(&sb, &sa));
+    match found {
+        Some(p) => Err(Error::Tile {
+            tile: info.tile.clone(),
+            msg: format!(
+                "implausible reflectance {p} (or set check_radiometry = false in the config if the scene really is like this, e.g. under snow)"
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Band stacks must have 4 or 5 bands and match the grid and each other.

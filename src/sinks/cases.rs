@@ -46,7 +46,7 @@ const MIGRATIONS: &[&str] = &[
        class TEXT NOT NULL, confidence REAL NOT NULL, area_m2 REAL NOT NULL,
        listing TEXT NOT NULL, status_after TEXT NOT NULL,
        geometry TEXT NOT NULL, record TEXT NOT NULL,
-       before_image TEXT, after_image TEXT, after_mask TEXT, chips TEXT,
+       before_image TEXT, after_image TEXT, after_mask TEXT, after_spec TEXT, chips TEXT,
        PRIMARY KEY(run, detection_id));
      CREATE INDEX observations_case ON observations(case_id, date);
      CREATE TABLE events(
@@ -82,6 +82,9 @@ pub struct Evidence {
     pub after_image: Option<String>,
     /// Later-date mask path, if the manifest gave one.
     pub after_mask: Option<String>,
+    /// The later date as the manifest described it (JSON of its
+    /// `DateImage`: band files, mask kind, radiometry), for re-checks.
+    pub after_spec: Option<String>,
     /// Chip files (before, after).
     pub chips: Option<[String; 2]>,
 }
@@ -177,6 +180,9 @@ pub struct Observation {
     pub after_image: Option<String>,
     /// Later-date mask.
     pub after_mask: Option<String>,
+    /// The later date's manifest entry (JSON).
+    #[serde(skip)]
+    pub after_spec: Option<String>,
     /// Chip files, JSON list.
     pub chips: Option<String>,
     /// Geometry, WGS84.
@@ -575,8 +581,8 @@ impl Store {
             let ev = night.evidence.get(&d.id).cloned().unwrap_or_default();
             tx.execute(
                 "INSERT INTO observations(run, detection_id, case_id, date, before_date, tile, class, confidence,
-                   area_m2, listing, status_after, geometry, record, before_image, after_image, after_mask, chips)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                   area_m2, listing, status_after, geometry, record, before_image, after_image, after_mask, after_spec, chips)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 params![
                     key,
                     d.id,
@@ -594,6 +600,7 @@ impl Store {
                     ev.before_image,
                     ev.after_image,
                     ev.after_mask,
+                    ev.after_spec,
                     ev.chips.map(|c| serde_json::to_string(&c).unwrap_or_default()),
                 ],
             )
@@ -776,7 +783,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT case_id, detection_id, date, before_date, tile, class, confidence, area_m2,
-                        listing, before_image, after_image, chips, geometry, after_mask
+                        listing, before_image, after_image, chips, geometry, after_mask, after_spec
                  FROM observations WHERE ?1 IS NULL OR case_id = ?1
                  ORDER BY case_id, date, detection_id",
             )
@@ -801,6 +808,7 @@ impl Store {
                         r.get::<_, Option<String>>(11)?,
                         r.get::<_, String>(12)?,
                         r.get::<_, Option<String>>(13)?,
+                        r.get::<_, Option<String>>(14)?,
                     ),
                 ))
             })
@@ -821,6 +829,7 @@ impl Store {
                 before_image: b.3,
                 after_image: b.4,
                 after_mask: b.7,
+                after_spec: b.8,
                 chips: b.5,
                 geometry: from_json_geom(path, &b.6)?,
             });

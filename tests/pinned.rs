@@ -14,7 +14,7 @@ const PINNED: &[(&str, &str)] = &[
     ),
     (
         "dispatch/哈尔滨市/松北区.geojson",
-        "9a923e4e3866f93c5bc8a9b5b03f189f25fb8c281091f7f8880d050050d70d64",
+        "f62ccf929db29a6786ef5a8133221a3d7f1cfb9730ed85cda370daf7c203ee56",
     ),
     (
         "dispatch/哈尔滨市/道外区.csv",
@@ -22,7 +22,7 @@ const PINNED: &[(&str, &str)] = &[
     ),
     (
         "dispatch/哈尔滨市/道外区.geojson",
-        "956bed12e8bede8c921b35313e60e5799659f927e8fda9df69e7cf883e80357e",
+        "aa95b87bc74daf86f3a13feb318910414dc133d4c804ce7cc7c751b408e03d0c",
     ),
     (
         "dispatch/哈尔滨市/道里区.csv",
@@ -30,27 +30,31 @@ const PINNED: &[(&str, &str)] = &[
     ),
     (
         "dispatch/哈尔滨市/道里区.geojson",
-        "b549fe6e21795df6f6cfaaed64880a9feda13e4afcb457461dba4cf41b0a787f",
+        "1638b3c976898e6519e5dd79a4862bdbdeffd77beb421339286434f86628b277",
     ),
     (
         "flagged.geojson",
-        "174ffb68dee46d5457c11bbfdaf9e108dc94c1d27fb32bb56439d293d5a1dbf2",
+        "e57bc42455236bc1b47dbc4c1c60635ed03116652b182ba3792dd73b4022c0f7",
+    ),
+    (
+        "flagged.gpkg",
+        "00a89f99f8d990174dd9cc3bc657765125cb63734519d51b9f0c02a8e3ec434e",
     ),
     (
         "tiles/songhua-0000.geojson",
-        "fd1f8de59d8e7e198d16a43d1d71e5a7e40a17fe99ff1804948b612bc3b9ebd5",
+        "c1460859a6839229b5efba316e173385b91c744027b14d4a5ce78503b3700bed",
     ),
     (
         "tiles/songhua-0001.geojson",
-        "581b9ba0d8025815d9a38028a61b67dcaecdf6b2e81ed4d7729c0d9bd02d60e9",
+        "fca2c70ab81e403291fc0afbc6057e7d67e1593968fea350ebfbd789af8b281a",
     ),
     (
         "tiles/songhua-0002.geojson",
-        "6740f5c34196f2cb717a6e47022adac2186399b8631f966e2476b8a45bbfc7f9",
+        "22dd2b27649dc8f8ef9af60acaa657e61bfdc63a89341a422c7aad7d796651fd",
     ),
     (
         "tiles/songhua-0003.geojson",
-        "b103437279db088330f7cf6dcea6383b4eb1f1a4f7499237d2f71e214542e5e7",
+        "2e69753e9481b9874c96527b77a89c4a6b141aab670e6e0b9a9287a1ad33055e",
     ),
 ];
 

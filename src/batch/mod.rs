@@ -298,6 +298,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
             (Some(store), Some(co)) => {
                 let up = cases::update(store, &mut merged, m, &o.out, co)?;
                 crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
+                crate::sinks::gpkg::write(&o.out.join("flagged.gpkg"), &merged)?;
                 crate::sinks::dispatch::write_packages(
                     &o.out,
                     &up.package,
@@ -309,6 +310,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
             }
             _ => {
                 crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
+                crate::sinks::gpkg::write(&o.out.join("flagged.gpkg"), &merged)?;
                 crate::sinks::dispatch::write_packages(&o.out, &merged, m, &segments, None)?;
             }
         }

@@ -18,6 +18,8 @@ pub enum Val {
     Int(i64),
     /// Real.
     Real(f64),
+    /// A date, YYYY-MM-DD (null when not a date).
+    Date(String),
 }
 
 /// Column types.
@@ -29,6 +31,8 @@ pub enum Kind {
     Int,
     /// Double.
     Real,
+    /// Date.
+    Date,
 }
 
 /// One layer to write.
@@ -44,11 +48,22 @@ pub struct Table<'a> {
     pub spatial: bool,
 }
 
-/// Writes `tables` as one GeoPackage at `path` (replacing it).
+/// Writes `tables` as one GeoPackage at `path` (replacing it). `stamp`
+/// (YYYY-MM-DD) is the time written into the package's metadata instead of
+/// the clock, so the same content gives the same bytes.
 ///
 /// # Errors
 /// GDAL without the GPKG driver, an unwritable folder, a bad geometry.
-pub fn write(path: &Path, tables: &[Table<'_>]) -> Result<()> {
+pub fn write(path: &Path, tables: &[Table<'_>], stamp: &str) -> Result<()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = gdal::config::set_config_option("OGR_CURRENT_DATE", &format!("{stamp}T00:00:00.000Z"));
+    let r = write_unlocked(path, tables);
+    let _ = gdal::config::clear_config_option("OGR_CURRENT_DATE");
+    r
+}
+
+fn write_unlocked(path: &Path, tables: &[Table<'_>]) -> Result<()> {
     let tmp = path.with_file_name(format!(
         ".{}.tmp{}.gpkg",
         path.file_name()
@@ -96,6 +111,7 @@ fn write_into(tmp: &Path, tables: &[Table<'_>]) -> Result<()> {
                         Kind::Str => OGRFieldType::OFTString,
                         Kind::Int => OGRFieldType::OFTInteger64,
                         Kind::Real => OGRFieldType::OFTReal,
+                        Kind::Date => OGRFieldType::OFTDate,
                     },
                 )
             })
@@ -109,6 +125,16 @@ fn write_into(tmp: &Path, tables: &[Table<'_>]) -> Result<()> {
                     Val::Str(None) => {}
                     Val::Int(n) => f.set_field_integer64(i, *n).map_err(err)?,
                     Val::Real(x) => f.set_field_double(i, *x).map_err(err)?,
+                    Val::Date(d) => {
+                        if let Ok(day) = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+                            let t = day
+                                .and_hms_opt(0, 0, 0)
+                                .unwrap_or_default()
+                                .and_utc()
+                                .fixed_offset();
+                            f.set_field_datetime(i, t).map_err(err)?;
+                        }
+                    }
                 }
             }
             if let Some(g) = geom {

@@ -82,7 +82,9 @@ pub fn detection_feature(d: &Detection) -> Feature {
     Feature {
         bbox: None,
         geometry: Some(geometry(&d.geometry)),
-        id: None,
+        // The Feature `id` member too (RFC 7946 § 3.2), so GIS tools key
+        // features by it.
+        id: Some(geojson::feature::Id::String(d.id.clone())),
         properties,
         foreign_members: None,
     }

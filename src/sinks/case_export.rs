@@ -145,6 +145,7 @@ fn csv_bytes(
             Val::Str(s) => s.clone().unwrap_or_default(),
             Val::Int(n) => n.to_string(),
             Val::Real(x) => serde_json::Value::from(*x).to_string(),
+            Val::Date(d) => d.clone(),
         }))?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
@@ -179,6 +180,7 @@ pub fn export(store: &Store, dir: &Path, format: Format) -> Result<Vec<PathBuf>>
     }
     if format != Format::Csv {
         let p = dir.join("cases.gpkg");
+        let stamp = events.iter().map(|e| e.date.as_str()).max().unwrap_or("1970-01-01");
         gpkg::write(
             &p,
             &[
@@ -209,6 +211,7 @@ pub fn export(store: &Store, dir: &Path, format: Format) -> Result<Vec<PathBuf>>
                     spatial: false,
                 },
             ],
+            stamp,
         )?;
         written.push(p);
     }

@@ -6,6 +6,7 @@ pub mod cases;
 pub mod dispatch;
 pub mod features;
 pub mod geojson;
+pub mod gpkg;
 pub mod rasters;
 pub mod summary;
 
@@ -19,7 +20,7 @@ use std::path::Path;
 /// # Errors
 /// A product that exists but cannot be removed.
 pub fn remove_products(out: &Path) -> Result<()> {
-    for f in ["summary.json", "flagged.geojson"] {
+    for f in ["summary.json", "flagged.geojson", "flagged.gpkg"] {
         let p = out.join(f);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;

@@ -304,6 +304,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
                     &up.package,
                     m,
                     &segments,
+                    &registry,
                     Some(&up.rollup),
                 )?;
                 ingest = Some(up.ingest);
@@ -311,7 +312,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
             _ => {
                 crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
                 crate::sinks::gpkg::write(&o.out.join("flagged.gpkg"), &merged)?;
-                crate::sinks::dispatch::write_packages(&o.out, &merged, m, &segments, None)?;
+                crate::sinks::dispatch::write_packages(&o.out, &merged, m, &segments, &registry, None)?;
             }
         }
         merged

@@ -430,6 +430,7 @@ fn chips3(
             grid,
             (cs, rs),
             k,
+            crate::sinks::dispatch::View::TrueColour,
         )
         .unwrap_or_default()
     };

@@ -5,7 +5,7 @@
 
 use super::cases::Rollup;
 use crate::domain::case::Listing;
-use crate::domain::chiefs::ChiefLink;
+use crate::domain::chiefs::{ChiefLink, Registry};
 use crate::domain::class::ChangeClass;
 use crate::domain::detection::{Detection, SegmentLink};
 use crate::domain::grid::Grid;
@@ -34,6 +34,7 @@ pub fn write_packages(
     feats: &[Detection],
     m: &Manifest,
     segments: &[Segment],
+    reg: &Registry,
     cases: Option<&[Rollup]>,
 ) -> Result<()> {
     let tmp = out.join(format!(".dispatch.tmp{}", std::process::id()));
@@ -62,7 +63,7 @@ pub fn write_packages(
         write_atomic(&dir.join(format!("{county}.csv")), &table)?;
         write_atomic(
             &dir.join(format!("{county}.html")),
-            html(city, county, list, segments, &mut chips)?.as_bytes(),
+            html((city, county), list, segments, reg, &mut chips)?.as_bytes(),
         )?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -266,10 +267,12 @@ impl<'a> Chips<'a> {
         }
     }
 
-    /// Before and after PNGs (data URIs) around a polygon, outline drawn;
-    /// for a case record also written as files.
-    fn get(&mut self, f: &Detection) -> Option<(String, String)> {
-        let (b, a) = self.png(f)?;
+    /// Before and after chips (data URIs: true colour before, after, false
+    /// colour before, after) around a polygon, outline drawn, and the scale
+    /// bar's length in metres; for a case record the true-colour chips are
+    /// also written as files.
+    fn get(&mut self, f: &Detection) -> Option<([String; 4], f64)> {
+        let ([b, a, fb, fa], bar) = self.png(f)?;
         if let (Some(dir), Some(_)) = (&self.files, &f.case) {
             let [pb, pa] = chip_paths(dir.parent().unwrap_or(dir), &f.id);
             write_atomic(&pb, &b).ok()?;
@@ -281,11 +284,12 @@ impl<'a> Chips<'a> {
                 base64::engine::general_purpose::STANDARD.encode(png)
             )
         };
-        Some((uri(&b), uri(&a)))
+        Some(([uri(&b), uri(&a), uri(&fb), uri(&fa)], bar))
     }
 
-    /// Before and after PNG bytes around a polygon, outline drawn.
-    fn png(&mut self, f: &Detection) -> Option<(Vec<u8>, Vec<u8>)> {
+    /// PNG bytes around a polygon, outline drawn: true colour before and
+    /// after, false colour before and after; and the scale bar in metres.
+    fn png(&mut self, f: &Detection) -> Option<([Vec<u8>; 4], f64)> {
         let tile = f.tile.clone();
         let m = self.m;
         let entry = self.open.entry(tile.clone()).or_insert_with(|| {
@@ -310,21 +314,22 @@ impl<'a> Chips<'a> {
             return None;
         }
         let k = (180 / (ce - cs).max(re - rs)).clamp(1, 12) as u32;
-        let mut out = Vec::new();
-        for date in [&reader.before, &reader.after] {
-            let block = date.read_window(rs..re, cs..ce).ok()?;
-            out.push(chip_png(
-                block.bands.view(),
-                block.valid.view(),
-                &g,
-                grid,
-                (cs, rs),
-                k,
-            )?);
-        }
-        let after = out.pop()?;
-        let before = out.pop()?;
-        Some((before, after))
+        let blocks = [
+            reader.before.read_window(rs..re, cs..ce).ok()?,
+            reader.after.read_window(rs..re, cs..ce).ok()?,
+        ];
+        let chip = |b: &crate::io::raster::Block, v: View| {
+            chip_png(b.bands.view(), b.valid.view(), &g, grid, (cs, rs), k, v)
+        };
+        Some((
+            [
+                chip(&blocks[0], View::TrueColour)?,
+                chip(&blocks[1], View::TrueColour)?,
+                chip(&blocks[0], View::FalseColour)?,
+                chip(&blocks[1], View::FalseColour)?,
+            ],
+            scale_bar_m(ce - cs, grid.pixel_size()),
+        ))
     }
 }
 
@@ -338,17 +343,25 @@ pub(crate) fn chip_png(
     grid: &Grid,
     origin: (usize, usize),
     k: u32,
+    view: View,
 ) -> Option<Vec<u8>> {
     let (_, h, w) = bands.dim();
     let mut img = image::RgbImage::new(w as u32 * k, h as u32 * k);
-    // True colour with a fixed stretch (0–0.25 reflectance) and gamma 0.8,
-    // so chips of different dates and tiles compare directly.
+    // Fixed stretches and gamma 0.8, so chips of different dates and tiles
+    // compare directly: true colour 0–0.25 reflectance; false colour
+    // (NIR, red, green: vegetation red, water dark, bare and built grey)
+    // 0–0.5 for NIR.
+    let (bands_rgb, top) = match view {
+        View::TrueColour => ([2, 1, 0], [0.25f32, 0.25, 0.25]),
+        View::FalseColour => ([3, 2, 1], [0.5, 0.25, 0.25]),
+    };
     for r in 0..h {
         for c in 0..w {
             let px = if valid[[r, c]] {
-                let v =
-                    |b: usize| ((bands[[b, r, c]] / 0.25).clamp(0.0, 1.0).powf(0.8) * 255.0) as u8;
-                image::Rgb([v(2), v(1), v(0)])
+                let v = |i: usize| {
+                    ((bands[[bands_rgb[i], r, c]] / top[i]).clamp(0.0, 1.0).powf(0.8) * 255.0) as u8
+                };
+                image::Rgb([v(0), v(1), v(2)])
             } else {
                 image::Rgb([40, 40, 40])
             };
@@ -388,6 +401,7 @@ pub(crate) fn chip_png(
             }
         }
     }
+    scale_bar(&mut img, scale_bar_m(w, grid.pixel_size()) / grid.pixel_size() * k as f64);
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)
         .write_image(
@@ -401,6 +415,42 @@ pub(crate) fn chip_png(
 }
 
 use image::ImageEncoder as _;
+
+/// How a chip shows the bands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum View {
+    /// Red, green, blue.
+    TrueColour,
+    /// NIR, red, green.
+    FalseColour,
+}
+
+/// The length of a chip's scale bar: a round number of metres near a
+/// quarter of the chip's width (`width_px` pixels of `pixel_m` metres).
+pub(crate) fn scale_bar_m(width_px: usize, pixel_m: f64) -> f64 {
+    let quarter = width_px as f64 * pixel_m / 4.0;
+    [10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]
+        .into_iter()
+        .rev()
+        .find(|&m| m <= quarter)
+        .unwrap_or(10.0)
+}
+
+/// A white bar with a black edge, `len` image pixels long, bottom left.
+fn scale_bar(img: &mut image::RgbImage, len: f64) {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let (x0, y0) = (6i64, h - 10);
+    let x1 = (x0 + len.round() as i64).min(w - 2);
+    for y in y0 - 1..=y0 + 4 {
+        for x in x0 - 1..=x1 + 1 {
+            if x >= 0 && y >= 0 && x < w && y < h {
+                let edge = y == y0 - 1 || y == y0 + 4 || x == x0 - 1 || x == x1 + 1;
+                let c = if edge { [0, 0, 0] } else { [255, 255, 255] };
+                img.put_pixel(x as u32, y as u32, image::Rgb(c));
+            }
+        }
+    }
+}
 
 /// Inline SVG map of the county's polygons over the river centrelines.
 fn overview(list: &[&Detection], segments: &[Segment]) -> String {
@@ -472,21 +522,27 @@ fn overview(list: &[&Detection], segments: &[Segment]) -> String {
 }
 
 fn html(
-    city: &str,
-    county: &str,
+    (city, county): (&str, &str),
     list: &[&Detection],
     segments: &[Segment],
+    reg: &Registry,
     chips: &mut Chips<'_>,
 ) -> Result<String> {
     let mut s = String::new();
     let _ = write!(
         s,
         "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{c} {k} 河湖四乱图斑清单</title><style>\
-body{{font-family:sans-serif;margin:1.5em;color:#111}} h1{{font-size:1.4em}} table{{border-collapse:collapse}}\
-td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;font-size:0.9em}}\
-.item{{page-break-inside:avoid;break-inside:avoid;border-top:2px solid #444;margin-top:1em;padding-top:0.5em}}\
-.chips img{{width:45%;image-rendering:pixelated;border:1px solid #666;margin-right:2%}} .flag{{color:#b00;font-weight:bold}}\
-@media print{{body{{margin:0.5cm}} .item{{page-break-inside:avoid}}}}</style></head><body>",
+@page{{size:A4;margin:12mm}}\
+body{{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"Microsoft YaHei\",\"PingFang SC\",\"WenQuanYi Micro Hei\",\"SimHei\",\"SimSun\",sans-serif;color:#111;width:186mm;margin:0 auto;font-size:10pt;line-height:1.35}}\
+h1{{font-size:14pt}} h2{{font-size:12pt;margin:6mm 0 2mm}} h3{{font-size:11pt;margin:2mm 0}}\
+table{{border-collapse:collapse;table-layout:fixed;width:186mm}} col.k{{width:30mm}} col.v{{width:63mm}}\
+td,th{{border:0.3mm solid #999;padding:1mm 1.5mm;text-align:left;vertical-align:top;overflow-wrap:anywhere;word-break:break-all}}\
+.item{{break-inside:avoid;page-break-inside:avoid;border-top:0.6mm solid #444;margin-top:4mm;padding-top:2mm}}\
+.chips{{width:186mm}} .chips figure{{display:inline-block;width:44mm;margin:1mm 0.8mm 0 0;vertical-align:top}}\
+.chips img{{width:44mm;height:44mm;object-fit:contain;image-rendering:pixelated;border:0.3mm solid #666;display:block}}\
+.chips figcaption{{font-size:7pt;height:8mm;overflow:hidden}} .scale{{font-size:8pt;margin:1mm 0}} .flag{{color:#b00;font-weight:bold}}\
+svg{{width:186mm;height:auto}}\
+@media screen{{body{{margin:1.5em auto}}}}</style></head><body>",
         c = esc(city),
         k = esc(county)
     );
@@ -515,15 +571,24 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
             ""
         };
         let (seg, chief) = links(f);
+        // The escalation chain by title and region, ids small.
         let chain = chief
             .chain
             .iter()
-            .map(|c| esc(c))
+            .map(|c| match reg.get(c) {
+                Some(x) => format!(
+                    "{} <small>({}, {})</small>",
+                    esc(&x.title),
+                    esc(&x.region),
+                    esc(c)
+                ),
+                None => esc(c),
+            })
             .collect::<Vec<_>>()
             .join(" → ");
         let _ = write!(
             s,
-            "<div class=\"item\"><h3>{n}. {id}</h3><table>\
+            "<div class=\"item\"><h3>{n}. {id}</h3><table><colgroup><col class=\"k\"><col class=\"v\"><col class=\"k\"><col class=\"v\"></colgroup>\
 <tr><th>Class 类别</th><td>{class} {zh}{flag}</td><th>Area 面积</th><td>{area:.0} m²</td></tr>\
 <tr><th>River 河流</th><td>{river}</td><th>Segment 河段</th><td>{seg} ({dist:.0} m from centreline)</td></tr>\
 <tr><th>Responsible chief 责任河长</th><td>{title} ({chief})</td><th>Escalation 上报链</th><td>{chain}</td></tr>\
@@ -550,8 +615,18 @@ td,th{{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
             conf = f.confidence,
         );
         match chips.get(f) {
-            Some((b, a)) => {
-                let _ = write!(s, "<div class=\"chips\"><img alt=\"before {id}\" src=\"{b}\"><img alt=\"after {id}\" src=\"{a}\"></div>", id = esc(&f.id));
+            Some((uris, bar)) => {
+                s.push_str("<div class=\"chips\">");
+                let labels = [
+                    format!("前 before {} · 真彩色 true colour", f.before_date),
+                    format!("后 after {} · 真彩色 true colour", f.after_date),
+                    format!("前 before {} · 假彩色 false colour (NIR R G)", f.before_date),
+                    format!("后 after {} · 假彩色 false colour (NIR R G)", f.after_date),
+                ];
+                for (u, l) in uris.iter().zip(&labels) {
+                    let _ = write!(s, "<figure><img alt=\"{l}\" src=\"{u}\"><figcaption>{l}</figcaption></figure>", l = esc(l));
+                }
+                let _ = write!(s, "</div><p class=\"scale\">比例尺 scale bar (white, bottom left) = {bar:.0} m; outline in yellow</p>");
             }
             None => s.push_str("<p><em>chips unavailable (tile raster not readable)</em></p>"),
         }

@@ -35,6 +35,7 @@ demo: deps
 # Tests build with the release profile, like `make demo`, so a fresh machine
 # compiles the dependency tree once for both commands.
 test: deps
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (the print test renders a dispatch page to PDF)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	$(CARGO) test --release --quiet
 	$(CARGO) run --release --quiet --example arrays
 

@@ -447,3 +447,76 @@ fn vsizip_paths_and_a_geopackage_in_epsg_3857_for_rivers() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
 }
+
+/// The README recipe for Landsat 8/9 Collection 2 Level 2: one file per
+/// band (SR_B2 … SR_B6) and QA_PIXEL as the mask, made here from the sample
+/// tiles' reflectance.
+#[test]
+fn recipe_landsat_c2_l2_with_qa_pixel() {
+    let dir = tmp("inputs-landsat");
+    let want = reference(&dir);
+    let m = manifest_like(&dir, "landsat.json", |id, w, e| {
+        let src = PathBuf::from(e["image"].as_str().unwrap());
+        let name = |b: &str| dir.join(format!("{id}_{w}_{b}.TIF"));
+        // Landsat C2 L2: reflectance = DN × 2.75e-5 − 0.2.
+        for (i, b) in ["SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6"]
+            .iter()
+            .enumerate()
+        {
+            rewrite(&src, &name(b), &[i + 1], 1, |_, dn| {
+                (dn * 1e-4 + 0.2) / 2.75e-5
+            });
+        }
+        let mut e2 = json!({
+            "date": e["date"],
+            "bands": {"blue": name("SR_B2"), "green": name("SR_B3"), "red": name("SR_B4"),
+                      "nir": name("SR_B5"), "swir1": name("SR_B6")},
+        });
+        if let Some(mask) = e["mask"].as_str() {
+            // Cloud: bits 3 (cloud) and 1 (dilated); clear: bit 6 (21824).
+            rewrite_as(
+                Path::new(mask),
+                &name("QA_PIXEL"),
+                &[1],
+                1,
+                false,
+                |_, v| if v > 0.0 { 22280.0 } else { 21824.0 },
+            );
+            e2["mask"] = json!(name("QA_PIXEL"));
+            e2["mask_kind"] = json!("qa_pixel");
+        }
+        e2
+    });
+    let mut v = json(&m);
+    v["sensor"] = json!("landsat-c2l2");
+    std::fs::write(&m, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let o = batch(&m, &dir.join("landsat"));
+    assert!(o.status.success(), "{}", text(&o));
+    let count = |b: &[u8]| String::from_utf8_lossy(b).matches("\"Feature\"").count() as i64;
+    let (n, n0) = (count(&polygons(&dir.join("landsat"))), count(&want));
+    assert!((n - n0).abs() <= 2, "{n} polygons vs {n0}");
+}
+
+/// The README recipe for GF-1/GF-2/GF-6: one 4-band stack (blue, green,
+/// red, NIR), no SWIR.
+#[test]
+fn recipe_gf_four_bands() {
+    let dir = tmp("inputs-gf");
+    let m = manifest_like(&dir, "gf.json", |id, w, e| {
+        let src = PathBuf::from(e["image"].as_str().unwrap());
+        let dst = dir.join(format!("{id}_{w}_gf.tif"));
+        rewrite(&src, &dst, &[1, 2, 3, 4], 1, |_, dn| dn);
+        let mut e = e.clone();
+        e["image"] = json!(dst);
+        e
+    });
+    let mut v = json(&m);
+    v["sensor"] = json!("gf-4band");
+    std::fs::write(&m, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let o = batch(&m, &dir.join("gf"));
+    assert!(o.status.success(), "{}", text(&o));
+    let n = String::from_utf8_lossy(&polygons(&dir.join("gf")))
+        .matches("\"Feature\"")
+        .count();
+    assert!(n >= 15, "{n} polygons from the 4-band layout");
+}

@@ -312,7 +312,9 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
             _ => {
                 crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
                 crate::sinks::gpkg::write(&o.out.join("flagged.gpkg"), &merged)?;
-                crate::sinks::dispatch::write_packages(&o.out, &merged, m, &segments, &registry, None)?;
+                crate::sinks::dispatch::write_packages(
+                    &o.out, &merged, m, &segments, &registry, None,
+                )?;
             }
         }
         merged

@@ -180,7 +180,11 @@ pub fn export(store: &Store, dir: &Path, format: Format) -> Result<Vec<PathBuf>>
     }
     if format != Format::Csv {
         let p = dir.join("cases.gpkg");
-        let stamp = events.iter().map(|e| e.date.as_str()).max().unwrap_or("1970-01-01");
+        let stamp = events
+            .iter()
+            .map(|e| e.date.as_str())
+            .max()
+            .unwrap_or("1970-01-01");
         gpkg::write(
             &p,
             &[

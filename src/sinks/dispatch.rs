@@ -359,7 +359,10 @@ pub(crate) fn chip_png(
         for c in 0..w {
             let px = if valid[[r, c]] {
                 let v = |i: usize| {
-                    ((bands[[bands_rgb[i], r, c]] / top[i]).clamp(0.0, 1.0).powf(0.8) * 255.0) as u8
+                    ((bands[[bands_rgb[i], r, c]] / top[i])
+                        .clamp(0.0, 1.0)
+                        .powf(0.8)
+                        * 255.0) as u8
                 };
                 image::Rgb([v(0), v(1), v(2)])
             } else {
@@ -401,7 +404,10 @@ pub(crate) fn chip_png(
             }
         }
     }
-    scale_bar(&mut img, scale_bar_m(w, grid.pixel_size()) / grid.pixel_size() * k as f64);
+    scale_bar(
+        &mut img,
+        scale_bar_m(w, grid.pixel_size()) / grid.pixel_size() * k as f64,
+    );
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)
         .write_image(
@@ -429,11 +435,13 @@ pub(crate) enum View {
 /// quarter of the chip's width (`width_px` pixels of `pixel_m` metres).
 pub(crate) fn scale_bar_m(width_px: usize, pixel_m: f64) -> f64 {
     let quarter = width_px as f64 * pixel_m / 4.0;
-    [10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]
-        .into_iter()
-        .rev()
-        .find(|&m| m <= quarter)
-        .unwrap_or(10.0)
+    [
+        10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+    ]
+    .into_iter()
+    .rev()
+    .find(|&m| m <= quarter)
+    .unwrap_or(10.0)
 }
 
 /// A white bar with a black edge, `len` image pixels long, bottom left.
@@ -620,7 +628,10 @@ svg{{width:186mm;height:auto}}\
                 let labels = [
                     format!("前 before {} · 真彩色 true colour", f.before_date),
                     format!("后 after {} · 真彩色 true colour", f.after_date),
-                    format!("前 before {} · 假彩色 false colour (NIR R G)", f.before_date),
+                    format!(
+                        "前 before {} · 假彩色 false colour (NIR R G)",
+                        f.before_date
+                    ),
                     format!("后 after {} · 假彩色 false colour (NIR R G)", f.after_date),
                 ];
                 for (u, l) in uris.iter().zip(&labels) {

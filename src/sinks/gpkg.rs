@@ -61,7 +61,8 @@ fn row(d: &Detection) -> Vec<Val> {
         Val::Date(d.after_date.clone()),
         o(seg.as_ref().map(|x| x.river.clone())),
         o(seg.as_ref().map(|x| x.segment_id.clone())),
-        seg.as_ref().map_or(Val::Str(None), |x| Val::Real(x.distance_m)),
+        seg.as_ref()
+            .map_or(Val::Str(None), |x| Val::Real(x.distance_m)),
         o(ch.as_ref().map(|x| x.chief_id.clone())),
         o(ch.as_ref().map(|x| x.chief_level.as_str().to_string())),
         o(ch.as_ref().map(|x| x.chief_title.clone())),
@@ -76,8 +77,10 @@ fn row(d: &Detection) -> Vec<Val> {
         Val::Int(ev.pixels as i64),
         o(case.as_ref().map(|c| c.case_id.clone())),
         o(case.as_ref().map(|c| c.case_status.as_str().to_string())),
-        case.as_ref().map_or(Val::Str(None), |c| Val::Date(c.first_seen.clone())),
-        case.as_ref().map_or(Val::Str(None), |c| Val::Int(c.age_days)),
+        case.as_ref()
+            .map_or(Val::Str(None), |c| Val::Date(c.first_seen.clone())),
+        case.as_ref()
+            .map_or(Val::Str(None), |c| Val::Int(c.age_days)),
     ]
 }
 

@@ -520,3 +520,104 @@ fn recipe_gf_four_bands() {
         .count();
     assert!(n >= 15, "{n} polygons from the 4-band layout");
 }
+
+/// The README recipe for a STAC Item: each date of tile 0 as an Item whose
+/// assets are band files found by `eo:bands` common name, stored with the
+/// 04.00 offset that the Item's `raster:bands` declares, and the date from
+/// `properties.datetime`. Same polygons as the original tile.
+#[test]
+fn recipe_stac_items() {
+    let dir = tmp("inputs-stac");
+    let plain = manifest_like(&dir, "plain.json", |_, _, e| e.clone());
+    let o = run(&[
+        "detect",
+        plain.to_str().unwrap(),
+        "--tile",
+        "songhua-0000",
+        "-o",
+        dir.join("plain.geojson").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let m = manifest_like(&dir, "stac.json", |id, w, e| {
+        let src = PathBuf::from(e["image"].as_str().unwrap());
+        let folder = dir.join(format!("{id}_{w}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let mut assets = serde_json::Map::new();
+        for (i, (key, common)) in [
+            ("B02", "blue"),
+            ("B03", "green"),
+            ("B04", "red"),
+            ("B08", "nir"),
+            ("B11", "swir16"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            rewrite(
+                &src,
+                &folder.join(format!("{key}.tif")),
+                &[i + 1],
+                1,
+                |_, dn| dn + 1000.0,
+            );
+            assets.insert(
+                key.into(),
+                json!({"href": format!("./{key}.tif"), "type": "image/tiff; application=geotiff",
+                       "eo:bands": [{"name": key, "common_name": common}],
+                       "raster:bands": [{"scale": 0.0001, "offset": -0.1, "nodata": 0}]}),
+            );
+        }
+        let item = json!({"type": "Feature", "stac_version": "1.0.0", "id": format!("{id}_{w}"),
+            "properties": {"datetime": format!("{}T02:30:00Z", e["date"].as_str().unwrap())},
+            "geometry": null, "links": [], "assets": assets});
+        std::fs::write(folder.join("item.json"), item.to_string()).unwrap();
+        json!({"stac": folder.join("item.json")})
+    });
+    let o = run(&[
+        "detect",
+        m.to_str().unwrap(),
+        "--tile",
+        "songhua-0000",
+        "-o",
+        dir.join("stac.geojson").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        std::fs::read(dir.join("stac.geojson")).unwrap()
+            == std::fs::read(dir.join("plain.geojson")).unwrap(),
+        "the STAC Items give other polygons than the stacked files"
+    );
+}
+
+#[test]
+fn flagged_gpkg_has_typed_fields_and_keeps_chinese() {
+    let dir = tmp("inputs-gpkg");
+    let _ = reference(&dir);
+    let o = std::process::Command::new("ogrinfo")
+        .args(["-al", "-so"])
+        .arg(dir.join("plain/flagged.gpkg"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for want in [
+        "Layer name: flagged",
+        "Geometry: Multi Polygon",
+        "Feature Count: 28",
+        "before_date: Date",
+        "after_date: Date",
+        "area_m2: Real",
+        "confidence: Real",
+        "obstructs_flood_channel: Integer64",
+        "pixels: Integer64",
+        "chief_title: String",
+    ] {
+        assert!(t.contains(want), "{want:?} not in:\n{t}");
+    }
+    let o = std::process::Command::new("ogrinfo")
+        .args(["-al", "-q", "-where", "county = '道里区'"])
+        .arg(dir.join("plain/flagged.gpkg"))
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("哈尔滨市"), "{}", text(&o));
+}

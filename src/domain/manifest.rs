@@ -147,7 +147,15 @@ pub struct DateImage {
     /// band's grid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bands: Option<BandFiles>,
-    /// Acquisition date, YYYY-MM-DD.
+    /// Or a local STAC Item (JSON) whose assets are the bands, by common
+    /// band name (`eo:bands` `common_name`, or asset keys `blue`, `green`,
+    /// `red`, `nir`, `swir16`), its `scl` or `qa_pixel` asset the mask and
+    /// `raster:bands` scale/offset the radiometry; filled in when the
+    /// manifest is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stac: Option<PathBuf>,
+    /// Acquisition date, YYYY-MM-DD (with `stac`, from the item when left out).
+    #[serde(default)]
     pub date: String,
     /// Optional mask of unusable pixels (cloud, shadow, defective), read as
     /// `mask_kind` says.
@@ -283,6 +291,107 @@ impl DateImage {
             (None, o) => o,
         };
         Ok((self.scale, offset))
+    }
+}
+
+/// The common band names riverwatch reads from a STAC Item, in its band
+/// order, with the asset keys that name them when `eo:bands` does not.
+const STAC_BANDS: [(&str, &[&str]); 5] = [
+    ("blue", &["blue", "B02", "SR_B2"]),
+    ("green", &["green", "B03", "SR_B3"]),
+    ("red", &["red", "B04", "SR_B4"]),
+    ("nir", &["nir", "nir08", "B08", "SR_B5"]),
+    ("swir16", &["swir16", "B11", "SR_B6"]),
+];
+
+impl DateImage {
+    /// Fills this date from a STAC Item (`item`: its JSON; `base`: its
+    /// folder, against which relative asset hrefs resolve; `swir`: whether
+    /// the sensor uses SWIR). Values the manifest set stay.
+    ///
+    /// # Errors
+    /// A missing band asset, an item without a date, naming what is missing.
+    pub fn apply_stac(
+        &mut self,
+        item: &Value,
+        base: &Path,
+        swir: bool,
+    ) -> std::result::Result<(), String> {
+        let assets = item
+            .get("assets")
+            .and_then(Value::as_object)
+            .ok_or("not a STAC Item: no \"assets\"")?;
+        let href = |a: &Value| -> Option<PathBuf> {
+            let h = a.get("href")?.as_str()?;
+            Some(if h.starts_with("http://") || h.starts_with("https://") {
+                PathBuf::from(format!("/vsicurl/{h}"))
+            } else {
+                resolve(base, Path::new(h.strip_prefix("file://").unwrap_or(h)))
+            })
+        };
+        let find = |common: &str, keys: &[&str]| -> Option<(PathBuf, &Value)> {
+            let by_name = assets.iter().find(|(_, a)| {
+                a.get("eo:bands")
+                    .and_then(Value::as_array)
+                    .is_some_and(|b| {
+                        b.len() == 1
+                            && b[0].get("common_name").and_then(Value::as_str) == Some(common)
+                    })
+            });
+            let (_, a) = by_name.or_else(|| keys.iter().find_map(|k| assets.get_key_value(*k)))?;
+            Some((href(a)?, a))
+        };
+        let mut files = Vec::new();
+        let mut first = None;
+        for (common, keys) in STAC_BANDS.iter().take(if swir { 5 } else { 4 }) {
+            let (p, a) = find(common, keys).ok_or_else(|| {
+                format!("the STAC Item has no asset for the {common} band (by eo:bands common_name or the keys {keys:?})")
+            })?;
+            first.get_or_insert(a);
+            files.push(p);
+        }
+        let mut it = files.into_iter();
+        let mut next = || it.next().unwrap_or_default();
+        self.bands = Some(BandFiles {
+            blue: next(),
+            green: next(),
+            red: next(),
+            nir: next(),
+            swir1: swir.then(&mut next),
+        });
+        if self.mask.is_none() {
+            for (key, kind) in [
+                ("scl", MaskKind::Scl),
+                ("SCL", MaskKind::Scl),
+                ("qa_pixel", MaskKind::QaPixel),
+            ] {
+                if let Some(p) = assets.get(key).and_then(href) {
+                    self.mask = Some(p);
+                    self.mask_kind = Some(kind);
+                    break;
+                }
+            }
+        }
+        if let Some(rb) = first
+            .and_then(|a| a.get("raster:bands"))
+            .and_then(|r| r.get(0))
+        {
+            if self.scale.is_none() && self.baseline.is_none() {
+                self.scale = rb.get("scale").and_then(Value::as_f64);
+            }
+            if self.offset.is_none() && self.baseline.is_none() {
+                self.offset = rb.get("offset").and_then(Value::as_f64);
+            }
+        }
+        if self.date.is_empty() {
+            let dt = item
+                .get("properties")
+                .and_then(|p| p.get("datetime"))
+                .and_then(Value::as_str)
+                .ok_or("the STAC Item has no properties.datetime; give \"date\" in the manifest")?;
+            self.date = dt.get(..10).unwrap_or(dt).to_string();
+        }
+        Ok(())
     }
 }
 
@@ -435,12 +544,16 @@ impl Manifest {
             if !seen.insert(t.id.clone()) {
                 problems.push(format!("{f}: tile {:?} appears twice", t.id));
             }
-            for d in [&t.before.date, &t.after.date] {
-                if let Some(p) = date_problem(d) {
+            for d in [&t.before, &t.after] {
+                if d.stac.is_some() && d.date.is_empty() {
+                    continue; // from the STAC Item, checked once it is read
+                }
+                if let Some(p) = date_problem(&d.date) {
                     problems.push(format!("{f}: tile {:?}: {p}", t.id));
                 }
             }
-            if t.before.date >= t.after.date {
+            let dated = !t.before.date.is_empty() && !t.after.date.is_empty();
+            if dated && t.before.date >= t.after.date {
                 problems.push(format!(
                     "{f}: tile {:?}: before date {} is not earlier than after date {}",
                     t.id, t.before.date, t.after.date
@@ -449,13 +562,11 @@ impl Manifest {
             for (which, d) in [("before", &mut t.before), ("after", &mut t.after)] {
                 let mut say =
                     |m: String| problems.push(format!("{f}: tile {:?} {which}: {m}", t.id));
-                match (&d.image.as_os_str().is_empty(), &d.bands) {
-                    (true, None) => say(
-                        "give \"image\" (one multi-band file) or \"bands\" (one file per band)"
-                            .into(),
-                    ),
-                    (false, Some(_)) => say("give \"image\" or \"bands\", not both".into()),
-                    _ => {}
+                let given = usize::from(!d.image.as_os_str().is_empty())
+                    + usize::from(d.bands.is_some())
+                    + usize::from(d.stac.is_some());
+                if given != 1 {
+                    say("give exactly one of \"image\" (one multi-band file), \"bands\" (one file per band) or \"stac\" (a STAC Item)".into());
                 }
                 if let (Some(b), Some(s)) = (&d.bands, &sensor) {
                     if s.has_swir() != b.swir1.is_some() {
@@ -497,6 +608,7 @@ impl Manifest {
                     b.swir1 = b.swir1.as_ref().map(|p| resolve(&base, p));
                 }
                 d.mask = d.mask.as_ref().map(|m| resolve(&base, m));
+                d.stac = d.stac.as_ref().map(|m| resolve(&base, m));
             }
             tiles.push(t);
         }

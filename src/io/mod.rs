@@ -30,9 +30,45 @@ fn read_text(path: &Path) -> Result<String> {
 /// Unreadable file, malformed JSON, broken tiles.
 pub fn load_manifest(path: &Path) -> Result<Manifest> {
     let text = read_text(path)?;
-    let m = Manifest::from_json(path, &text)?;
+    let mut m = Manifest::from_json(path, &text)?;
     crate::schema::check_file(crate::schema::Kind::Manifest, path, &text)?;
+    expand_stac(&mut m)?;
     Ok(m)
+}
+
+/// Fills the dates given as STAC Items from the items (see
+/// [`crate::domain::manifest::DateImage::apply_stac`]), then checks their dates.
+fn expand_stac(m: &mut Manifest) -> Result<()> {
+    let swir = m.sensor.has_swir();
+    let mut problems = Vec::new();
+    for t in &mut m.tiles {
+        for (which, d) in [("before", &mut t.before), ("after", &mut t.after)] {
+            let Some(item) = d.stac.clone() else {
+                continue;
+            };
+            let v: serde_json::Value = read_json(&item)?;
+            let base = item.parent().unwrap_or(Path::new("")).to_path_buf();
+            if let Err(e) = d.apply_stac(&v, &base, swir) {
+                problems.push(format!("{}: tile {:?} {which}: {e}", item.display(), t.id));
+            } else if let Some(p) = crate::domain::manifest::date_problem(&d.date) {
+                problems.push(format!("{}: tile {:?} {which}: {p}", item.display(), t.id));
+            }
+        }
+        if problems.is_empty() && t.before.date >= t.after.date {
+            problems.push(format!(
+                "{}: tile {:?}: before date {} is not earlier than after date {}",
+                m.path.display(),
+                t.id,
+                t.before.date,
+                t.after.date
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Many(problems))
+    }
 }
 
 /// Reads a chief registry (see [`Registry::from_json`]).

@@ -263,6 +263,7 @@ fn band_per_file_with_20m_swir_and_an_scl_mask_runs() {
     // coarser mask move a few edges, not the sites.
     let count = |b: &[u8]| String::from_utf8_lossy(b).matches("\"Feature\"").count() as i64;
     let (n, n0) = (count(&polygons(&dir.join("bands"))), count(&want));
+    eprintln!("band files + 20 m SWIR + SCL: {n} polygons; stacked original: {n0}");
     assert!(
         (n - n0).abs() <= 3,
         "{n} polygons vs {n0} from the stacked files"
@@ -494,6 +495,7 @@ fn recipe_landsat_c2_l2_with_qa_pixel() {
     assert!(o.status.success(), "{}", text(&o));
     let count = |b: &[u8]| String::from_utf8_lossy(b).matches("\"Feature\"").count() as i64;
     let (n, n0) = (count(&polygons(&dir.join("landsat"))), count(&want));
+    eprintln!("Landsat C2 L2 layout: {n} polygons; original: {n0}");
     assert!((n - n0).abs() <= 2, "{n} polygons vs {n0}");
 }
 
@@ -518,6 +520,7 @@ fn recipe_gf_four_bands() {
     let n = String::from_utf8_lossy(&polygons(&dir.join("gf")))
         .matches("\"Feature\"")
         .count();
+    eprintln!("GF 4-band layout: {n} polygons");
     assert!(n >= 15, "{n} polygons from the 4-band layout");
 }
 

@@ -22,6 +22,19 @@ fn open(path: &Path) -> Result<Dataset> {
     Dataset::open(path).map_err(|e| Error::gdal(path, e))
 }
 
+/// An empty in-memory Float32 raster of `n` bands on `grid` (`path` names
+/// the input it stands for in messages).
+fn mem_on(grid: &Grid, n: usize, path: &Path) -> Result<Dataset> {
+    let err = |e: gdal::errors::GdalError| Error::gdal(path, e);
+    let drv = DriverManager::get_driver_by_name("MEM").map_err(err)?;
+    let mut ds = drv
+        .create_with_band_type::<f32, _>("", grid.width, grid.height, n)
+        .map_err(err)?;
+    ds.set_geo_transform(&grid.gt).map_err(err)?;
+    ds.set_projection(&grid.wkt).map_err(err)?;
+    Ok(ds)
+}
+
 /// A short description of a grid for messages: CRS, pixel size, size.
 fn describe(g: &Grid) -> String {
     let crs = gdal::spatial_ref::SpatialRef::from_wkt(&g.wkt)
@@ -94,14 +107,7 @@ fn on_grid(
         ));
     }
     let n = ds.raster_count();
-    let drv = DriverManager::get_driver_by_name("MEM").map_err(|e| Error::gdal(path, e))?;
-    let mut dst = drv
-        .create_with_band_type::<f32, _>("", target.width, target.height, n)
-        .map_err(|e| Error::gdal(path, e))?;
-    dst.set_geo_transform(&target.gt)
-        .map_err(|e| Error::gdal(path, e))?;
-    dst.set_projection(&target.wkt)
-        .map_err(|e| Error::gdal(path, e))?;
+    let dst = mem_on(target, n, path)?;
     for b in 1..=n {
         let src = ds.rasterband(b).map_err(|e| Error::gdal(path, e))?;
         let mut band = dst.rasterband(b).map_err(|e| Error::gdal(path, e))?;
@@ -148,14 +154,7 @@ fn mask_on_grid(
         .iter()
         .map(|&v| f32::from(u8::from(kind.unusable(v))))
         .collect();
-    let drv = DriverManager::get_driver_by_name("MEM").map_err(|e| Error::gdal(path, e))?;
-    let mut src = drv
-        .create_with_band_type::<f32, _>("", g.width, g.height, 1)
-        .map_err(|e| Error::gdal(path, e))?;
-    src.set_geo_transform(&g.gt)
-        .map_err(|e| Error::gdal(path, e))?;
-    src.set_projection(&g.wkt)
-        .map_err(|e| Error::gdal(path, e))?;
+    let src = mem_on(&g, 1, path)?;
     let mut b = gdal::raster::Buffer::new((g.width, g.height), decoded);
     src.rasterband(1)
         .map_err(|e| Error::gdal(path, e))?
@@ -180,14 +179,7 @@ fn open_metric(path: &Path) -> Result<(Dataset, Option<String>)> {
     }
     let u = super::crs::utm_grid_for(&g)?;
     let n = ds.raster_count();
-    let drv = DriverManager::get_driver_by_name("MEM").map_err(|e| Error::gdal(path, e))?;
-    let mut dst = drv
-        .create_with_band_type::<f32, _>("", u.width, u.height, n)
-        .map_err(|e| Error::gdal(path, e))?;
-    dst.set_geo_transform(&u.gt)
-        .map_err(|e| Error::gdal(path, e))?;
-    dst.set_projection(&u.wkt)
-        .map_err(|e| Error::gdal(path, e))?;
+    let dst = mem_on(&u, n, path)?;
     for b in 1..=n {
         let nd = ds.rasterband(b).ok().and_then(|x| x.no_data_value());
         if let Some(nd) = nd {

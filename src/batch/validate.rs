@@ -69,8 +69,9 @@ pub fn validate(path: &Path, cfg: &Config) -> Validation {
                 let h = r.grid.height;
                 let first = r.read_rows(0..1);
                 let last = r.read_rows(h - 1..h);
-                match first.and(last) {
-                    Ok(_) => v.tiles_ok += 1,
+                match first.and(last).and_then(|_| radiometry(&r, &m.sensor, cfg)) {
+                    Ok(None) => v.tiles_ok += 1,
+                    Ok(Some(p)) => v.problems.push(format!("tile {}: {p}", t.id)),
                     Err(e) => v.problems.push(tile_msg(&t.id, e)),
                 }
             }
@@ -78,6 +79,36 @@ pub fn validate(path: &Path, cfg: &Config) -> Validation {
         }
     }
     v
+}
+
+/// The reflectance check of a batch, on a sample of both dates (at most
+/// 512 pixels a side), so `validate` says what `batch` would stop on.
+fn radiometry(
+    r: &TileReader,
+    sensor: &crate::domain::manifest::Sensor,
+    cfg: &Config,
+) -> crate::error::Result<Option<String>> {
+    use crate::kernels::radiometry::{pair_problem, problem, stats};
+    if !cfg.check_radiometry {
+        return Ok(None);
+    }
+    let (h, w) = (r.grid.height, r.grid.width);
+    let b = r.before.read_sample(h, w, 512)?;
+    let a = r.after.read_sample(h, w, 512)?;
+    let valid = ndarray::Zip::from(&b.valid)
+        .and(&a.valid)
+        .map_collect(|&x, &y| x && y);
+    let (sb, sa) = (
+        stats(b.bands.view(), valid.view()),
+        stats(a.bands.view(), valid.view()),
+    );
+    Ok(problem(&sb, sensor.product())
+        .map(|p| format!("implausible reflectance on the earlier date: {p}"))
+        .or_else(|| {
+            problem(&sa, sensor.product())
+                .map(|p| format!("implausible reflectance on the later date: {p}"))
+        })
+        .or_else(|| pair_problem(&sb, &sa).map(|p| format!("implausible reflectance: {p}"))))
 }
 
 /// Prefixes an error with its tile unless it already names it.

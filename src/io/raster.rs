@@ -458,6 +458,9 @@ impl DateReader {
         mut valid: ndarray::ArrayViewMut2<bool>,
     ) -> Result<()> {
         let (h, width) = (rows.len(), cols.len());
+        // The buffer is the output's size: the window itself, or smaller
+        // for a sample (GDAL picks the nearest pixel).
+        let (bh, bw) = valid.dim();
         let origin = (cols.start as isize, rows.start as isize);
         let mut buf: Vec<f32> = Vec::new();
         valid.fill(true);
@@ -485,7 +488,7 @@ impl DateReader {
             let nd = self.nodata[i].map(|v| v as f32);
             let mut plane = out.index_axis_mut(ndarray::Axis(0), i);
             if let Some(dst) = plane.as_slice_mut() {
-                band.read_into_slice::<f32>(origin, (width, h), (width, h), dst, None)
+                band.read_into_slice::<f32>(origin, (width, h), (bw, bh), dst, None)
                     .map_err(err)?;
                 ndarray::Zip::from(&mut plane)
                     .and(&mut valid)
@@ -494,10 +497,10 @@ impl DateReader {
                         *p = to_refl(*p);
                     });
             } else {
-                buf.resize(width * h, 0.0);
-                band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None)
+                buf.resize(bw * bh, 0.0);
+                band.read_into_slice::<f32>(origin, (width, h), (bw, bh), &mut buf, None)
                     .map_err(err)?;
-                let src = ArrayView2::from_shape((h, width), &buf[..])
+                let src = ArrayView2::from_shape((bh, bw), &buf[..])
                     .map_err(|e| Error::gdal(&self.path, e))?;
                 ndarray::Zip::from(&mut plane)
                     .and(&mut valid)
@@ -510,11 +513,11 @@ impl DateReader {
         }
         if let Some((mp, mds, kind)) = &self.mask {
             let band = mds.rasterband(1).map_err(|e| Error::gdal(mp, e))?;
-            buf.resize(width * h, 0.0);
-            band.read_into_slice::<f32>(origin, (width, h), (width, h), &mut buf, None)
+            buf.resize(bw * bh, 0.0);
+            band.read_into_slice::<f32>(origin, (width, h), (bw, bh), &mut buf, None)
                 .map_err(|e| Error::gdal(mp, e))?;
             ndarray::Zip::from(&mut valid)
-                .and(ArrayView2::from_shape((h, width), &buf[..]).map_err(|e| Error::gdal(mp, e))?)
+                .and(ArrayView2::from_shape((bh, bw), &buf[..]).map_err(|e| Error::gdal(mp, e))?)
                 .for_each(|v, &m| *v &= !kind.unusable(m as f64));
         }
         // Bands are kept finite so kernels need no NaN branches; invalid pixels
@@ -529,6 +532,20 @@ impl DateReader {
                 });
         }
         Ok(())
+    }
+
+    /// Reads the whole raster at a reduced size of at most `max_side`
+    /// pixels per side (nearest pixel), for checks that need a sample.
+    ///
+    /// # Errors
+    /// As [`DateReader::read_window`].
+    pub fn read_sample(&self, height: usize, width: usize, max_side: usize) -> Result<Block> {
+        let step = height.max(width).div_ceil(max_side.max(1)).max(1);
+        let (bh, bw) = (height.div_ceil(step), width.div_ceil(step));
+        let mut bands = Array3::<f32>::zeros((self.bands.len(), bh, bw));
+        let mut valid = Array2::from_elem((bh, bw), true);
+        self.read_into(0..height, 0..width, bands.view_mut(), valid.view_mut())?;
+        Ok(Block { bands, valid })
     }
 
     /// Reads the whole raster in blocks of `block_rows` rows, straight into

@@ -416,7 +416,7 @@ impl Store {
     }
 
     /// Records one night: every detection continues a known case (see
-    /// [`assign`]) or opens a new one; verified and closed sites reappear;
+    /// the case-matching rule) or opens a new one; verified and closed sites reappear;
     /// false-alarm sites are recorded but not dispatched. New and reappeared
     /// cases are marked dispatched (the package is written right after).
     /// One transaction; a night already recorded changes nothing and returns

@@ -78,7 +78,7 @@ pub struct SynthOptions {
     pub size: usize,
     /// `sentinel2-l2a` or `gf-4band`.
     pub sensor: String,
-    /// Also render [`THIRD_DATE`]: some objects removed (rectified), some
+    /// Also render a third date (2026-07-22): some objects removed (rectified), some
     /// left (fake rectification), some new; writes `manifest-night2.json`,
     /// `truth-night2.geojson` and `rectification.geojson`. The first two
     /// dates are the same with or without it.

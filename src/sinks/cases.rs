@@ -417,8 +417,9 @@ impl Store {
 
     /// Records one night: every detection continues a known case (see
     /// the case-matching rule) or opens a new one; verified and closed sites reappear;
-    /// false-alarm sites are recorded but not dispatched. New and reappeared
-    /// cases are marked dispatched (the package is written right after).
+    /// false-alarm sites are recorded but not dispatched. New cases are
+    /// marked dispatched, reappeared ones stay `reappeared` (both are in the
+    /// package written right after).
     /// One transaction; a night already recorded changes nothing and returns
     /// the tags it had.
     ///

@@ -230,4 +230,64 @@ mod tests {
         let pts = [Coord { x: 5.0, y: 50.0 }, Coord { x: 5.0, y: 150.0 }];
         assert_eq!(idx.channel_share(0, &pts), 0.5);
     }
+
+    /// The indexed search gives what measuring every segment gives: the
+    /// nearest segment (ties within 1 m to the lower id) and its distance.
+    #[test]
+    fn indexed_nearest_matches_brute_force() {
+        use geo::{Coord, LineString, MultiLineString};
+        let mut state = 12345u64;
+        let mut f = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut segs = Vec::new();
+        let mut proj = Vec::new();
+        for i in 0..300 {
+            let (mut x, mut y) = (f() * 20_000.0, f() * 20_000.0);
+            let mut pts = vec![Coord { x, y }];
+            for _ in 0..5 {
+                x += (f() - 0.5) * 800.0;
+                y += (f() - 0.5) * 800.0;
+                pts.push(Coord { x, y });
+            }
+            let lines = MultiLineString(vec![LineString(pts)]);
+            segs.push(Segment {
+                id: format!("S{:03}", 299 - i),
+                river: "r".into(),
+                chief_id: "c".into(),
+                corridor_m: 500.0,
+                channel_m: 100.0,
+                lines: lines.clone(),
+            });
+            proj.push(Projected {
+                index: i,
+                lines,
+                corridor_m: 500.0,
+                channel_m: 100.0,
+            });
+        }
+        let idx = SegmentIndex::new(&segs, &proj);
+        for _ in 0..2000 {
+            let (x, y, d) = (f() * 20_000.0, f() * 20_000.0, 5.0 + f() * 150.0);
+            let p = MultiPolygon(vec![
+                polygon![(x: x, y: y), (x: x + d, y: y), (x: x + d, y: y + d * 0.7), (x: x, y: y + d)],
+            ]);
+            let all: Vec<(usize, f64)> = proj
+                .iter()
+                .map(|s| (s.index, Euclidean.distance(&p, &s.lines)))
+                .collect();
+            let dmin = all.iter().map(|a| a.1).fold(f64::INFINITY, f64::min);
+            let want = all
+                .iter()
+                .filter(|a| a.1 <= dmin + TIE_M)
+                .min_by(|a, b| segs[a.0].id.cmp(&segs[b.0].id))
+                .unwrap();
+            let got = idx.nearest(&p).unwrap();
+            assert_eq!(got.segment, want.0);
+            assert!((got.distance_m - want.1).abs() < 1e-9);
+        }
+    }
 }

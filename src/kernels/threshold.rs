@@ -1,7 +1,6 @@
 //! Thresholds: Otsu's split of a histogram, and hysteresis on connected
 //! components.
 
-use super::label::label;
 use ndarray::{Array2, ArrayView2, Zip};
 
 /// Otsu's threshold over values in `[lo, hi]` with 256 bins (values outside
@@ -50,17 +49,21 @@ pub fn masked<'a>(
     a.into_iter().zip(m).filter(|(_, &k)| k).map(|(&v, _)| v)
 }
 
-/// Keeps the 4-connected components of `weak` that hold at least one pixel
-/// with `strength` above `strong`.
+/// How far (4-connected steps) hysteresis grows a weak region from a
+/// strong pixel: 64 px is 640 m at 10 m, longer than the encroachments we
+/// report, and a bound keeps the operation local, so row blocks with a halo
+/// give exactly the whole-scene result (see `pipeline::stream`).
+pub const HYSTERESIS_REACH: usize = 64;
+
+/// Keeps the pixels of `weak` reachable (4-connected, inside `weak`, at
+/// most [`HYSTERESIS_REACH`] steps) from a pixel with `strength` above
+/// `strong`: the 4-connected components of `weak` that hold a strong pixel,
+/// except the far ends of very long ones.
 pub fn hysteresis(weak: ArrayView2<bool>, strength: ArrayView2<f32>, strong: f32) -> Array2<bool> {
-    let (lab, comps) = label(weak);
-    let mut keep = vec![false; comps.len() + 1];
-    Zip::from(&lab).and(&strength).for_each(|&l, &m| {
-        if l != 0 && m > strong {
-            keep[l as usize] = true;
-        }
-    });
-    lab.mapv(|l| keep[l as usize])
+    let seed = Zip::from(&weak)
+        .and(&strength)
+        .map_collect(|&w, &m| w && m > strong);
+    crate::kernels::morphology::reconstruct(seed.view(), weak, HYSTERESIS_REACH)
 }
 
 #[cfg(test)]

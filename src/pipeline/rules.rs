@@ -174,16 +174,24 @@ fn reasons(x: &RuleInput<'_>, changed: ArrayView2<bool>, cfg: &Config) -> Array2
     why
 }
 
+/// The largest extent (rows or columns) of a shoreline blob promoted to an
+/// object: 64 px (640 m at 10 m) is beyond a pond fill or a pit, and a bound
+/// keeps the decision local (exact in row blocks with a halo).
+pub const COMPACT_SHORE_MAX_PX: usize = 64;
+
 /// A water-level change is a long thin band along the shore; a compact blob
-/// in that band (a small pond fill, a pit) is an object.
+/// in that band (a small pond fill, a pit, at most
+/// [`COMPACT_SHORE_MAX_PX`] across) is an object.
 fn promote_compact_shore(why: &mut Array2<u8>, min_pixels: usize) {
     let shore = why.mapv(|k| k == reason::SHORELINE);
     let (lab, comps) = label(shore.view());
     let mut promote = vec![false; comps.len() + 1];
     for c in &comps {
         let (bh, bw) = (c.r1 - c.r0, c.c1 - c.c0);
-        let compact =
-            bh.max(bw) <= 2 * bh.min(bw) && c.pixels * 2 >= bh * bw && c.pixels >= min_pixels;
+        let compact = bh.max(bw) <= 2 * bh.min(bw)
+            && bh.max(bw) <= COMPACT_SHORE_MAX_PX
+            && c.pixels * 2 >= bh * bw
+            && c.pixels >= min_pixels;
         promote[c.label as usize] = compact;
     }
     Zip::from(why).and(&lab).for_each(|k, &l| {

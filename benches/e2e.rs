@@ -30,6 +30,7 @@ fn e2e(c: &mut Criterion) {
         segments: &segments,
         registry: &registry,
         config: &cfg,
+        stream: Default::default(),
     };
     let tile = &m.tiles[0];
     let mut g = c.benchmark_group("tile-2048");

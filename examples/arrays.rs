@@ -84,6 +84,7 @@ fn main() -> riverwatch::Result<()> {
         segments: &segments,
         registry: &registry,
         config: &config,
+        stream: Default::default(),
     };
     let pair = ScenePair {
         before: scene(size, false),

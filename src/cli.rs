@@ -172,6 +172,13 @@ pub struct CommonArgs {
     /// Minimum polygon pixel count.
     #[arg(long)]
     pub min_pixels: Option<usize>,
+    /// Stream scenes in row blocks (bounded memory): auto (scenes over
+    /// 2048 × 2048 pixels), always, or never (read every scene whole).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub stream: String,
+    /// Rows per block when streaming.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(8..))]
+    pub block_rows: u32,
 }
 
 /// `detect` flags.

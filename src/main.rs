@@ -40,6 +40,20 @@ fn settings(c: &cli::CommonArgs) -> Result<Config> {
     Ok(cfg)
 }
 
+/// When scenes are streamed (`--stream`, `--block-rows`).
+fn streaming(c: &cli::CommonArgs) -> riverwatch::StreamOptions {
+    let d = riverwatch::StreamOptions::default();
+    riverwatch::StreamOptions {
+        block_rows: c.block_rows as usize,
+        in_memory_px: match c.stream.as_str() {
+            "always" => 0,
+            "never" => usize::MAX,
+            _ => d.in_memory_px,
+        },
+        ..d
+    }
+}
+
 fn date_from_name(p: &std::path::Path) -> Option<String> {
     let s = p.file_stem()?.to_string_lossy().to_string();
     let b = s.as_bytes();
@@ -132,6 +146,7 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
         segments: &segments,
         registry: &registry,
         config: &cfg,
+        stream: streaming(&a.common),
     };
     let mut rasters = a.emit_rasters.clone().map(|dir| RasterWriter { dir });
     let mut features = a.features.clone().map(FeatureWriter::new);
@@ -244,6 +259,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 resume: a.resume,
                 progress: !a.no_progress,
                 cancel: cancel_on_ctrl_c(),
+                stream: streaming(&a.common),
                 cases: a.cases.clone().map(|db| riverwatch::CaseOptions {
                     db,
                     prefix: a.case_prefix.clone(),

@@ -53,6 +53,8 @@ pub struct BatchOptions {
     pub cancel: Arc<AtomicBool>,
     /// Keep cases across nights in this store (`--cases DB`).
     pub cases: Option<cases::CaseOptions>,
+    /// When a scene is streamed in row blocks.
+    pub stream: crate::StreamOptions,
 }
 
 /// What a batch did.
@@ -270,6 +272,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
         segments: &segments,
         registry: &registry,
         config: cfg,
+        stream: o.stream,
     };
     std::fs::create_dir_all(o.out.join("tiles")).map_err(|e| Error::io(o.out.join("tiles"), e))?;
     // Leftovers of a run that was killed while writing, and the products

@@ -37,8 +37,27 @@ pub fn clouds_and_shadows<'a>(
     valid: ArrayView2<bool>,
     p: &CloudParams,
 ) -> (Array2<u8>, Array2<u8>) {
+    let (b, a, _) = clouds_and_shadows_cast(before, after, valid, p, None);
+    (b, a)
+}
+
+/// The shadow cast offset (columns, rows) per date — `(before, after)` —
+/// `None` where no shadow was cast.
+pub type Cast = [Option<(isize, isize)>; 2];
+
+/// [`clouds_and_shadows`], also returning the shadow cast offsets; with
+/// `cast` given, those offsets are used instead of being estimated (the
+/// streaming path estimates them once on a sample of the scene).
+pub fn clouds_and_shadows_cast<'a>(
+    before: ArrayView3<'a, f32>,
+    after: ArrayView3<'a, f32>,
+    valid: ArrayView2<bool>,
+    p: &CloudParams,
+    cast: Option<Cast>,
+) -> (Array2<u8>, Array2<u8>, Cast) {
     let (h, w) = valid.dim();
     let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
+    let mut used: Cast = [None, None];
     for (k, (x, y)) in [(before, after), (after, before)].into_iter().enumerate() {
         let out = &mut outs[k];
         let bx = x.index_axis(Axis(0), BLUE);
@@ -97,7 +116,12 @@ pub fn clouds_and_shadows<'a>(
             .and(&cloud)
             .and(&valid)
             .map_collect(|&s, &c, &v| v && !c && s < p.shadow_ratio);
-        let shadow = match cast_offset(cloud.view(), dark.view(), p.shadow_search_px as isize) {
+        let offset = match cast {
+            Some(c) => c[k],
+            None => cast_offset(cloud.view(), dark.view(), p.shadow_search_px as isize),
+        };
+        used[k] = offset;
+        let shadow = match offset {
             Some((dx, dy)) => {
                 let cast = shift_mask(cloud.view(), dx, dy);
                 let darker = Zip::from(&score)
@@ -129,7 +153,7 @@ pub fn clouds_and_shadows<'a>(
             });
     }
     let [b, a] = outs;
-    (b, a)
+    (b, a, used)
 }
 
 /// Reflectance of a thick cloud (blue, green, red, NIR, SWIR1): the end member

@@ -23,6 +23,18 @@ pub fn trace(
     grid: &Grid,
     row_offset: usize,
 ) -> Polygon<f64> {
+    trace_at(labels, comp, grid, [row_offset, 0])
+}
+
+/// [`trace`] with `labels` a window of the grid whose first pixel is at
+/// grid (row, column) `offset` (a component cut out of a streamed scene).
+pub fn trace_at(
+    labels: ArrayView2<u32>,
+    comp: &Component,
+    grid: &Grid,
+    offset: [usize; 2],
+) -> Polygon<f64> {
+    let [row_offset, col_offset] = offset;
     let (bw, bh) = (comp.c1 - comp.c0, comp.r1 - comp.r0);
     let inside = |r: isize, c: isize| -> bool {
         r >= 0
@@ -113,7 +125,7 @@ pub fn trace(
         let mut pts: Vec<Coord<f64>> = ring
             .iter()
             .map(|&(x, y)| {
-                let (mx, my) = grid.to_map((comp.c0 + x) as f64, (row_offset + comp.r0 + y) as f64);
+                let (mx, my) = grid.to_map((col_offset + comp.c0 + x) as f64, (row_offset + comp.r0 + y) as f64);
                 Coord { x: mx, y: my }
             })
             .collect();

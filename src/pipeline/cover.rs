@@ -45,13 +45,21 @@ pub struct CoverInput<'a> {
 
 /// Indices and land cover of both dates.
 pub fn land_cover(x: &CoverInput<'_>, cfg: &Config) -> Cover {
+    land_cover_with(x, None, cfg)
+}
+
+/// [`land_cover`] with the water thresholds fixed when `water` is given
+/// (the streaming path fits them once on a sample of the scene).
+pub fn land_cover_with(x: &CoverInput<'_>, water: Option<[f32; 2]>, cfg: &Config) -> Cover {
     let ixb = indices_with(x.before, false);
     let ixa = indices_with(x.after, false);
     let zu = and(x.zone, x.usable);
-    let tw = [
-        landcover::water_threshold(ixb.ndwi.view(), zu.view(), cfg.water_ndwi),
-        landcover::water_threshold(ixa.ndwi.view(), zu.view(), cfg.water_ndwi),
-    ];
+    let tw = water.unwrap_or_else(|| {
+        [
+            landcover::water_threshold(ixb.ndwi.view(), zu.view(), cfg.water_ndwi),
+            landcover::water_threshold(ixa.ndwi.view(), zu.view(), cfg.water_ndwi),
+        ]
+    });
     let p = cfg.landcover();
     let lc_b = classify(&ixb, x.valid, x.clouds[0], tw[0], &p);
     let lc_a = classify(&ixa, x.valid, x.clouds[1], tw[1], &p);

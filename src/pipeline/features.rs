@@ -232,7 +232,13 @@ pub fn stats(comp: &Component, l: &Layers<'_>, grid: &Grid) -> (Stats, Vec<Coord
             if lab[[r, c]] != comp.label {
                 continue;
             }
-            add_pixel(&mut st, l, r, c, comp.label);
+            let v = PixelValues::at(l, r, c);
+            add(&mut st, &v);
+            for (rr, cc) in [(r, c + 1), (r + 1, c)] {
+                if rr < lab.nrows() && cc < lab.ncols() && lab[[rr, cc]] == comp.label {
+                    add_contrast(&mut st, v.br_a, l.cover.after.brightness[[rr, cc]]);
+                }
+            }
             let (x, y) = grid.to_map(c as f64 + 0.5, r as f64 + 0.5);
             pts.push(Coord { x, y });
         }
@@ -240,10 +246,64 @@ pub fn stats(comp: &Component, l: &Layers<'_>, grid: &Grid) -> (Stats, Vec<Coord
     (st, pts)
 }
 
-fn add_pixel(st: &mut Stats, l: &Layers<'_>, r: usize, c: usize, label: u32) {
-    let (ixb, ixa) = (&l.cover.before, &l.cover.after);
-    let (b, a) = (l.cover.lc_before[[r, c]], l.cover.lc_after[[r, c]]);
-    let bra = ixa.brightness[[r, c]] as f64;
+/// The values of one pixel that the statistics read, so a component can be
+/// measured from pixels kept aside (the streaming path) exactly as from the
+/// layers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PixelValues {
+    /// Land cover before / after.
+    pub lc: [u8; 2],
+    /// Brightness before / after.
+    pub br_b: f32,
+    /// Brightness after.
+    pub br_a: f32,
+    /// NDVI before / after.
+    pub ndvi: [f32; 2],
+    /// NDWI before / after.
+    pub ndwi: [f32; 2],
+    /// Appearance magnitude.
+    pub appeared: f32,
+    /// Disappearance magnitude.
+    pub vanished: f32,
+    /// Distance to cloud, capped.
+    pub cloud_d: u8,
+    /// Bands in use.
+    pub bands: u8,
+    /// Reflectance before.
+    pub spec_b: [f32; 5],
+    /// Reflectance after.
+    pub spec_a: [f32; 5],
+}
+
+impl PixelValues {
+    /// The values at row `r`, column `c` of the layers.
+    pub fn at(l: &Layers<'_>, r: usize, c: usize) -> PixelValues {
+        let (ixb, ixa) = (&l.cover.before, &l.cover.after);
+        let nb = l.after.dim().0.min(5);
+        let mut v = PixelValues {
+            lc: [l.cover.lc_before[[r, c]], l.cover.lc_after[[r, c]]],
+            br_b: ixb.brightness[[r, c]],
+            br_a: ixa.brightness[[r, c]],
+            ndvi: [ixb.ndvi[[r, c]], ixa.ndvi[[r, c]]],
+            ndwi: [ixb.ndwi[[r, c]], ixa.ndwi[[r, c]]],
+            appeared: l.appeared[[r, c]],
+            vanished: l.vanished[[r, c]],
+            cloud_d: l.cloud_d[[r, c]],
+            bands: nb as u8,
+            ..PixelValues::default()
+        };
+        for k in 0..nb {
+            v.spec_b[k] = l.before[[k, r, c]];
+            v.spec_a[k] = l.after[[k, r, c]];
+        }
+        v
+    }
+}
+
+/// Adds one pixel to the statistics (without its contrast pairs).
+pub fn add(st: &mut Stats, v: &PixelValues) {
+    let [b, a] = v.lc;
+    let bra = v.br_a as f64;
     st.n += 1.0;
     st.water_b += f64::from(u8::from(b == WATER));
     st.water_a += f64::from(u8::from(a == WATER));
@@ -252,27 +312,28 @@ fn add_pixel(st: &mut Stats, l: &Layers<'_>, r: usize, c: usize, label: u32) {
     st.built_a += f64::from(u8::from(a == BUILT));
     st.br_a += bra;
     st.br_a2 += bra * bra;
-    st.br_b += ixb.brightness[[r, c]] as f64;
-    st.ndvi_b += ixb.ndvi[[r, c]] as f64;
-    st.ndvi_a += ixa.ndvi[[r, c]] as f64;
-    st.ndwi_b += ixb.ndwi[[r, c]] as f64;
-    st.ndwi_a += ixa.ndwi[[r, c]] as f64;
-    let m = l.appeared[[r, c]] as f64;
+    st.br_b += v.br_b as f64;
+    st.ndvi_b += v.ndvi[0] as f64;
+    st.ndvi_a += v.ndvi[1] as f64;
+    st.ndwi_b += v.ndwi[0] as f64;
+    st.ndwi_a += v.ndwi[1] as f64;
+    let m = v.appeared as f64;
     st.mag += m;
-    for (k, v) in st.spec_a.iter_mut().enumerate().take(l.after.dim().0) {
-        *v += l.after[[k, r, c]] as f64;
+    let nb = usize::from(v.bands);
+    for (k, s) in st.spec_a.iter_mut().enumerate().take(nb) {
+        *s += v.spec_a[k] as f64;
     }
-    for (k, v) in st.spec_b.iter_mut().enumerate().take(l.before.dim().0) {
-        *v += l.before[[k, r, c]] as f64;
+    for (k, s) in st.spec_b.iter_mut().enumerate().take(nb) {
+        *s += v.spec_b[k] as f64;
     }
     st.mag_max = st.mag_max.max(m);
-    st.van += l.vanished[[r, c]] as f64;
-    st.cloud_d += l.cloud_d[[r, c]] as f64;
-    let lab = l.labels;
-    for (rr, cc) in [(r, c + 1), (r + 1, c)] {
-        if rr < lab.nrows() && cc < lab.ncols() && lab[[rr, cc]] == label {
-            st.contrast += (bra - ixa.brightness[[rr, cc]] as f64).abs();
-            st.pairs += 1.0;
-        }
-    }
+    st.van += v.vanished as f64;
+    st.cloud_d += v.cloud_d as f64;
+}
+
+/// Adds the brightness contrast between a pixel (brightness after `bra`)
+/// and its right or lower neighbour in the same component.
+pub fn add_contrast(st: &mut Stats, bra: f32, other: f32) {
+    st.contrast += (bra as f64 - other as f64).abs();
+    st.pairs += 1.0;
 }

@@ -3,6 +3,7 @@
 //! sub-pixel shift, then thin clouds on the normalised data.
 
 use crate::domain::config::Config;
+use crate::kernels::clouds::Cast;
 use crate::kernels::{clouds, coregister, normalize};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Zip};
 
@@ -22,6 +23,8 @@ pub struct Prepared {
     pub fit: normalize::Fit,
     /// Estimated shift of the later image, pixels (x, y).
     pub shift: [f32; 2],
+    /// Shadow cast offsets per date.
+    pub cast: Cast,
 }
 
 /// Valid and cloud-free on both dates.
@@ -30,6 +33,68 @@ pub fn usable(valid: ArrayView2<bool>, a: ArrayView2<u8>, b: ArrayView2<u8>) -> 
         .and(a)
         .and(b)
         .map_collect(|&v, &a, &b| v && a == 0 && b == 0)
+}
+
+/// Clouds and shadows on the raw data of both dates (none for the CVA
+/// baseline), with the shadow cast offsets estimated or, when `cast` is
+/// given, fixed.
+pub fn clouds_raw<'a>(
+    before: ArrayView3<'a, f32>,
+    after: ArrayView3<'a, f32>,
+    valid: ArrayView2<bool>,
+    rules: bool,
+    cast: Option<Cast>,
+    cfg: &Config,
+) -> (Array2<u8>, Array2<u8>, Cast) {
+    if rules {
+        clouds::clouds_and_shadows_cast(before, after, valid, &cfg.clouds(), cast)
+    } else {
+        let d = valid.dim();
+        (Array2::zeros(d), Array2::zeros(d), [None, None])
+    }
+}
+
+/// Whether the later date is shifted onto the earlier.
+fn shifts(rules: bool, cfg: &Config) -> bool {
+    rules && cfg.coregister
+}
+
+/// Normalises the later date and applies the shift (a fixed global fit and
+/// shift, as the streaming path does per block).
+pub fn align(
+    mut after: Array3<f32>,
+    valid: Array2<bool>,
+    fit: &normalize::Fit,
+    shift: [f32; 2],
+    rules: bool,
+    cfg: &Config,
+) -> (Array3<f32>, Array2<bool>) {
+    normalize::apply(after.view_mut(), fit);
+    if shifts(rules, cfg) {
+        coregister::apply_shift(after.view(), valid.view(), shift[0], shift[1])
+    } else {
+        (after, valid)
+    }
+}
+
+/// Thin clouds and haze on the aligned data, added to the cloud codes;
+/// returns them with what is usable.
+pub fn thin<'a>(
+    before: ArrayView3<'a, f32>,
+    after: ArrayView3<'a, f32>,
+    valid: ArrayView2<bool>,
+    mut cs: [Array2<u8>; 2],
+    rules: bool,
+    cfg: &Config,
+) -> ([Array2<u8>; 2], Array2<bool>) {
+    if rules {
+        let (tb, ta) = clouds::thin_clouds(before, after, valid, &cfg.clouds());
+        for (c, t) in cs.iter_mut().zip([tb, ta]) {
+            Zip::from(c).and(&t).for_each(|c, &t| *c = (*c).max(t));
+        }
+    }
+    let u = usable(valid, cs[0].view(), cs[1].view());
+    (cs, u)
 }
 
 /// Runs the global pass; with `rules` false (the CVA baseline) it only
@@ -41,14 +106,9 @@ pub fn prepare(
     rules: bool,
     cfg: &Config,
 ) -> Prepared {
-    let (h, w) = valid.dim();
     // Clouds and shadows are found on the raw data (haze is far smaller than a
     // cloud's brightening) so normalisation can leave them out of its fit.
-    let (mut cs_b, mut cs_a) = if rules {
-        clouds::clouds_and_shadows(before.view(), after.view(), valid.view(), &cfg.clouds())
-    } else {
-        (Array2::zeros((h, w)), Array2::zeros((h, w)))
-    };
+    let (cs_b, cs_a, cast) = clouds_raw(before.view(), after.view(), valid.view(), rules, None, cfg);
     let u = usable(valid.view(), cs_b.view(), cs_a.view());
     let fit = if rules && cfg.normalize {
         normalize::fit(before, after.view(), u.view(), 3, 4, cfg.normalize_keep)
@@ -56,7 +116,7 @@ pub fn prepare(
         normalize::Fit::identity(before.dim().0)
     };
     normalize::apply(after.view_mut(), &fit);
-    let (after, valid, shift) = if rules && cfg.coregister {
+    let (after, valid, shift) = if shifts(rules, cfg) {
         let (dx, dy) =
             coregister::estimate_shift(before, after.view(), u.view(), cfg.coregister_px as f32);
         let (a, v) = coregister::apply_shift(after.view(), valid.view(), dx, dy);
@@ -65,17 +125,7 @@ pub fn prepare(
         (after, valid, [0.0, 0.0])
     };
     // Thin cloud and haze patches show once haze differences are removed.
-    if rules {
-        let (tb, ta) =
-            clouds::thin_clouds(before.view(), after.view(), valid.view(), &cfg.clouds());
-        Zip::from(&mut cs_b)
-            .and(&tb)
-            .for_each(|c, &t| *c = (*c).max(t));
-        Zip::from(&mut cs_a)
-            .and(&ta)
-            .for_each(|c, &t| *c = (*c).max(t));
-    }
-    let usable = usable(valid.view(), cs_b.view(), cs_a.view());
+    let ([cs_b, cs_a], usable) = thin(before.view(), after.view(), valid.view(), [cs_b, cs_a], rules, cfg);
     Prepared {
         after,
         valid,
@@ -84,5 +134,6 @@ pub fn prepare(
         usable,
         fit,
         shift,
+        cast,
     }
 }

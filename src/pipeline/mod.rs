@@ -21,7 +21,9 @@ pub mod link;
 pub mod models;
 pub mod objects;
 pub mod recheck;
+pub mod rows;
 pub mod rules;
+pub mod stream;
 pub mod taps;
 pub mod trust;
 
@@ -53,6 +55,8 @@ pub struct Context<'a> {
     pub registry: &'a Registry,
     /// Settings.
     pub config: &'a Config,
+    /// When a scene is streamed in row blocks instead of read whole.
+    pub stream: stream::StreamOptions,
 }
 
 /// Two dates of one scene in memory: reflectance stacks of shape (bands,
@@ -125,6 +129,9 @@ pub struct TileReport {
     /// radiometry), for the log and the summary.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// How the scene was streamed (absent when it was read whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<stream::StreamReport>,
 }
 
 /// Result of one scene.
@@ -154,7 +161,11 @@ impl Lap {
 /// # Errors
 /// Unreadable rasters, grids that differ, too few bands.
 pub fn read_pair(tile: &Tile, sensor: &Sensor, block_rows: usize) -> Result<ScenePair> {
-    let reader = TileReader::open(tile, sensor)?;
+    read_whole(TileReader::open(tile, sensor)?, block_rows)
+}
+
+/// Reads both dates of an opened tile whole.
+fn read_whole(reader: TileReader, block_rows: usize) -> Result<ScenePair> {
     let grid = reader.grid.clone();
     let notes = reader.notes();
     let (b, a) = reader.read_both(block_rows)?;
@@ -181,7 +192,11 @@ pub fn detect_tile(
     tap: &mut dyn Tap,
 ) -> Result<TileResult> {
     let t0 = Instant::now();
-    let pair = read_pair(tile, sensor, ctx.config.block_rows)?;
+    let reader = TileReader::open(tile, sensor)?;
+    if ctx.stream.streams(&reader.grid) && !tap.wants_scene() {
+        return stream::detect(reader, &SceneInfo::of(tile), sensor, ctx, tap);
+    }
+    let pair = read_whole(reader, ctx.config.block_rows)?;
     tap.stage("read", t0.elapsed().as_secs_f64());
     if ctx.config.check_radiometry {
         check_radiometry(&pair, &SceneInfo::of(tile), sensor)?;
@@ -327,6 +342,7 @@ pub fn detect_scene(
         polygons: objs.detections.len(),
         seconds: t0.elapsed().as_secs_f64(),
         notes,
+        stream: None,
     };
     Ok(TileResult {
         detections: objs.detections,

@@ -17,7 +17,7 @@ use crate::io::vector::round_geometry;
 use crate::kernels::label::Component;
 use crate::kernels::morphology::{erode, Shape};
 use crate::kernels::polygons::trace;
-use geo::{Area, MinimumRotatedRect, MultiPolygon, Polygon, SimplifyVwPreserve, Validation};
+use geo::{Area, Coord, MinimumRotatedRect, MultiPolygon, Polygon, SimplifyVwPreserve, Validation};
 use ndarray::{Array2, ArrayView2, Zip};
 
 /// What the object stage needs besides the per-pixel layers.
@@ -84,6 +84,26 @@ fn simplified(poly: Polygon<f64>, simplify_m: f64) -> MultiPolygon<f64> {
     mp
 }
 
+/// Whether a component of `pixels` pixels reaches the mapping unit.
+pub fn reaches_unit(pixels: usize, grid: &Grid, cfg: &Config) -> bool {
+    pixels >= cfg.min_pixels && (pixels as f64) * grid.pixel_area() >= cfg.min_area_m2
+}
+
+/// One traced component, ready for the models: its statistics (solidity
+/// set), pixel count, id, outline in the grid's CRS and pixel centres.
+pub struct Traced {
+    /// Statistics over its pixels.
+    pub stats: Stats,
+    /// Pixels.
+    pub pixels: usize,
+    /// Id: tile, row and column of its first pixel.
+    pub id: String,
+    /// Outline (pixel edges), grid CRS.
+    pub outline: Polygon<f64>,
+    /// Pixel centres, grid CRS.
+    pub centres: Vec<Coord<f64>>,
+}
+
 /// Every component of `mask` (labelled in `layers.labels`) that passes the
 /// mapping unit and the confidence floor, as a detection record.
 ///
@@ -96,39 +116,27 @@ pub fn detections(
     x: &ObjectContext<'_>,
     tap: &mut dyn Tap,
 ) -> Result<Objects> {
-    let cfg = x.cfg;
     let core_px = core_pixels(mask, layers.labels, comps.len());
     let mut reported: Vec<(u8, f32)> = vec![(0, 0.0); comps.len() + 1];
     let mut out = Vec::new();
-    let pixel_area = x.grid.pixel_area();
+    let swir = layers.cover.after.mndwi.is_some();
     for comp in comps {
-        if comp.pixels < cfg.min_pixels || (comp.pixels as f64) * pixel_area < cfg.min_area_m2 {
+        if !reaches_unit(comp.pixels, x.grid, x.cfg) {
             continue;
         }
         let (mut st, pts) = features::stats(comp, layers, x.grid);
         st.solidity = core_px[comp.label as usize] as f64 / comp.pixels as f64;
-        let poly = trace(layers.labels.view(), comp, x.grid, 0);
-        st.rectangularity = rectangularity(&poly);
-        let Some((class, confidence, rec)) = score(&st, comp, layers, x) else {
-            continue;
+        let t = Traced {
+            stats: st,
+            pixels: comp.pixels,
+            id: component_id(&x.info.tile, comp, layers.labels),
+            outline: trace(layers.labels.view(), comp, x.grid, 0),
+            centres: pts,
         };
-        let mp = simplified(poly, cfg.simplify_m);
-        let area = mp.unsigned_area();
-        if area < cfg.min_area_m2 {
-            continue;
+        if let Some((d, code, conf)) = finish(t, swir, x, tap)? {
+            reported[comp.label as usize] = (code, conf);
+            out.push(d);
         }
-        let link = match x.linker {
-            Some(l) => match l.link(&mp, class, || pts) {
-                Some(link) => Some(link),
-                None => continue,
-            },
-            None => None,
-        };
-        tap.component(&rec);
-        reported[comp.label as usize] = (class.code(), confidence as f32);
-        out.push(record(
-            rec.id, class, confidence, area, &st, comp, mp, link, x,
-        )?);
     }
     Ok(Objects {
         detections: out,
@@ -136,15 +144,54 @@ pub fn detections(
     })
 }
 
+/// Scores, simplifies, links and records one traced component; `None` when
+/// it is under the confidence floor or the mapping unit after
+/// simplification, or cannot be linked. Also returns the class code and
+/// confidence for the scene layers.
+///
+/// # Errors
+/// When the polygon cannot be transformed to WGS84.
+pub fn finish(
+    t: Traced,
+    swir: bool,
+    x: &ObjectContext<'_>,
+    tap: &mut dyn Tap,
+) -> Result<Option<(Detection, u8, f32)>> {
+    let cfg = x.cfg;
+    let mut st = t.stats;
+    st.rectangularity = rectangularity(&t.outline);
+    let Some((class, confidence, rec)) = score(&st, t.pixels, t.id, swir, x) else {
+        return Ok(None);
+    };
+    let mp = simplified(t.outline, cfg.simplify_m);
+    let area = mp.unsigned_area();
+    if area < cfg.min_area_m2 {
+        return Ok(None);
+    }
+    let pts = t.centres;
+    let link = match x.linker {
+        Some(l) => match l.link(&mp, class, || pts) {
+            Some(link) => Some(link),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    tap.component(&rec);
+    let d = record(
+        rec.id, class, confidence, area, &st, t.pixels, mp, link, x,
+    )?;
+    Ok(Some((d, class.code(), confidence as f32)))
+}
+
 /// Confidence and class from the models; `None` under the confidence floor
 /// (the CVA baseline reports every object above the mapping unit).
 fn score(
     st: &Stats,
-    comp: &Component,
-    layers: &Layers<'_>,
+    pixels: usize,
+    id: String,
+    swir: bool,
     x: &ObjectContext<'_>,
 ) -> Option<(ChangeClass, f64, ComponentRecord)> {
-    let swir = layers.cover.after.mndwi.is_some();
     let xc = features::conf_features(st, x.threshold as f64);
     let xk = features::class_features(st, swir);
     let confidence = models::confidence(&xc, swir);
@@ -154,9 +201,9 @@ fn score(
     }
     let class = models::class(&xk, swir);
     let rec = ComponentRecord {
-        id: component_id(&x.info.tile, comp, layers.labels),
+        id,
         tile: x.info.tile.clone(),
-        pixels: comp.pixels,
+        pixels,
         class,
         confidence,
         conf_features: xc.to_vec(),
@@ -172,7 +219,7 @@ fn record(
     confidence: f64,
     area: f64,
     st: &Stats,
-    comp: &Component,
+    pixels: usize,
     mp: MultiPolygon<f64>,
     link: Option<super::link::Link>,
     x: &ObjectContext<'_>,
@@ -201,7 +248,7 @@ fn record(
             ndwi_before: round(ndwi_b, 4),
             ndwi_after: round(ndwi_a, 4),
             change_magnitude: round(mag, 4),
-            pixels: comp.pixels as u64,
+            pixels: pixels as u64,
         },
         case: None,
         geometry: wgs,

@@ -87,6 +87,11 @@ pub trait Tap {
     fn scene(&mut self, _s: &SceneLayers<'_>) -> Result<()> {
         Ok(())
     }
+    /// Whether this tap needs [`Tap::scene`] (whole-scene layers): such a
+    /// run reads the scene whole instead of streaming it.
+    fn wants_scene(&self) -> bool {
+        false
+    }
 }
 
 /// The tap that observes nothing.
@@ -116,5 +121,8 @@ impl Tap for Taps<'_> {
     }
     fn scene(&mut self, s: &SceneLayers<'_>) -> Result<()> {
         self.0.iter_mut().try_for_each(|t| t.scene(s))
+    }
+    fn wants_scene(&self) -> bool {
+        self.0.iter().any(|t| t.wants_scene())
     }
 }

@@ -22,6 +22,9 @@ pub struct RasterWriter {
 }
 
 impl Tap for RasterWriter {
+    fn wants_scene(&self) -> bool {
+        true
+    }
     fn scene(&mut self, s: &SceneLayers<'_>) -> Result<()> {
         let p = |name: &str| self.dir.join(format!("{}_{name}.tif", s.info.tile));
         let cfg = s.config;

@@ -1,0 +1,907 @@
+//! Whole scenes in bounded memory.
+//!
+//! A scene larger than [`StreamOptions::in_memory_px`] is not read whole:
+//!
+//! 1. **Global pass on a sample.** The scene-wide estimates (radiometric
+//!    fit, sub-pixel shift, shadow cast offsets, water thresholds, change
+//!    threshold) come from the whole scene when it is at most
+//!    [`StreamOptions::sample_px`] pixels, else from blocks of rows spread
+//!    evenly over the part of the scene near a river.
+//! 2. **Row blocks.** Blocks of [`StreamOptions::block_rows`] rows that no
+//!    management zone reaches are neither read nor computed. The others
+//!    run through the same stage functions as the whole-scene path, with
+//!    the estimates fixed, each stage on a window of rows with its own halo
+//!    (every stage is local: see [`Halos`]); each stage's output is kept in
+//!    a rolling buffer ([`super::rows::Buf`]) only as long as a later stage
+//!    reads it.
+//! 3. **Stitching.** Flagged pixels are labelled row by row with union-find;
+//!    a component is finished when a row passes without touching it, then
+//!    measured, traced and recorded exactly as in the whole-scene path.
+//!
+//! For a scene within the sample budget the output is identical to the
+//! whole-scene path, whatever the block size (a test checks it with
+//! 64-row blocks).
+
+use super::blocks::{self, Magnitude};
+use super::cover::{self, Cover};
+use super::features::{self, Layers, PixelValues, Stats};
+use super::objects::{self, ObjectContext, Traced};
+use super::rows::Buf;
+use super::taps::Tap;
+use super::{global, link, rules, trust, Context, SceneInfo, ScenePair, TileReport, TileResult};
+use crate::domain::config::{Config, Method};
+use crate::domain::detection::{round, Detection};
+use crate::domain::grid::Grid;
+use crate::domain::manifest::Sensor;
+use crate::domain::rivers::Projected;
+use crate::error::{Error, Result};
+use crate::io::crs::{project, Transformer};
+use crate::io::raster::TileReader;
+use crate::kernels::clouds::Cast;
+use crate::kernels::label::Component;
+use crate::kernels::normalize::Fit;
+use crate::kernels::polygons::trace_at;
+use crate::kernels::threshold::HYSTERESIS_REACH;
+use crate::kernels::zones::zones;
+use geo::{BoundingRect, Coord};
+use ndarray::{concatenate, s, Array2, Array3, ArrayView2, Axis, Zip};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::time::Instant;
+
+/// When and how a scene is streamed. Not part of [`Config`]: it changes how
+/// much memory a run takes, never what it finds (for scenes within
+/// `sample_px`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Rows per block.
+    pub block_rows: usize,
+    /// Scenes of at most this many pixels run whole, in memory.
+    pub in_memory_px: usize,
+    /// The global pass reads the whole scene up to this many pixels, else a
+    /// sample of blocks of this size in all.
+    pub sample_px: usize,
+}
+
+impl Default for StreamOptions {
+    /// 256-row blocks; scenes up to 2048² run whole (about 134 bytes per
+    /// pixel, so under 600 MB); the global pass reads at most 2048² pixels.
+    fn default() -> Self {
+        StreamOptions {
+            block_rows: 256,
+            in_memory_px: 2048 * 2048,
+            sample_px: 2048 * 2048,
+        }
+    }
+}
+
+impl StreamOptions {
+    /// Whether a scene of this grid is streamed.
+    pub fn streams(&self, grid: &Grid) -> bool {
+        grid.width * grid.height > self.in_memory_px
+    }
+}
+
+/// How the scene was streamed, for the tile report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamReport {
+    /// Rows per block.
+    pub block_rows: usize,
+    /// Blocks in the scene.
+    pub blocks: usize,
+    /// Blocks some management zone reaches (computed).
+    pub blocks_in_zone: usize,
+    /// Share of the scene's rows read (zone blocks and their halos).
+    pub read_share: f64,
+    /// Rows the global pass estimated from.
+    pub sample_rows: usize,
+}
+
+/// What the global pass fixes for every block.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Radiometric fit, later → earlier.
+    pub fit: Fit,
+    /// Shift of the later image, pixels (x, y).
+    pub shift: [f32; 2],
+    /// Shadow cast offsets per date.
+    pub cast: Cast,
+    /// NDWI water thresholds (before, after).
+    pub water: [f32; 2],
+    /// Change threshold.
+    pub threshold: f32,
+}
+
+/// Estimates the scene-wide parameters on a scene (or a sample of one) in
+/// memory, with the same functions as the whole-scene path.
+pub fn estimate(pair: ScenePair, zone: ArrayView2<bool>, cfg: &Config) -> Params {
+    let rules = cfg.method == Method::Rules;
+    let ScenePair {
+        before,
+        after,
+        valid,
+        ..
+    } = pair;
+    let g = global::prepare(before.view(), after, valid, rules, cfg);
+    let cv = cover::land_cover(
+        &cover::CoverInput {
+            before: before.view(),
+            after: g.after.view(),
+            valid: g.valid.view(),
+            clouds: [g.clouds_before.view(), g.clouds_after.view()],
+            zone: zone.view(),
+            usable: g.usable.view(),
+        },
+        cfg,
+    );
+    let mag = blocks::magnitude(before.view(), g.after.view(), Some(zone.view()), cfg);
+    Params {
+        threshold: blocks::threshold(&mag, cv.zone_usable.view(), cfg),
+        water: cv.water_threshold,
+        fit: g.fit,
+        shift: g.shift,
+        cast: g.cast,
+    }
+}
+
+/// How far each stage reads beyond the rows it computes (its halo), given
+/// the settings and the estimated shift and cast offsets. Each is a bound
+/// on the stage's dependence, so a window with this halo gives exactly the
+/// whole-scene values on its inner rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Halos {
+    /// Clouds and shadows on raw data: the core's size test (a component of
+    /// `m` pixels spans fewer than `m` rows), growth, dilation, the cast
+    /// offset and the shadow's own growth and dilations.
+    pub clouds: usize,
+    /// Normalisation and the bilinear shift.
+    pub align: usize,
+    /// Thin clouds: the core's size test (2 m), growth, dilation.
+    pub thin: usize,
+    /// Land cover and the misregistration-tolerant magnitude.
+    pub cover: usize,
+    /// Rules and clean-up: shoreline dilations, compact-shore extent,
+    /// hysteresis reach, shoreline reconstruction, closing and opening.
+    pub mask: usize,
+    /// Distance to cloud (capped).
+    pub cloud_d: usize,
+}
+
+impl Halos {
+    /// The halos for these settings and estimates.
+    pub fn of(cfg: &Config, p: &Params) -> Halos {
+        let rules = cfg.method == Method::Rules;
+        let m = cfg.cloud_min_pixels.max(1);
+        let dy = p.cast.iter().flatten().map(|o| o.1.unsigned_abs()).max().unwrap_or(0);
+        let sh = cfg.shoreline_px.max(cfg.bank_px);
+        let morph = 2 * cfg.close_iterations + 2 * cfg.open_iterations;
+        Halos {
+            clouds: if rules {
+                (m - 1) + cfg.cloud_grow_px + 3 + dy + 7 + 1
+            } else {
+                0
+            },
+            align: if rules && cfg.coregister {
+                p.shift[1].abs().ceil() as usize + 2
+            } else {
+                0
+            },
+            thin: if rules {
+                (2 * m - 1) + cfg.cloud_grow_px + 2 + 1
+            } else {
+                0
+            },
+            cover: cfg.misregistration_px * usize::from(rules),
+            mask: if rules {
+                sh + (rules::COMPACT_SHORE_MAX_PX + 1)
+                    + HYSTERESIS_REACH
+                    + (cfg.shoreline_px + 1)
+                    + morph
+                    + 1
+            } else {
+                HYSTERESIS_REACH + morph + 1
+            },
+            cloud_d: usize::from(features::CLOUD_CAP) + 1,
+        }
+    }
+
+    /// Rows each stage's buffer must hold beyond the block, so every later
+    /// stage finds its window: (raw, clouds, aligned, thin, cover).
+    fn leads(&self) -> [usize; 5] {
+        let cover = self.mask;
+        let thin = (cover + self.cover).max(self.cloud_d).max(self.mask);
+        let aligned = (thin + self.thin).max(cover + self.cover);
+        let clouds = thin;
+        let raw = (clouds + self.clouds)
+            .max(aligned + self.align)
+            .max(thin + self.thin)
+            .max(cover + self.cover)
+            .max(self.mask);
+        [raw, clouds, aligned, thin, cover]
+    }
+}
+
+/// Raw rows of both dates: reflectance, valid on both, the zone.
+type Raw = (Array3<f32>, Array3<f32>, (Array2<bool>, Array2<bool>));
+
+/// The blocks some management zone reaches: segments whose corridor
+/// bounding box meets the block's rows (all blocks without segments).
+fn zone_blocks(grid: &Grid, projected: &[Projected], b: usize, scene_only: bool) -> Vec<bool> {
+    let n = grid.height.div_ceil(b);
+    if scene_only {
+        return vec![true; n];
+    }
+    let boxes: Vec<[f64; 2]> = segment_boxes(projected).into_iter().map(|(_, y)| y).collect();
+    (0..n)
+        .map(|k| {
+            let [y0, y1] = row_span(grid, k * b..((k + 1) * b).min(grid.height));
+            boxes.iter().any(|bb| bb[0] <= y1 && bb[1] >= y0)
+        })
+        .collect()
+}
+
+/// Each segment's bounding box grown by its corridor: (x range, y range).
+fn segment_boxes(projected: &[Projected]) -> Vec<([f64; 2], [f64; 2])> {
+    projected
+        .iter()
+        .map(|p| {
+            let r = p.corridor_m.max(p.channel_m);
+            p.lines.bounding_rect().map_or(([1.0, 0.0], [1.0, 0.0]), |b| {
+                (
+                    [b.min().x - r, b.max().x + r],
+                    [b.min().y - r, b.max().y + r],
+                )
+            })
+        })
+        .collect()
+}
+
+/// The map y range of the pixel centres of `rows`, with a pixel's margin.
+fn row_span(grid: &Grid, rows: Range<usize>) -> [f64; 2] {
+    let ys: Vec<f64> = [rows.start as f64, rows.end as f64]
+        .iter()
+        .flat_map(|&r| [0.0, grid.width as f64].map(|c| grid.to_map(c, r).1))
+        .collect();
+    let pad = grid.pixel_size();
+    [
+        ys.iter().cloned().fold(f64::INFINITY, f64::min) - pad,
+        ys.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + pad,
+    ]
+}
+
+/// Reads rows of both dates and rasterises the zone there (only the
+/// segments whose corridor reaches those rows are scanned).
+fn read_raw(
+    reader: &TileReader,
+    projected: &[Projected],
+    scene_only: bool,
+    rows: Range<usize>,
+) -> Result<Raw> {
+    let grid = &reader.grid;
+    let (b, a) = reader.read_rows(rows.clone())?;
+    let valid = Zip::from(&b.valid)
+        .and(&a.valid)
+        .map_collect(|&x, &y| x && y);
+    let zone = if scene_only {
+        Array2::from_elem(valid.dim(), true)
+    } else {
+        let [y0, y1] = row_span(grid, rows.clone());
+        let near: Vec<Projected> = projected
+            .iter()
+            .zip(segment_boxes(projected))
+            .filter(|(_, (_, y))| y[0] <= y1 && y[1] >= y0)
+            .map(|(p, _)| p.clone())
+            .collect();
+        zones(grid, rows, &near).zone
+    };
+    Ok((b.bands, a.bands, (valid, zone)))
+}
+
+/// Streams a tile (see the module documentation).
+///
+/// # Errors
+/// Unreadable rasters, implausible radiometry on the sample, no valid
+/// pixel, a CRS that cannot be transformed to WGS84.
+pub fn detect(
+    reader: TileReader,
+    info: &SceneInfo,
+    sensor: &Sensor,
+    ctx: &Context<'_>,
+    tap: &mut dyn Tap,
+) -> Result<TileResult> {
+    let t0 = Instant::now();
+    let cfg = ctx.config;
+    let opt = &ctx.stream;
+    let grid = reader.grid.clone();
+    let (h, w) = (grid.height, grid.width);
+    let b = opt.block_rows.max(1);
+    let scene_only = ctx.segments.is_empty();
+    let projected = project(ctx.segments, &grid.wkt)?;
+    let need = zone_blocks(&grid, &projected, b, scene_only);
+    let (params, sample_rows) = sample_pass(&reader, &projected, &need, info, sensor, ctx)?;
+    tap.stage("global pass (sample)", t0.elapsed().as_secs_f64());
+    let halos = Halos::of(cfg, &params);
+    let linker = link::Linker::new(ctx.segments, &projected, ctx.registry);
+    let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
+    let ox = ObjectContext {
+        grid: &grid,
+        info,
+        linker: (!scene_only).then_some(&linker),
+        to_wgs: &to_wgs,
+        threshold: params.threshold,
+        cfg,
+    };
+    let mut engine = Engine {
+        reader: &reader,
+        projected: &projected,
+        scene_only,
+        params: &params,
+        halos,
+        cfg,
+        ox: &ox,
+        counts: Counts::default(),
+        out: Vec::new(),
+        rows_read: 0,
+    };
+    for run in runs(&need, b, h) {
+        engine.run(run, b, tap)?;
+    }
+    let Engine {
+        counts,
+        mut out,
+        rows_read,
+        ..
+    } = engine;
+    if counts.valid == 0 {
+        return Err(Error::Tile {
+            tile: info.tile.clone(),
+            msg: "no pixel is valid on both dates (all nodata or masked)".into(),
+        });
+    }
+    out.sort_by_key(|(key, _)| *key);
+    let detections: Vec<Detection> = out.into_iter().map(|(_, d)| d).collect();
+    let mut notes = reader.notes();
+    notes.extend(trust::normalisation(&params.fit, cfg));
+    notes.extend(trust::flagged_share(counts.reported, counts.zone_usable, cfg));
+    let n = (h * w) as f64;
+    let report = TileReport {
+        tile: info.tile.clone(),
+        size: [w, h],
+        valid_share: round(counts.valid as f64 / n, 4),
+        cloud_share: round(counts.cloud as f64 / n, 4),
+        zone_share: round(counts.zone as f64 / n, 4),
+        normalization: super::rounded_fit(&params.fit),
+        shift_px: params.shift,
+        change_threshold: round(params.threshold as f64, 4) as f32,
+        water_threshold: params.water.map(|t| round(t as f64, 3) as f32),
+        polygons: detections.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+        notes,
+        stream: Some(StreamReport {
+            block_rows: b,
+            blocks: need.len(),
+            blocks_in_zone: need.iter().filter(|&&x| x).count(),
+            read_share: round(rows_read as f64 / h.max(1) as f64, 4),
+            sample_rows,
+        }),
+    };
+    Ok(TileResult {
+        detections,
+        report,
+        grid,
+    })
+}
+
+/// Runs of consecutive zone blocks, as row ranges.
+fn runs(need: &[bool], b: usize, h: usize) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for (k, _) in need.iter().enumerate().filter(|(_, &x)| x) {
+        let r = k * b..((k + 1) * b).min(h);
+        match out.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// The global pass: the whole scene when it is within the sample budget,
+/// else zone blocks spread evenly; checks the radiometry on it. Returns the
+/// estimates and the number of rows they came from.
+fn sample_pass(
+    reader: &TileReader,
+    projected: &[Projected],
+    need: &[bool],
+    info: &SceneInfo,
+    sensor: &Sensor,
+    ctx: &Context<'_>,
+) -> Result<(Params, usize)> {
+    let grid = &reader.grid;
+    let (h, w) = (grid.height, grid.width);
+    let b = ctx.stream.block_rows.max(1);
+    let ranges: Vec<Range<usize>> = if h * w <= ctx.stream.sample_px {
+        vec![0..h]
+    } else {
+        let zone: Vec<usize> = (0..need.len()).filter(|&k| need[k]).collect();
+        let pool = if zone.is_empty() {
+            (0..need.len()).collect()
+        } else {
+            zone
+        };
+        let k = (ctx.stream.sample_px / (b * w)).clamp(1, pool.len());
+        (0..k)
+            .map(|i| pool[i * pool.len() / k])
+            .map(|blk| blk * b..((blk + 1) * b).min(h))
+            .collect()
+    };
+    let mut parts = Vec::new();
+    for r in &ranges {
+        parts.push(read_raw(reader, projected, ctx.segments.is_empty(), r.clone())?);
+    }
+    let cat3 = |f: fn(&Raw) -> &Array3<f32>| -> Array3<f32> {
+        let v: Vec<_> = parts.iter().map(|p| f(p).view()).collect();
+        concatenate(Axis(1), &v).expect("same bands and width")
+    };
+    let cat2 = |f: fn(&Raw) -> &Array2<bool>| -> Array2<bool> {
+        let v: Vec<_> = parts.iter().map(|p| f(p).view()).collect();
+        concatenate(Axis(0), &v).expect("same width")
+    };
+    let pair = ScenePair {
+        before: cat3(|p| &p.0),
+        after: cat3(|p| &p.1),
+        valid: cat2(|p| &p.2 .0),
+        grid: grid.rows(0..ranges.iter().map(|r| r.len()).sum()),
+        notes: Vec::new(),
+    };
+    let zone = cat2(|p| &p.2 .1);
+    drop(parts);
+    if ctx.config.check_radiometry {
+        super::check_radiometry(&pair, info, sensor)?;
+    }
+    let rows = pair.valid.nrows();
+    Ok((estimate(pair, zone.view(), ctx.config), rows))
+}
+
+/// Pixel counts over the rows computed, for the report.
+#[derive(Default)]
+struct Counts {
+    valid: usize,
+    cloud: usize,
+    zone: usize,
+    zone_usable: usize,
+    reported: usize,
+}
+
+/// The block engine of one scene.
+struct Engine<'a> {
+    reader: &'a TileReader,
+    projected: &'a [Projected],
+    scene_only: bool,
+    params: &'a Params,
+    halos: Halos,
+    cfg: &'a Config,
+    ox: &'a ObjectContext<'a>,
+    counts: Counts,
+    /// Detections with their sort key (first row, first column).
+    out: Vec<((usize, usize), Detection)>,
+    rows_read: usize,
+}
+
+impl Engine<'_> {
+    /// Streams one run of zone blocks, rows `run`, in blocks of `b` rows.
+    fn run(&mut self, run: Range<usize>, b: usize, tap: &mut dyn Tap) -> Result<()> {
+        let h = self.reader.grid.height;
+        let w = self.reader.grid.width;
+        let cfg = self.cfg;
+        let p = self.params;
+        let hl = self.halos;
+        let [l_raw, l_clouds, l_aligned, l_thin, l_cover] = hl.leads();
+        let rules = cfg.method == Method::Rules;
+        let mut raw: Buf<Raw> = Buf::new();
+        let mut clouds: Buf<(Array2<u8>, Array2<u8>)> = Buf::new();
+        let mut aligned: Buf<(Array3<f32>, Array2<bool>)> = Buf::new();
+        let mut thin: Buf<(Array2<u8>, Array2<u8>, Array2<bool>)> = Buf::new();
+        let mut cover: Buf<(Cover, Magnitude)> = Buf::new();
+        let mut mask: Buf<Array2<bool>> = Buf::new();
+        let mut cloud_d: Buf<Array2<u8>> = Buf::new();
+        let mut stitch = Stitch::new(w, h);
+        let mut lap = Instant::now();
+        let mut laps = [0f64; 4];
+        for a in run.clone().step_by(b) {
+            let e = (a + b).min(run.end);
+            let want = |l: usize| a.saturating_sub(l)..e + l;
+            let before_end = raw.end().max(a.saturating_sub(l_raw));
+            raw.extend(want(l_raw), 0, h, |r, _| {
+                read_raw(self.reader, self.projected, self.scene_only, r)
+            })?;
+            self.rows_read += raw.end().saturating_sub(before_end);
+            laps[0] += lap.elapsed().as_secs_f64();
+            lap = Instant::now();
+            clouds.extend(want(l_clouds), hl.clouds, h, |r, _| {
+                let (bf, af, (v, _)) = raw.get(r);
+                let (cb, ca, _) =
+                    global::clouds_raw(bf.view(), af.view(), v.view(), rules, Some(p.cast), cfg);
+                Ok((cb, ca))
+            })?;
+            aligned.extend(want(l_aligned), hl.align, h, |r, _| {
+                let (_, af, (v, _)) = raw.get(r);
+                Ok(global::align(af, v, &p.fit, p.shift, rules, cfg))
+            })?;
+            thin.extend(want(l_thin), hl.thin, h, |r, new| {
+                // The raw-data clouds are only needed on the new rows.
+                let (bf, _, _) = raw.get(r.clone());
+                let (af, v) = aligned.get(r.clone());
+                let (cb_new, ca_new) = clouds.get(new.clone());
+                let mut cs = [Array2::zeros(v.dim()), Array2::zeros(v.dim())];
+                let inner = new.start - r.start..new.end - r.start;
+                cs[0].slice_mut(s![inner.clone(), ..]).assign(&cb_new);
+                cs[1].slice_mut(s![inner, ..]).assign(&ca_new);
+                let ([cb, ca], u) = global::thin(bf.view(), af.view(), v.view(), cs, rules, cfg);
+                Ok((cb, ca, u))
+            })?;
+            laps[1] += lap.elapsed().as_secs_f64();
+            lap = Instant::now();
+            cover.extend(want(l_cover), hl.cover, h, |r, _| {
+                let (bf, _, (_, z)) = raw.get(r.clone());
+                let (af, v) = aligned.get(r.clone());
+                let (cb, ca, u) = thin.get(r);
+                let cv = cover::land_cover_with(
+                    &cover::CoverInput {
+                        before: bf.view(),
+                        after: af.view(),
+                        valid: v.view(),
+                        clouds: [cb.view(), ca.view()],
+                        zone: z.view(),
+                        usable: u.view(),
+                    },
+                    Some(p.water),
+                    cfg,
+                );
+                let mut mag = blocks::magnitude(bf.view(), af.view(), Some(z.view()), cfg);
+                if rules {
+                    rules::sand_removal(&mut mag, &cv, cfg);
+                }
+                Ok((cv, mag))
+            })?;
+            mask.extend(want(0), hl.mask, h, |r, _| {
+                let (_, _, (_, z)) = raw.get(r.clone());
+                let (_, v) = aligned.get(r.clone());
+                let (_, _, u) = thin.get(r.clone());
+                let (cv, mag) = cover.get(r);
+                let cand = rules::candidates(
+                    &rules::RuleInput {
+                        magnitude: &mag,
+                        threshold: p.threshold,
+                        cover: &cv,
+                        valid: v.view(),
+                        usable: u.view(),
+                        zone: z.view(),
+                    },
+                    cfg,
+                );
+                Ok(rules::clean(cand.mask.view(), z.view(), u.view(), cfg))
+            })?;
+            cloud_d.extend(want(0), hl.cloud_d, h, |r, _| {
+                let (cb, ca, _) = thin.get(r);
+                Ok(super::cloud_distance(&cb, &ca).1)
+            })?;
+            laps[2] += lap.elapsed().as_secs_f64();
+            lap = Instant::now();
+            let rows = a..e;
+            let (bf, _, (valid, zone)) = raw.get(rows.clone());
+            let (af, _) = aligned.get(rows.clone());
+            let (cb, ca, _) = thin.get(rows.clone());
+            let (cv, mag) = cover.get(rows.clone());
+            let m = mask.get(rows.clone());
+            let cd = cloud_d.get(rows.clone());
+            self.count(&valid, &zone, &cb, &ca, &cv);
+            let swir = bf.dim().0 > 4;
+            let empty = Array2::<u32>::zeros((0, 0));
+            let layers = Layers {
+                labels: &empty,
+                cover: &cv,
+                appeared: &mag.appeared,
+                vanished: &mag.vanished,
+                before: bf.view(),
+                after: af.view(),
+                cloud_d: cd.view(),
+            };
+            for (i, r) in rows.enumerate() {
+                let done = stitch.row(r, m.row(i), |c| PixelValues::at(&layers, i, c));
+                self.finish_all(done, swir, tap)?;
+            }
+            laps[3] += lap.elapsed().as_secs_f64();
+            lap = Instant::now();
+        }
+        let rest = stitch.close();
+        let swir = self.reader.grid.height > 0 && raw.end() > 0 && raw.get(raw.end() - 1..raw.end()).0.dim().0 > 4;
+        self.finish_all(rest, swir, tap)?;
+        for (name, t) in ["read+zones", "clouds+align", "cover+magnitude+rules", "stitch+polygons+link"]
+            .iter()
+            .zip(laps)
+        {
+            tap.stage(name, t);
+        }
+        Ok(())
+    }
+
+    fn count(
+        &mut self,
+        valid: &Array2<bool>,
+        zone: &Array2<bool>,
+        cb: &Array2<u8>,
+        ca: &Array2<u8>,
+        cv: &Cover,
+    ) {
+        let c = &mut self.counts;
+        c.valid += valid.iter().filter(|&&v| v).count();
+        c.zone += zone.iter().filter(|&&v| v).count();
+        c.cloud += Zip::from(cb)
+            .and(ca)
+            .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));
+        c.zone_usable += cv.zone_usable.iter().filter(|&&v| v).count();
+    }
+
+    fn finish_all(&mut self, comps: Vec<Vec<Pix>>, swir: bool, tap: &mut dyn Tap) -> Result<()> {
+        for px in comps {
+            let Some((key, t)) = traced(px, self.ox) else {
+                continue;
+            };
+            let pixels = t.pixels;
+            if let Some((d, _, _)) = objects::finish(t, swir, self.ox, tap)? {
+                self.counts.reported += pixels;
+                self.out.push((key, d));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A flagged pixel kept until its component is finished.
+struct Pix {
+    r: u32,
+    c: u32,
+    v: PixelValues,
+}
+
+/// Measures and traces a finished component from its pixels, as the
+/// whole-scene path does from the label raster: statistics in raster order,
+/// solidity from the pixels that survive one erosion with the 3 × 3 cross
+/// (outside the scene counts as inside), the outline, the pixel centres.
+/// `None` under the mapping unit.
+fn traced(mut px: Vec<Pix>, x: &ObjectContext<'_>) -> Option<((usize, usize), Traced)> {
+    let grid = x.grid;
+    if !objects::reaches_unit(px.len(), grid, x.cfg) {
+        return None;
+    }
+    px.sort_unstable_by_key(|p| (p.r, p.c));
+    let r0 = px[0].r as usize;
+    let r1 = px[px.len() - 1].r as usize + 1;
+    let c0 = px.iter().map(|p| p.c).min().unwrap_or(0) as usize;
+    let c1 = px.iter().map(|p| p.c).max().unwrap_or(0) as usize + 1;
+    let (bh, bw) = (r1 - r0, c1 - c0);
+    // Index + 1 of each pixel in `px`, 0 outside the component.
+    let mut idx = Array2::<u32>::zeros((bh, bw));
+    for (i, p) in px.iter().enumerate() {
+        idx[[p.r as usize - r0, p.c as usize - c0]] = i as u32 + 1;
+    }
+    let at = |r: usize, c: usize| -> Option<usize> {
+        (r >= r0 && r < r1 && c >= c0 && c < c1)
+            .then(|| idx[[r - r0, c - c0]])
+            .filter(|&i| i != 0)
+            .map(|i| i as usize - 1)
+    };
+    let mut st = Stats::default();
+    let mut pts = Vec::with_capacity(px.len());
+    let mut core = 0usize;
+    for p in &px {
+        let (r, c) = (p.r as usize, p.c as usize);
+        features::add(&mut st, &p.v);
+        for (rr, cc) in [(r, c + 1), (r + 1, c)] {
+            if let Some(j) = at(rr, cc) {
+                features::add_contrast(&mut st, p.v.br_a, px[j].v.br_a);
+            }
+        }
+        let inside = |rr: isize, cc: isize| {
+            rr < 0
+                || cc < 0
+                || rr as usize >= grid.height
+                || cc as usize >= grid.width
+                || at(rr as usize, cc as usize).is_some()
+        };
+        let (ri, ci) = (r as isize, c as isize);
+        if inside(ri - 1, ci) && inside(ri + 1, ci) && inside(ri, ci - 1) && inside(ri, ci + 1) {
+            core += 1;
+        }
+        let (mx, my) = grid.to_map(c as f64 + 0.5, r as f64 + 0.5);
+        pts.push(Coord { x: mx, y: my });
+    }
+    st.solidity = core as f64 / px.len() as f64;
+    let labels = idx.mapv(|i| u32::from(i != 0));
+    let comp = Component {
+        label: 1,
+        pixels: px.len(),
+        r0: 0,
+        r1: bh,
+        c0: 0,
+        c1: bw,
+    };
+    let first = (r0, px[0].c as usize);
+    let t = Traced {
+        stats: st,
+        pixels: px.len(),
+        id: format!("{}-r{:05}c{:05}", x.info.tile, first.0, first.1),
+        outline: trace_at(labels.view(), &comp, grid, [r0, c0]),
+        centres: pts,
+    };
+    Some((first, t))
+}
+
+/// Row-by-row labelling of flagged pixels (4-connectivity) with union-find;
+/// each component's pixels are kept until a row passes without it.
+struct Stitch {
+    w: usize,
+    h: usize,
+    prev: Vec<u32>,
+    prev_row: Option<usize>,
+    parent: Vec<u32>,
+    pix: Vec<Vec<Pix>>,
+}
+
+impl Stitch {
+    fn new(w: usize, h: usize) -> Stitch {
+        Stitch {
+            w,
+            h,
+            prev: vec![0; w],
+            prev_row: None,
+            parent: vec![0],
+            pix: vec![Vec::new()],
+        }
+    }
+
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let g = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = g;
+            x = g;
+        }
+        x
+    }
+
+    fn union(&mut self, a: u32, b: u32) -> u32 {
+        let (a, b) = (self.find(a), self.find(b));
+        if a == b {
+            return a;
+        }
+        let (keep, gone) = if self.pix[a as usize].len() >= self.pix[b as usize].len() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let moved = std::mem::take(&mut self.pix[gone as usize]);
+        self.pix[keep as usize].extend(moved);
+        self.parent[gone as usize] = keep;
+        keep
+    }
+
+    /// Adds row `r`; returns the components finished by it (those the
+    /// previous row held and this row does not).
+    fn row(
+        &mut self,
+        r: usize,
+        mask: ndarray::ArrayView1<bool>,
+        values: impl Fn(usize) -> PixelValues,
+    ) -> Vec<Vec<Pix>> {
+        let mut cur = vec![0u32; self.w];
+        let joined = self.prev_row == Some(r.wrapping_sub(1));
+        for c in 0..self.w {
+            if !mask[c] {
+                continue;
+            }
+            let up = if joined { self.prev[c] } else { 0 };
+            let left = if c > 0 { cur[c - 1] } else { 0 };
+            let l = match (up, left) {
+                (0, 0) => {
+                    let id = self.parent.len() as u32;
+                    self.parent.push(id);
+                    self.pix.push(Vec::new());
+                    id
+                }
+                (u, 0) => self.find(u),
+                (0, l) => self.find(l),
+                (u, l) => self.union(u, l),
+            };
+            cur[c] = l;
+            self.pix[l as usize].push(Pix {
+                r: r as u32,
+                c: c as u32,
+                v: values(c),
+            });
+        }
+        let done = if joined { self.finished(&cur) } else { self.drain_prev() };
+        self.prev = cur;
+        self.prev_row = Some(r);
+        done
+    }
+
+    /// Components of the previous row not continued in `cur`.
+    fn finished(&mut self, cur: &[u32]) -> Vec<Vec<Pix>> {
+        let mut live: Vec<u32> = cur.iter().filter(|&&l| l != 0).map(|&l| l).collect();
+        for l in live.iter_mut() {
+            *l = self.find(*l);
+        }
+        live.sort_unstable();
+        live.dedup();
+        let mut ended: Vec<u32> = Vec::new();
+        for c in 0..self.w {
+            let l = self.prev[c];
+            if l != 0 {
+                let root = self.find(l);
+                if live.binary_search(&root).is_err() {
+                    ended.push(root);
+                }
+            }
+        }
+        ended.sort_unstable();
+        ended.dedup();
+        ended
+            .into_iter()
+            .map(|root| std::mem::take(&mut self.pix[root as usize]))
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+
+    /// Every component of the previous row (the run ended or skipped rows).
+    fn drain_prev(&mut self) -> Vec<Vec<Pix>> {
+        let prev = std::mem::replace(&mut self.prev, vec![0; self.w]);
+        let mut roots: Vec<u32> = Vec::new();
+        for l in prev.into_iter().filter(|&l| l != 0) {
+            roots.push(self.find(l));
+        }
+        roots.sort_unstable();
+        roots.dedup();
+        roots
+            .into_iter()
+            .map(|root| std::mem::take(&mut self.pix[root as usize]))
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+
+    /// Finishes every open component (end of a run).
+    fn close(&mut self) -> Vec<Vec<Pix>> {
+        let _ = self.h;
+        self.prev_row = None;
+        self.drain_prev()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_join_consecutive_blocks() {
+        let need = [true, true, false, true, false, false, true];
+        assert_eq!(runs(&need, 10, 65), vec![0..20, 30..40, 60..65]);
+    }
+
+    #[test]
+    fn stitching_finds_a_u_shape_as_one_component() {
+        let m = ndarray::array![
+            [true, false, true, false],
+            [true, false, true, false],
+            [true, true, true, false],
+            [false, false, false, true]
+        ];
+        let mut s = Stitch::new(4, 4);
+        let mut done = Vec::new();
+        for r in 0..4 {
+            done.extend(s.row(r, m.row(r), |_| PixelValues::default()));
+        }
+        done.extend(s.close());
+        let mut sizes: Vec<usize> = done.iter().map(Vec::len).collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![1, 7]);
+    }
+}

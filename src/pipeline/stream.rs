@@ -91,7 +91,8 @@ pub struct StreamReport {
     pub blocks: usize,
     /// Blocks some management zone reaches (computed).
     pub blocks_in_zone: usize,
-    /// Share of the scene's rows read (zone blocks and their halos).
+    /// Share of the scene's rows read (zone blocks and their halos). The
+    /// report's valid and cloud shares are over the zone blocks.
     pub read_share: f64,
     /// Rows the global pass estimated from.
     pub sample_rows: usize,
@@ -367,8 +368,10 @@ pub fn detect(
     let report = TileReport {
         tile: info.tile.clone(),
         size: [w, h],
-        valid_share: round(counts.valid as f64 / n, 4),
-        cloud_share: round(counts.cloud as f64 / n, 4),
+        // Valid and cloudy shares of the pixels computed (the zone blocks);
+        // the zone share is exact (no zone outside them).
+        valid_share: round(counts.valid as f64 / counts.computed.max(1) as f64, 4),
+        cloud_share: round(counts.cloud as f64 / counts.computed.max(1) as f64, 4),
         zone_share: round(counts.zone as f64 / n, 4),
         normalization: super::rounded_fit(&params.fit),
         shift_px: params.shift,
@@ -420,7 +423,7 @@ fn sample_pass(
     let (h, w) = (grid.height, grid.width);
     let b = ctx.stream.block_rows.max(1);
     let ranges: Vec<Range<usize>> = if h * w <= ctx.stream.sample_px {
-        vec![0..h]
+        std::iter::once(0..h).collect()
     } else {
         let zone: Vec<usize> = (0..need.len()).filter(|&k| need[k]).collect();
         let pool = if zone.is_empty() {
@@ -465,6 +468,7 @@ fn sample_pass(
 /// Pixel counts over the rows computed, for the report.
 #[derive(Default)]
 struct Counts {
+    computed: usize,
     valid: usize,
     cloud: usize,
     zone: usize,
@@ -634,6 +638,7 @@ impl Engine<'_> {
         cv: &Cover,
     ) {
         let c = &mut self.counts;
+        c.computed += valid.len();
         c.valid += valid.iter().filter(|&&v| v).count();
         c.zone += zone.iter().filter(|&&v| v).count();
         c.cloud += Zip::from(cb)
@@ -827,7 +832,7 @@ impl Stitch {
 
     /// Components of the previous row not continued in `cur`.
     fn finished(&mut self, cur: &[u32]) -> Vec<Vec<Pix>> {
-        let mut live: Vec<u32> = cur.iter().filter(|&&l| l != 0).map(|&l| l).collect();
+        let mut live: Vec<u32> = cur.iter().filter(|&&l| l != 0).copied().collect();
         for l in live.iter_mut() {
             *l = self.find(*l);
         }

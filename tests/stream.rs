@@ -1,0 +1,156 @@
+//! Streaming in row blocks gives exactly the whole-scene result: the same
+//! detections (every field, every coordinate) and the same report, for
+//! blocks of 64 rows and of an odd size, on the sample tiles, a fresh
+//! synth seed in both band layouts, and a scene where most blocks lie
+//! outside every management zone (skipped, not read).
+
+mod util;
+
+use riverwatch::{
+    detect_tile, load_context_inputs, load_manifest, Config, Context, Manifest, NoTap, Segment,
+    StreamOptions, TileResult,
+};
+use std::path::Path;
+use util::{root, run, tmp};
+
+fn detect_all(m: &Manifest, segs: &[Segment], stream: StreamOptions) -> Vec<TileResult> {
+    let cfg = Config::default();
+    let (_, registry) = load_context_inputs(m, &cfg).unwrap();
+    let ctx = Context {
+        segments: segs,
+        registry: &registry,
+        config: &cfg,
+        stream,
+    };
+    m.tiles
+        .iter()
+        .map(|t| detect_tile(t, &m.sensor, &ctx, &mut NoTap).unwrap())
+        .collect()
+}
+
+fn always(rows: usize) -> StreamOptions {
+    StreamOptions {
+        block_rows: rows,
+        in_memory_px: 0,
+        ..StreamOptions::default()
+    }
+}
+
+fn whole() -> StreamOptions {
+    StreamOptions {
+        in_memory_px: usize::MAX,
+        ..StreamOptions::default()
+    }
+}
+
+/// Detections as JSON, and the report without the wall time and the
+/// streaming summary.
+fn comparable(r: &TileResult) -> (serde_json::Value, serde_json::Value) {
+    let mut rep = serde_json::to_value(&r.report).unwrap();
+    let o = rep.as_object_mut().unwrap();
+    o.remove("seconds");
+    o.remove("stream");
+    (serde_json::to_value(&r.detections).unwrap(), rep)
+}
+
+fn assert_same(manifest: &Path, segs: Option<&dyn Fn(&Segment) -> bool>) -> Vec<f64> {
+    let m = load_manifest(manifest).unwrap();
+    let (all, _) = load_context_inputs(&m, &Config::default()).unwrap();
+    let segs: Vec<Segment> = match segs {
+        Some(keep) => all.into_iter().filter(|s| keep(s)).collect(),
+        None => all,
+    };
+    let reference = detect_all(&m, &segs, whole());
+    assert!(reference.iter().all(|r| r.report.stream.is_none()));
+    let mut shares = Vec::new();
+    for rows in [64, 45] {
+        let streamed = detect_all(&m, &segs, always(rows));
+        for (a, b) in reference.iter().zip(&streamed) {
+            let s = b.report.stream.as_ref().expect("streamed");
+            assert_eq!(s.block_rows, rows);
+            assert_eq!(s.blocks, b.grid.height.div_ceil(rows));
+            let (da, ra) = comparable(a);
+            let (db, rb) = comparable(b);
+            assert_eq!(da, db, "{}: detections differ with {rows}-row blocks", a.report.tile);
+            if s.blocks_in_zone == s.blocks {
+                assert_eq!(ra, rb, "{}: report differs with {rows}-row blocks", a.report.tile);
+            } else {
+                // Shares of valid and cloudy pixels are over the zone blocks.
+                for k in ["change_threshold", "water_threshold", "normalization", "shift_px", "polygons", "zone_share"] {
+                    assert_eq!(ra[k], rb[k], "{}: {k}", a.report.tile);
+                }
+            }
+            shares.push(s.blocks_in_zone as f64 / s.blocks as f64);
+        }
+    }
+    assert!(reference.iter().map(|r| r.detections.len()).sum::<usize>() > 0);
+    shares
+}
+
+#[test]
+fn row_blocks_equal_the_whole_scene_on_the_sample_tiles() {
+    assert_same(&root().join("sample-tiles/manifest.json"), None);
+}
+
+#[test]
+fn row_blocks_equal_the_whole_scene_on_a_fresh_seed_in_both_layouts() {
+    for sensor in ["sentinel2-l2a", "gf-4band"] {
+        let d = tmp(&format!("stream-seed-{sensor}"));
+        let o = run(&[
+            "synth", "--seed", "103", "--tiles", "2", "--size", "512", "--sensor", sensor, "-o",
+            d.to_str().unwrap(),
+        ]);
+        assert!(o.status.success());
+        assert_same(&d.join("manifest.json"), None);
+    }
+}
+
+#[test]
+fn blocks_no_zone_reaches_are_skipped_and_change_nothing() {
+    // Keep only the river segments that stay in the northern part of each
+    // sample tile's latitude range, so most blocks lie outside every zone.
+    let m = load_manifest(&root().join("sample-tiles/manifest.json")).unwrap();
+    let (segs, _) = load_context_inputs(&m, &Config::default()).unwrap();
+    let lat = |s: &Segment| {
+        use geo::BoundingRect;
+        s.lines.bounding_rect().map_or(0.0, |b| b.min().y)
+    };
+    let mut lats: Vec<f64> = segs.iter().map(lat).collect();
+    lats.sort_by(f64::total_cmp);
+    let cut = lats[lats.len() * 3 / 4];
+    let keep = move |s: &Segment| lat(s) >= cut;
+    let shares = assert_same(&root().join("sample-tiles/manifest.json"), Some(&keep));
+    assert!(
+        shares.iter().any(|&s| s < 1.0),
+        "some tile should have had blocks skipped: read shares {shares:?}"
+    );
+}
+
+#[test]
+fn batch_streamed_writes_the_same_files() {
+    let a = tmp("stream-batch-whole");
+    let b = tmp("stream-batch-64");
+    let m = root().join("sample-tiles/manifest.json");
+    let m = m.to_str().unwrap();
+    let o = run(&["batch", m, "-o", a.to_str().unwrap(), "--no-progress", "--stream", "never"]);
+    assert!(o.status.success());
+    let o = run(&[
+        "batch", m, "-o", b.to_str().unwrap(), "--no-progress", "--stream", "always", "--block-rows",
+        "64",
+    ]);
+    assert!(o.status.success(), "{}", util::text(&o));
+    let mut compared = 0;
+    for rel in util::files(&a) {
+        let f = a.join(&rel);
+        let name = rel.to_string_lossy();
+        // Tile records and the summary carry wall times and the streaming
+        // summary; everything sent to a team must be byte-identical.
+        if name.starts_with("tiles/") && name.ends_with(".json") || name == "summary.json" {
+            continue;
+        }
+        let (x, y) = (std::fs::read(&f).unwrap(), std::fs::read(b.join(&rel)).unwrap());
+        assert!(x == y, "{name} differs between whole-scene and streamed batch");
+        compared += 1;
+    }
+    assert!(compared >= 5, "compared {compared} files");
+}

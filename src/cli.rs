@@ -177,7 +177,7 @@ pub struct CommonArgs {
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub stream: String,
     /// Rows per block when streaming.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(8..))]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(8..))]
     pub block_rows: u32,
 }
 

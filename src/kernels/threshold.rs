@@ -53,7 +53,7 @@ pub fn masked<'a>(
 /// strong pixel: 64 px is 640 m at 10 m, longer than the encroachments we
 /// report, and a bound keeps the operation local, so row blocks with a halo
 /// give exactly the whole-scene result (see `pipeline::stream`).
-pub const HYSTERESIS_REACH: usize = 64;
+pub const HYSTERESIS_REACH: usize = 32;
 
 /// Keeps the pixels of `weak` reachable (4-connected, inside `weak`, at
 /// most [`HYSTERESIS_REACH`] steps) from a pixel with `strength` above

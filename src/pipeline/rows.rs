@@ -8,6 +8,7 @@ use super::cover::Cover;
 use crate::error::Result;
 use crate::kernels::indices::Indices;
 use ndarray::{concatenate, s, Array2, Array3, Axis};
+use std::collections::VecDeque;
 use std::ops::Range;
 
 /// Something made of rows: cut a range out, join two bands.
@@ -157,35 +158,57 @@ impl Rows for Magnitude {
     }
 }
 
-/// Rows `r0..r0 + n` of one stage's output.
+/// Rows of one stage's output, kept as the chunks they were computed in
+/// (appending and dropping rows copy nothing).
 pub struct Buf<T> {
-    r0: usize,
-    data: Option<T>,
+    start: usize,
+    chunks: VecDeque<(usize, T)>,
+}
+
+impl<T: Rows> Default for Buf<T> {
+    fn default() -> Self {
+        Buf::new()
+    }
 }
 
 impl<T: Rows> Buf<T> {
     /// An empty buffer.
     pub fn new() -> Self {
-        Buf { r0: 0, data: None }
+        Buf {
+            start: 0,
+            chunks: VecDeque::new(),
+        }
     }
 
     /// One past the last row held.
     pub fn end(&self) -> usize {
-        self.r0 + self.data.as_ref().map_or(0, Rows::n)
+        self.chunks.back().map_or(self.start, |(r0, d)| r0 + d.n())
     }
 
-    /// Rows `r` (absolute), which must be held.
+    /// Rows `r` (absolute), which must be held, as one band.
     pub fn get(&self, r: Range<usize>) -> T {
-        let d = self.data.as_ref().expect("rows requested from an empty buffer");
-        debug_assert!(r.start >= self.r0 && r.end <= self.end(), "rows not held");
-        d.cut(r.start - self.r0..r.end - self.r0)
+        let mut out: Option<T> = None;
+        for (r0, d) in &self.chunks {
+            let (a, b) = (r.start.max(*r0), r.end.min(r0 + d.n()));
+            if a < b {
+                let piece = d.cut(a - r0..b - r0);
+                out = Some(match out {
+                    Some(o) => o.join(piece),
+                    None => piece,
+                });
+            }
+        }
+        let out = out.expect("rows requested that the buffer does not hold");
+        debug_assert_eq!(out.n(), r.len(), "rows not held");
+        out
     }
 
     /// Makes the buffer hold rows `want` (clipped to `height`): computes the
     /// rows it lacks with `f`, which gets the window of rows to compute
     /// (the new rows with `halo` rows on either side, clipped) and the new
-    /// rows, and returns the whole window; only the new rows are kept. Rows
-    /// above `want` are dropped.
+    /// rows, and returns the whole window; only the new rows are kept. New
+    /// rows are computed `step` at a time.
+    /// Chunks wholly above `want` are dropped.
     ///
     /// # Errors
     /// Whatever `f` returns.
@@ -194,30 +217,32 @@ impl<T: Rows> Buf<T> {
         want: Range<usize>,
         halo: usize,
         height: usize,
-        f: impl FnOnce(Range<usize>, Range<usize>) -> Result<T>,
+        step: usize,
+        mut f: impl FnMut(Range<usize>, Range<usize>) -> Result<T>,
     ) -> Result<()> {
         let want = want.start..want.end.min(height);
-        if self.data.is_some() && (self.end() < want.start || self.r0 > want.start) {
-            self.data = None;
+        let first = self.chunks.front().map_or(self.start, |c| c.0);
+        if self.end() < want.start || first > want.start {
+            self.chunks.clear();
+            self.start = want.start;
         }
-        if self.data.is_none() {
-            self.r0 = want.start;
+        // At most `step` new rows per call of `f`, so a run's first block
+        // (which fills every buffer's lead) needs no larger windows than
+        // the blocks after it.
+        while self.end() < want.end {
+            let start = self.end();
+            let end = (start + step.max(1)).min(want.end);
+            let win = start.saturating_sub(halo)..(end + halo).min(height);
+            let out = f(win.clone(), start..end)?;
+            let new = out.cut(start - win.start..end - win.start);
+            self.chunks.push_back((start, new));
         }
-        let start = self.end();
-        if start < want.end {
-            let win = start.saturating_sub(halo)..(want.end + halo).min(height);
-            let out = f(win.clone(), start..want.end)?;
-            let new = out.cut(start - win.start..want.end - win.start);
-            self.data = Some(match self.data.take() {
-                Some(d) => d.join(new),
-                None => new,
-            });
-        }
-        if want.start > self.r0 {
-            let d = self.data.take().expect("rows were just computed");
-            let n = d.n();
-            self.data = Some(d.cut(want.start - self.r0..n));
-            self.r0 = want.start;
+        while self
+            .chunks
+            .front()
+            .is_some_and(|(r0, d)| r0 + d.n() <= want.start)
+        {
+            self.chunks.pop_front();
         }
         Ok(())
     }

@@ -177,7 +177,7 @@ fn reasons(x: &RuleInput<'_>, changed: ArrayView2<bool>, cfg: &Config) -> Array2
 /// The largest extent (rows or columns) of a shoreline blob promoted to an
 /// object: 64 px (640 m at 10 m) is beyond a pond fill or a pit, and a bound
 /// keeps the decision local (exact in row blocks with a halo).
-pub const COMPACT_SHORE_MAX_PX: usize = 64;
+pub const COMPACT_SHORE_MAX_PX: usize = 32;
 
 /// A water-level change is a long thin band along the shore; a compact blob
 /// in that band (a small pond fill, a pit, at most

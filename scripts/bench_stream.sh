@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Whole-scene bench: wall time and peak memory of `riverwatch detect` on a
+# 2048² and a 10980² Sentinel-2 synth pair, against a GDAL read-only pass
+# over the same files (`gdalinfo -checksum`, both dates in parallel, as
+# riverwatch reads them) and riverwatch's own CVA baseline, in one run so
+# the ratios hold whatever the machine's speed that day.
+#
+# The 10980² pair is a 5490² synth scene resampled ×2 with gdal_translate
+# (nearest; 5 m pixels, 256 × 256 DEFLATE tiles like synth's own); it is
+# made once in $WORK and not committed.
+#
+#   cargo build --release && scripts/bench_stream.sh
+set -euo pipefail
+BIN=${BIN:-target/release/riverwatch}
+WORK=${WORK:-target/bench-stream}
+mkdir -p "$WORK"
+[ -f "$WORK/s2048/manifest.json" ] || "$BIN" synth --seed 77 --tiles 1 --size 2048 -o "$WORK/s2048" >/dev/null
+[ -f "$WORK/s5490/manifest.json" ] || "$BIN" synth --seed 77 --tiles 1 --size 5490 -o "$WORK/s5490" >/dev/null
+if [ ! -f "$WORK/s10980/ready" ]; then
+    mkdir -p "$WORK/s10980/tiles"
+    cp "$WORK"/s5490/{chiefs.json,rivers.geojson,manifest.json} "$WORK/s10980/"
+    for f in "$WORK"/s5490/tiles/*.tif; do
+        gdal_translate -q -outsize 200% 200% -r nearest -co TILED=YES -co COMPRESS=DEFLATE \
+            -co BLOCKXSIZE=256 -co BLOCKYSIZE=256 "$f" "$WORK/s10980/tiles/$(basename "$f")"
+    done
+    touch "$WORK/s10980/ready"
+fi
+
+# Prints "seconds peak_MB" of a command.
+measure() {
+    /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/err.txt" || { cat "$WORK/err.txt"; exit 1; }
+    awk '{printf "%.1f %.0f\n", $1, $2 / 1024}' "$WORK/time.txt"
+}
+
+read_only() {
+    for f in "$1"/tiles/*.tif; do gdalinfo -checksum "$f" >/dev/null & done
+    wait
+}
+export -f read_only
+
+printf "%-8s %-28s %9s %9s %8s\n" scene run seconds peak_MB "× read"
+for s in s2048 s10980; do
+    d="$WORK/$s"
+    read -r rt rm < <(measure bash -c "read_only $d")
+    printf "%-8s %-28s %9s %9s %8s\n" "$s" "GDAL read-only (2 in parallel)" "$rt" "$rm" "1.00"
+    for run in "auto" "always" "cva-otsu" "always --block-rows 256"; do
+        case $run in
+            auto) args=() ;;
+            cva-otsu) args=(--method cva-otsu) ;;
+            *) args=(--stream $run) ;;
+        esac
+        read -r t m < <(measure "$BIN" detect "$d/manifest.json" -o "$WORK/$s.geojson" "${args[@]}")
+        printf "%-8s %-28s %9s %9s %8.2f\n" "$s" "detect ${args[*]:-(auto)}" "$t" "$m" "$(echo "$t / $rt" | bc -l)"
+    done
+done

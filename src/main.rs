@@ -175,6 +175,16 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
                 for n in &r.report.notes {
                     eprintln!("  note: {n}");
                 }
+                if let Some(st) = &r.report.stream {
+                    eprintln!(
+                        "  streamed: {} of {} blocks of {} rows reach a zone; {:.1} % of the rows read; estimates from {} rows",
+                        st.blocks_in_zone,
+                        st.blocks,
+                        st.block_rows,
+                        100.0 * st.read_share,
+                        st.sample_rows
+                    );
+                }
                 if a.timings {
                     for (stage, s) in &times.0 {
                         eprintln!("  {stage:<24} {s:8.3} s");

@@ -41,6 +41,10 @@ impl FeatureWriter {
 }
 
 impl Tap for FeatureWriter {
+    /// Lines come in label order only from the whole-scene path.
+    fn wants_scene(&self) -> bool {
+        true
+    }
     fn component(&mut self, c: &ComponentRecord) {
         // A record of strings and finite numbers always serialises; a
         // failure would still leave a line naming the component.

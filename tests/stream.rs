@@ -154,3 +154,21 @@ fn batch_streamed_writes_the_same_files() {
     }
     assert!(compared >= 5, "compared {compared} files");
 }
+
+#[test]
+fn a_scene_no_zone_reaches_gives_no_polygons_and_says_so() {
+    // One river segment moved a degree north of the sample tiles.
+    let m = load_manifest(&root().join("sample-tiles/manifest.json")).unwrap();
+    let (segs, _) = load_context_inputs(&m, &Config::default()).unwrap();
+    let mut far = segs[0].clone();
+    use geo::MapCoordsInPlace;
+    far.lines.map_coords_in_place(|c| geo::Coord { x: c.x, y: c.y + 1.0 });
+    let streamed = detect_all(&m, &[far.clone()], always(64));
+    let whole = detect_all(&m, &[far], whole());
+    for (a, b) in whole.iter().zip(&streamed) {
+        assert!(a.detections.is_empty() && b.detections.is_empty());
+        let s = b.report.stream.as_ref().unwrap();
+        assert_eq!((s.blocks_in_zone, a.report.zone_share, b.report.zone_share), (0, 0.0, 0.0));
+        assert!(b.report.notes.iter().any(|n| n.contains("no management zone reaches")));
+    }
+}

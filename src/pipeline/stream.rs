@@ -360,7 +360,7 @@ pub fn detect(
         rows_read,
         ..
     } = engine;
-    if counts.valid == 0 {
+    if counts.computed > 0 && counts.valid == 0 {
         return Err(Error::Tile {
             tile: info.tile.clone(),
             msg: "no pixel is valid on both dates (all nodata or masked)".into(),
@@ -369,6 +369,9 @@ pub fn detect(
     out.sort_by_key(|(key, _)| *key);
     let detections: Vec<Detection> = out.into_iter().map(|(_, d)| d).collect();
     let mut notes = reader.notes();
+    if counts.computed == 0 {
+        notes.push("no management zone reaches this scene: nothing was computed beyond the sample".into());
+    }
     notes.extend(trust::normalisation(&params.fit, cfg));
     notes.extend(trust::flagged_share(counts.reported, counts.zone_usable, cfg));
     let n = (h * w) as f64;

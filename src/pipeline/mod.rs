@@ -247,28 +247,17 @@ pub fn detect_scene(
     };
     lap.mark(tap, "zones");
     let rules = cfg.method == Method::Rules;
-    let g = global::prepare(before.view(), after, valid, rules, cfg);
-    lap.mark(tap, "global pass");
-    let cv = cover::land_cover(
-        &cover::CoverInput {
-            before: before.view(),
-            after: g.after.view(),
-            valid: g.valid.view(),
-            clouds: [g.clouds_before.view(), g.clouds_after.view()],
-            zone: zone.view(),
-            usable: g.usable.view(),
-        },
-        cfg,
-    );
-    lap.mark(tap, "indices+landcover");
-    // Polygons only come from the management zone, so the tolerant
-    // magnitude is only computed there.
-    let mut mag = blocks::magnitude(before.view(), g.after.view(), Some(zone.view()), cfg);
-    let threshold = blocks::threshold(&mag, cv.zone_usable.view(), cfg);
+    let Estimated {
+        g,
+        cv,
+        mut mag,
+        threshold,
+    } = estimate_whole(before.view(), after, valid, zone.view(), cfg, &mut |s| {
+        lap.mark(tap, s)
+    });
     if rules {
         rules::sand_removal(&mut mag, &cv, cfg);
     }
-    lap.mark(tap, "magnitude");
     let cand = rules::candidates(
         &rules::RuleInput {
             magnitude: &mag,
@@ -349,6 +338,55 @@ pub fn detect_scene(
         report,
         grid,
     })
+}
+
+/// The scene-wide pass and what it leaves: the global pass (clouds,
+/// normalisation, shift, thin clouds), land cover with its water
+/// thresholds, the tolerant magnitude inside the zone (before the sand
+/// rule) and the change threshold.
+struct Estimated {
+    g: global::Prepared,
+    cv: cover::Cover,
+    mag: blocks::Magnitude,
+    threshold: f32,
+}
+
+/// Runs the scene-wide pass on a scene (or a streamed scene's sample);
+/// `mark` is told when each stage ends.
+fn estimate_whole(
+    before: ndarray::ArrayView3<f32>,
+    after: Array3<f32>,
+    valid: Array2<bool>,
+    zone: ndarray::ArrayView2<bool>,
+    cfg: &Config,
+    mark: &mut dyn FnMut(&str),
+) -> Estimated {
+    let rules = cfg.method == Method::Rules;
+    let g = global::prepare(before, after, valid, rules, cfg);
+    mark("global pass");
+    let cv = cover::land_cover(
+        &cover::CoverInput {
+            before: before.view(),
+            after: g.after.view(),
+            valid: g.valid.view(),
+            clouds: [g.clouds_before.view(), g.clouds_after.view()],
+            zone: zone.view(),
+            usable: g.usable.view(),
+        },
+        cfg,
+    );
+    mark("indices+landcover");
+    // Polygons only come from the management zone, so the tolerant
+    // magnitude is only computed there.
+    let mag = blocks::magnitude(before.view(), g.after.view(), Some(zone.view()), cfg);
+    let threshold = blocks::threshold(&mag, cv.zone_usable.view(), cfg);
+    mark("magnitude");
+    Estimated {
+        g,
+        cv,
+        mag,
+        threshold,
+    }
 }
 
 /// Stops a tile whose reflectance is implausible on either date or across

@@ -122,32 +122,19 @@ pub struct Params {
 /// Estimates the scene-wide parameters on a scene (or a sample of one) in
 /// memory, with the same functions as the whole-scene path.
 pub fn estimate(pair: ScenePair, zone: ArrayView2<bool>, cfg: &Config) -> Params {
-    let rules = cfg.method == Method::Rules;
     let ScenePair {
         before,
         after,
         valid,
         ..
     } = pair;
-    let g = global::prepare(before.view(), after, valid, rules, cfg);
-    let cv = cover::land_cover(
-        &cover::CoverInput {
-            before: before.view(),
-            after: g.after.view(),
-            valid: g.valid.view(),
-            clouds: [g.clouds_before.view(), g.clouds_after.view()],
-            zone: zone.view(),
-            usable: g.usable.view(),
-        },
-        cfg,
-    );
-    let mag = blocks::magnitude(before.view(), g.after.view(), Some(zone.view()), cfg);
+    let e = super::estimate_whole(before.view(), after, valid, zone, cfg, &mut |_| {});
     Params {
-        threshold: blocks::threshold(&mag, cv.zone_usable.view(), cfg),
-        water: cv.water_threshold,
-        fit: g.fit,
-        shift: g.shift,
-        cast: g.cast,
+        threshold: e.threshold,
+        water: e.cv.water_threshold,
+        fit: e.g.fit,
+        shift: e.g.shift,
+        cast: e.g.cast,
     }
 }
 

@@ -247,3 +247,40 @@ impl<T: Rows> Buf<T> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Row r of the "stage" is the sum of rows r-1..=r+1 of the input.
+    fn blurred(input: &Array2<u32>, win: Range<usize>) -> Array2<u32> {
+        let h = input.nrows();
+        Array2::from_shape_fn((win.len(), input.ncols()), |(i, c)| {
+            let r = win.start + i;
+            (r.saturating_sub(1)..(r + 2).min(h))
+                .filter(|&k| k >= win.start && k < win.end)
+                .map(|k| input[[k, c]])
+                .sum()
+        })
+    }
+
+    #[test]
+    fn rolling_windows_equal_the_whole() {
+        let h = 50;
+        let input = Array2::from_shape_fn((h, 3), |(r, c)| (r * 7 + c) as u32 % 11);
+        let whole = blurred(&input, 0..h);
+        for (b, lead) in [(4, 0), (7, 3), (16, 5)] {
+            let mut buf: Buf<Array2<u32>> = Buf::new();
+            for a in (10..h).step_by(b) {
+                let e = (a + b).min(h);
+                buf.extend(a.saturating_sub(lead)..e + lead, 1, h, b, |win, _| {
+                    Ok(blurred(&input, win))
+                })
+                .unwrap();
+                assert_eq!(buf.get(a..e), whole.slice(s![a..e, ..]), "block {a} of {b}");
+            }
+            // Rows far above the last block were dropped.
+            assert!(buf.chunks.front().unwrap().0 + 2 * b + lead >= h - b);
+        }
+    }
+}

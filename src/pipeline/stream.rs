@@ -218,36 +218,62 @@ impl Halos {
 /// Raw rows of both dates: reflectance, valid on both, the zone.
 type Raw = (Array3<f32>, Array3<f32>, (Array2<bool>, Array2<bool>));
 
-/// The blocks some management zone reaches: segments whose corridor
-/// bounding box meets the block's rows (all blocks without segments).
-fn zone_blocks(grid: &Grid, projected: &[Projected], b: usize, scene_only: bool) -> Vec<bool> {
-    let n = grid.height.div_ceil(b);
-    if scene_only {
-        return vec![true; n];
-    }
-    let boxes: Vec<[f64; 2]> = segment_boxes(projected).into_iter().map(|(_, y)| y).collect();
-    (0..n)
-        .map(|k| {
-            let [y0, y1] = row_span(grid, k * b..((k + 1) * b).min(grid.height));
-            boxes.iter().any(|bb| bb[0] <= y1 && bb[1] >= y0)
-        })
-        .collect()
+/// The scene's river corridors, with each segment's map y range grown by
+/// its corridor, computed once per scene.
+struct Corridors<'a> {
+    projected: &'a [Projected],
+    spans: Vec<[f64; 2]>,
+    /// No segments: the whole scene is the zone (research mode).
+    scene_only: bool,
 }
 
-/// Each segment's bounding box grown by its corridor: (x range, y range).
-fn segment_boxes(projected: &[Projected]) -> Vec<([f64; 2], [f64; 2])> {
-    projected
-        .iter()
-        .map(|p| {
-            let r = p.corridor_m.max(p.channel_m);
-            p.lines.bounding_rect().map_or(([1.0, 0.0], [1.0, 0.0]), |b| {
-                (
-                    [b.min().x - r, b.max().x + r],
-                    [b.min().y - r, b.max().y + r],
-                )
+impl<'a> Corridors<'a> {
+    fn new(projected: &'a [Projected], scene_only: bool) -> Self {
+        let spans = projected
+            .iter()
+            .map(|p| {
+                let r = p.corridor_m.max(p.channel_m);
+                p.lines
+                    .bounding_rect()
+                    .map_or([1.0, 0.0], |b| [b.min().y - r, b.max().y + r])
             })
-        })
-        .collect()
+            .collect();
+        Corridors {
+            projected,
+            spans,
+            scene_only,
+        }
+    }
+
+    /// Whether segment `i`'s corridor may reach map y range `[y0, y1]`.
+    fn reaches(&self, i: usize, [y0, y1]: [f64; 2]) -> bool {
+        self.spans[i][0] <= y1 && self.spans[i][1] >= y0
+    }
+
+    /// Per block of `b` rows, whether some corridor may reach it (every
+    /// block without segments).
+    fn blocks(&self, grid: &Grid, b: usize) -> Vec<bool> {
+        (0..grid.height.div_ceil(b))
+            .map(|k| {
+                let span = row_span(grid, k * b..((k + 1) * b).min(grid.height));
+                self.scene_only || (0..self.spans.len()).any(|i| self.reaches(i, span))
+            })
+            .collect()
+    }
+
+    /// The management zone on `rows`, scanning only the segments whose
+    /// corridor may reach them.
+    fn zone(&self, grid: &Grid, rows: Range<usize>) -> Array2<bool> {
+        if self.scene_only {
+            return Array2::from_elem((rows.len(), grid.width), true);
+        }
+        let span = row_span(grid, rows.clone());
+        let near: Vec<Projected> = (0..self.spans.len())
+            .filter(|&i| self.reaches(i, span))
+            .map(|i| self.projected[i].clone())
+            .collect();
+        zones(grid, rows, &near).zone
+    }
 }
 
 /// The map y range of the pixel centres of `rows`, with a pixel's margin.
@@ -263,31 +289,13 @@ fn row_span(grid: &Grid, rows: Range<usize>) -> [f64; 2] {
     ]
 }
 
-/// Reads rows of both dates and rasterises the zone there (only the
-/// segments whose corridor reaches those rows are scanned).
-fn read_raw(
-    reader: &TileReader,
-    projected: &[Projected],
-    scene_only: bool,
-    rows: Range<usize>,
-) -> Result<Raw> {
-    let grid = &reader.grid;
+/// Reads rows of both dates and rasterises the zone there.
+fn read_raw(reader: &TileReader, corridors: &Corridors<'_>, rows: Range<usize>) -> Result<Raw> {
     let (b, a) = reader.read_rows(rows.clone())?;
     let valid = Zip::from(&b.valid)
         .and(&a.valid)
         .map_collect(|&x, &y| x && y);
-    let zone = if scene_only {
-        Array2::from_elem(valid.dim(), true)
-    } else {
-        let [y0, y1] = row_span(grid, rows.clone());
-        let near: Vec<Projected> = projected
-            .iter()
-            .zip(segment_boxes(projected))
-            .filter(|(_, (_, y))| y[0] <= y1 && y[1] >= y0)
-            .map(|(p, _)| p.clone())
-            .collect();
-        zones(grid, rows, &near).zone
-    };
+    let zone = corridors.zone(&reader.grid, rows);
     Ok((b.bands, a.bands, (valid, zone)))
 }
 
@@ -311,8 +319,15 @@ pub fn detect(
     let b = opt.block_rows.max(1);
     let scene_only = ctx.segments.is_empty();
     let projected = project(ctx.segments, &grid.wkt)?;
-    let need = zone_blocks(&grid, &projected, b, scene_only);
-    let (params, sample_rows) = sample_pass(&reader, &projected, info, sensor, ctx)?;
+    let corridors = Corridors::new(&projected, scene_only);
+    let need = corridors.blocks(&grid, b);
+    if h == 0 || w == 0 {
+        return Err(Error::Tile {
+            tile: info.tile.clone(),
+            msg: "the raster is empty (0 rows or columns)".into(),
+        });
+    }
+    let (params, sample_rows, bands) = sample_pass(&reader, &corridors, info, sensor, ctx)?;
     tap.stage("global pass (sample)", t0.elapsed().as_secs_f64());
     crate::io::release_memory();
     let halos = Halos::of(cfg, &params);
@@ -328,12 +343,12 @@ pub fn detect(
     };
     let mut engine = Engine {
         reader: &reader,
-        projected: &projected,
-        scene_only,
+        corridors: &corridors,
         params: &params,
         halos,
         cfg,
         ox: &ox,
+        swir: bands > 4,
         counts: Counts::default(),
         out: Vec::new(),
         rows_read: 0,
@@ -407,21 +422,21 @@ fn runs(need: &[bool], b: usize, h: usize) -> Vec<Range<usize>> {
 
 /// The global pass: the whole scene when it is within the sample budget,
 /// else zone blocks spread evenly; checks the radiometry on it. Returns the
-/// estimates and the number of rows they came from.
+/// estimates, the number of rows they came from and the number of bands.
 fn sample_pass(
     reader: &TileReader,
-    projected: &[Projected],
+    corridors: &Corridors<'_>,
     info: &SceneInfo,
     sensor: &Sensor,
     ctx: &Context<'_>,
-) -> Result<(Params, usize)> {
+) -> Result<(Params, usize, usize)> {
     let grid = &reader.grid;
     let (h, w) = (grid.height, grid.width);
     let b = SAMPLE_BAND_ROWS;
     let ranges: Vec<Range<usize>> = if h * w <= ctx.stream.sample_px {
         std::iter::once(0..h).collect()
     } else {
-        let need = zone_blocks(grid, projected, b, ctx.segments.is_empty());
+        let need = corridors.blocks(grid, b);
         let zone: Vec<usize> = (0..need.len()).filter(|&k| need[k]).collect();
         let pool = if zone.is_empty() {
             (0..need.len()).collect()
@@ -436,7 +451,7 @@ fn sample_pass(
     };
     let mut parts = Vec::new();
     for r in &ranges {
-        parts.push(read_raw(reader, projected, ctx.segments.is_empty(), r.clone())?);
+        parts.push(read_raw(reader, corridors, r.clone())?);
     }
     let cat3 = |f: fn(&Raw) -> &Array3<f32>| -> Array3<f32> {
         let v: Vec<_> = parts.iter().map(|p| f(p).view()).collect();
@@ -458,8 +473,8 @@ fn sample_pass(
     if ctx.config.check_radiometry {
         super::check_radiometry(&pair, info, sensor)?;
     }
-    let rows = pair.valid.nrows();
-    Ok((estimate(pair, zone.view(), ctx.config), rows))
+    let (rows, bands) = (pair.valid.nrows(), pair.before.dim().0);
+    Ok((estimate(pair, zone.view(), ctx.config), rows, bands))
 }
 
 /// Pixel counts over the rows computed, for the report.
@@ -476,12 +491,13 @@ struct Counts {
 /// The block engine of one scene.
 struct Engine<'a> {
     reader: &'a TileReader,
-    projected: &'a [Projected],
-    scene_only: bool,
+    corridors: &'a Corridors<'a>,
     params: &'a Params,
     halos: Halos,
     cfg: &'a Config,
     ox: &'a ObjectContext<'a>,
+    /// Whether the bands include SWIR (the models' feature set).
+    swir: bool,
     counts: Counts,
     /// Detections with their sort key (first row, first column).
     out: Vec<((usize, usize), Detection)>,
@@ -505,7 +521,7 @@ impl Engine<'_> {
         let mut cover: Buf<(Cover, Magnitude)> = Buf::new();
         let mut mask: Buf<Array2<bool>> = Buf::new();
         let mut cloud_d: Buf<Array2<u8>> = Buf::new();
-        let mut stitch = Stitch::new(w, h);
+        let mut stitch = Stitch::new(w);
         let mut lap = Instant::now();
         let mut laps = [0f64; 4];
         // Freed memory is handed back once per block (`release_memory`);
@@ -516,7 +532,7 @@ impl Engine<'_> {
             let want = |l: usize| a.saturating_sub(l)..e + l;
             let before_end = raw.end().max(a.saturating_sub(l_raw));
             raw.extend(want(l_raw), 0, h, b, |r, _| {
-                read_raw(self.reader, self.projected, self.scene_only, r)
+                read_raw(self.reader, self.corridors, r)
             })?;
             self.rows_read += raw.end().saturating_sub(before_end);
             laps[0] += lap.elapsed().as_secs_f64();
@@ -599,7 +615,6 @@ impl Engine<'_> {
             let m = mask.get(rows.clone());
             let cd = cloud_d.get(rows.clone());
             self.count(&valid, &zone, &cb, &ca, &cv);
-            let swir = bf.dim().0 > 4;
             let empty = Array2::<u32>::zeros((0, 0));
             let layers = Layers {
                 labels: &empty,
@@ -612,15 +627,14 @@ impl Engine<'_> {
             };
             for (i, r) in rows.enumerate() {
                 let done = stitch.row(r, m.row(i), |c| PixelValues::at(&layers, i, c));
-                self.finish_all(done, swir, tap)?;
+                self.finish_all(done, tap)?;
             }
             laps[3] += lap.elapsed().as_secs_f64();
             lap = Instant::now();
             crate::io::release_memory();
         }
         let rest = stitch.close();
-        let swir = self.reader.grid.height > 0 && raw.end() > 0 && raw.get(raw.end() - 1..raw.end()).0.dim().0 > 4;
-        self.finish_all(rest, swir, tap)?;
+        self.finish_all(rest, tap)?;
         for (name, t) in ["read+zones", "clouds+align", "cover+magnitude+rules", "stitch+polygons+link"]
             .iter()
             .zip(laps)
@@ -648,13 +662,13 @@ impl Engine<'_> {
         c.zone_usable += cv.zone_usable.iter().filter(|&&v| v).count();
     }
 
-    fn finish_all(&mut self, comps: Vec<Vec<Pix>>, swir: bool, tap: &mut dyn Tap) -> Result<()> {
+    fn finish_all(&mut self, comps: Vec<Vec<Pix>>, tap: &mut dyn Tap) -> Result<()> {
         for px in comps {
             let Some((key, t)) = traced(px, self.ox) else {
                 continue;
             };
             let pixels = t.pixels;
-            if let Some((d, _, _)) = objects::finish(t, swir, self.ox, tap)? {
+            if let Some((d, _, _)) = objects::finish(t, self.swir, self.ox, tap)? {
                 self.counts.reported += pixels;
                 self.out.push((key, d));
             }
@@ -747,7 +761,6 @@ fn traced(mut px: Vec<Pix>, x: &ObjectContext<'_>) -> Option<((usize, usize), Tr
 /// each component's pixels are kept until a row passes without it.
 struct Stitch {
     w: usize,
-    h: usize,
     prev: Vec<u32>,
     prev_row: Option<usize>,
     parent: Vec<u32>,
@@ -755,10 +768,9 @@ struct Stitch {
 }
 
 impl Stitch {
-    fn new(w: usize, h: usize) -> Stitch {
+    fn new(w: usize) -> Stitch {
         Stitch {
             w,
-            h,
             prev: vec![0; w],
             prev_row: None,
             parent: vec![0],
@@ -876,7 +888,6 @@ impl Stitch {
 
     /// Finishes every open component (end of a run).
     fn close(&mut self) -> Vec<Vec<Pix>> {
-        let _ = self.h;
         self.prev_row = None;
         self.drain_prev()
     }
@@ -900,7 +911,7 @@ mod tests {
             [true, true, true, false],
             [false, false, false, true]
         ];
-        let mut s = Stitch::new(4, 4);
+        let mut s = Stitch::new(4);
         let mut done = Vec::new();
         for r in 0..4 {
             done.extend(s.row(r, m.row(r), |_| PixelValues::default()));

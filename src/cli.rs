@@ -32,6 +32,17 @@ pub enum Cmd {
     /// Run every tile of a manifest in parallel; merge seams; write dispatch
     /// packages and a summary.
     Batch(BatchArgs),
+    /// Plan a batch for any engine: one self-contained task per tile, as
+    /// JSON lines (absolute paths, every setting, the settings hash).
+    Plan(PlanArgs),
+    /// The map step of a plan: run one task (or every task given, one JSON
+    /// per line) into a records folder. Idempotent and atomic: a retry, or
+    /// two attempts at once, give the same files.
+    RunTask(RunTaskArgs),
+    /// The reduce step of a plan: merge a records folder across seams and
+    /// write flagged polygons, dispatch packages, the case update and the
+    /// summary, exactly as `batch` does.
+    Merge(MergeArgs),
     /// Cases kept across nights (`batch --cases DB`): list, show, mark,
     /// export.
     Cases(CasesArgs),
@@ -155,6 +166,52 @@ pub struct BatchArgs {
     /// Shared settings.
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `plan` flags.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// Tasks file to write (JSON lines, one task per tile).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `run-task` flags.
+#[derive(Debug, Args)]
+pub struct RunTaskArgs {
+    /// The task: a file of one or more task lines (from `plan`), `-` for
+    /// standard input, or the JSON text itself.
+    pub task: String,
+    /// Records folder (shared by every task of the plan; `merge` reads it).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Run only the task at this position of the file (0-based line).
+    #[arg(long)]
+    pub index: Option<usize>,
+}
+
+/// `merge` flags.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Records folder the tasks of a plan ran into.
+    pub records: PathBuf,
+    /// Output folder (may be the records folder).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Keep cases across nights in this SQLite store (as `batch --cases`).
+    #[arg(long, value_name = "DB")]
+    pub cases: Option<PathBuf>,
+    /// Case id prefix for a new store, e.g. HLJ (default RW).
+    #[arg(long, requires = "cases")]
+    pub case_prefix: Option<String>,
+    /// Days after which an open case is overdue.
+    #[arg(long, default_value_t = 30, requires = "cases")]
+    pub overdue_days: i64,
 }
 
 /// Settings shared by detect and batch.

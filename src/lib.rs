@@ -51,9 +51,18 @@ mod sinks;
 mod synth;
 
 pub use batch::cases::CaseOptions;
+pub use batch::map::{run_task, Outcome as TaskOutcome};
+pub use batch::merge::merge as merge_records;
+pub use batch::plan::{
+    load_absolute as load_manifest_absolute, parse_task, tasks as plan_tasks, write_tasks, Plan,
+    Task,
+};
 pub use batch::recheck::{recheck, RecheckReport, RecheckScore, Site as RecheckSite};
+pub use batch::records::TileRecord;
 pub use batch::validate::{tile_msg, validate, Validation};
-pub use batch::{load_context_inputs, run as run_batch, BatchOptions, BatchResult};
+pub use batch::{
+    load_context_inputs, load_rivers_and_chiefs, run as run_batch, BatchOptions, BatchResult,
+};
 pub use domain::case::{Listing, Status as CaseStatus};
 pub use domain::chiefs::{Chief, ChiefLink, Level, Registry};
 pub use domain::class::ChangeClass;
@@ -75,11 +84,11 @@ pub use io::raster::{probe, write_geotiff};
 pub use io::vector::read_detections;
 pub use io::{load_config, load_manifest, load_registry, quiet_gdal};
 pub use pipeline::link::SegmentIndex;
-pub use pipeline::stream::{StreamOptions, StreamReport};
 pub use pipeline::recheck::{
     compare as compare_dates, measure as measure_site, Comparison, SiteMeasure, Verdict,
     MIN_RESTORED_SHARE, MIN_USABLE_SHARE,
 };
+pub use pipeline::stream::{StreamOptions, StreamReport};
 pub use pipeline::taps::{ComponentRecord, NoTap, SceneLayers, StageTimes, Tap, Taps};
 pub use pipeline::{
     detect_scene, detect_tile, read_pair, Context, SceneInfo, ScenePair, TileReport, TileResult,

@@ -3,6 +3,7 @@
 
 mod cases_cmd;
 mod cli;
+mod scale_cmd;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -278,51 +279,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let r = riverwatch::run_batch(&m, &cfg, &o)
                 .with_context(|| format!("batch into {}", a.out.display()))?;
-            eprintln!(
-                "{} tile(s) processed, {} resumed, {} failed; {} polygon(s) in {}; dispatch pages in {}",
-                r.ok,
-                r.resumed,
-                r.failures.len(),
-                r.merged,
-                a.out.join("flagged.geojson").display(),
-                a.out.join("dispatch").display()
-            );
-            for (t, why) in &r.failures {
-                eprintln!("  failed: {t}: {why}");
-            }
-            if r.unassigned > 0 {
-                eprintln!(
-                    "warning: {} polygon(s) have no city or county chief in their chain; they are in {}/dispatch/未分配-unassigned: add the missing levels to the chief registry",
-                    r.unassigned,
-                    a.out.display()
-                );
-            }
-            if let Some(c) = &r.cases {
-                if c.already {
-                    eprintln!("cases: this night is already in the case store; nothing changed");
-                } else {
-                    eprintln!(
-                        "cases: {} opened, {} detection(s) continued open cases, {} reappeared, {} at false-alarm sites (not dispatched); supervision list in {}",
-                        c.opened,
-                        c.continued,
-                        c.reappeared,
-                        c.suppressed,
-                        a.out.join("dispatch/supervision.csv").display()
-                    );
-                }
-            }
-            if r.interrupted {
-                eprintln!(
-                    "interrupted: {} tile(s) done are recorded; run again with --resume to finish",
-                    r.ok + r.resumed
-                );
-                return Ok(ExitCode::from(130));
-            }
-            Ok(if r.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(report_batch(&r, &a.out))
+        }
+        Cmd::Plan(a) => {
+            let cfg = settings(&a.common)?;
+            scale_cmd::plan(&a, &cfg, streaming(&a.common))
+        }
+        Cmd::RunTask(a) => scale_cmd::run_task(&a),
+        Cmd::Merge(a) => {
+            let cases = a.cases.clone().map(|db| riverwatch::CaseOptions {
+                db,
+                prefix: a.case_prefix.clone(),
+                overdue_days: a.overdue_days,
+            });
+            let r = riverwatch::merge_records(&a.records, &a.out, cases.as_ref()).with_context(
+                || format!("merge {} into {}", a.records.display(), a.out.display()),
+            )?;
+            Ok(report_batch(&r, &a.out))
         }
         Cmd::EvalChange(a) => {
             if let (Some(reference), Some(pred)) = (&a.reference, &a.pred) {
@@ -373,6 +346,56 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Prints what a batch (or a merge) did; its exit code: 0, 1 when tiles
+/// failed, 130 when interrupted.
+fn report_batch(r: &riverwatch::BatchResult, out: &std::path::Path) -> ExitCode {
+    eprintln!(
+        "{} tile(s) processed, {} resumed, {} failed; {} polygon(s) in {}; dispatch pages in {}",
+        r.ok,
+        r.resumed,
+        r.failures.len(),
+        r.merged,
+        out.join("flagged.geojson").display(),
+        out.join("dispatch").display()
+    );
+    for (t, why) in &r.failures {
+        eprintln!("  failed: {t}: {why}");
+    }
+    if r.unassigned > 0 {
+        eprintln!(
+            "warning: {} polygon(s) have no city or county chief in their chain; they are in {}/dispatch/未分配-unassigned: add the missing levels to the chief registry",
+            r.unassigned,
+            out.display()
+        );
+    }
+    if let Some(c) = &r.cases {
+        if c.already {
+            eprintln!("cases: this night is already in the case store; nothing changed");
+        } else {
+            eprintln!(
+                "cases: {} opened, {} detection(s) continued open cases, {} reappeared, {} at false-alarm sites (not dispatched); supervision list in {}",
+                c.opened,
+                c.continued,
+                c.reappeared,
+                c.suppressed,
+                out.join("dispatch/supervision.csv").display()
+            );
+        }
+    }
+    if r.interrupted {
+        eprintln!(
+            "interrupted: {} tile(s) done are recorded; run again with --resume to finish",
+            r.ok + r.resumed
+        );
+        return ExitCode::from(130);
+    }
+    if r.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -71,12 +71,27 @@ fn assert_same(manifest: &Path, segs: Option<&dyn Fn(&Segment) -> bool>) -> Vec<
             assert_eq!(s.blocks, b.grid.height.div_ceil(rows));
             let (da, ra) = comparable(a);
             let (db, rb) = comparable(b);
-            assert_eq!(da, db, "{}: detections differ with {rows}-row blocks", a.report.tile);
+            assert_eq!(
+                da, db,
+                "{}: detections differ with {rows}-row blocks",
+                a.report.tile
+            );
             if s.blocks_in_zone == s.blocks {
-                assert_eq!(ra, rb, "{}: report differs with {rows}-row blocks", a.report.tile);
+                assert_eq!(
+                    ra, rb,
+                    "{}: report differs with {rows}-row blocks",
+                    a.report.tile
+                );
             } else {
                 // Shares of valid and cloudy pixels are over the zone blocks.
-                for k in ["change_threshold", "water_threshold", "normalization", "shift_px", "polygons", "zone_share"] {
+                for k in [
+                    "change_threshold",
+                    "water_threshold",
+                    "normalization",
+                    "shift_px",
+                    "polygons",
+                    "zone_share",
+                ] {
                     assert_eq!(ra[k], rb[k], "{}: {k}", a.report.tile);
                 }
             }
@@ -97,7 +112,16 @@ fn row_blocks_equal_the_whole_scene_on_a_fresh_seed_in_both_layouts() {
     for sensor in ["sentinel2-l2a", "gf-4band"] {
         let d = tmp(&format!("stream-seed-{sensor}"));
         let o = run(&[
-            "synth", "--seed", "103", "--tiles", "2", "--size", "512", "--sensor", sensor, "-o",
+            "synth",
+            "--seed",
+            "103",
+            "--tiles",
+            "2",
+            "--size",
+            "512",
+            "--sensor",
+            sensor,
+            "-o",
             d.to_str().unwrap(),
         ]);
         assert!(o.status.success());
@@ -132,10 +156,25 @@ fn batch_streamed_writes_the_same_files() {
     let b = tmp("stream-batch-64");
     let m = root().join("sample-tiles/manifest.json");
     let m = m.to_str().unwrap();
-    let o = run(&["batch", m, "-o", a.to_str().unwrap(), "--no-progress", "--stream", "never"]);
+    let o = run(&[
+        "batch",
+        m,
+        "-o",
+        a.to_str().unwrap(),
+        "--no-progress",
+        "--stream",
+        "never",
+    ]);
     assert!(o.status.success());
     let o = run(&[
-        "batch", m, "-o", b.to_str().unwrap(), "--no-progress", "--stream", "always", "--block-rows",
+        "batch",
+        m,
+        "-o",
+        b.to_str().unwrap(),
+        "--no-progress",
+        "--stream",
+        "always",
+        "--block-rows",
         "64",
     ]);
     assert!(o.status.success(), "{}", util::text(&o));
@@ -148,8 +187,14 @@ fn batch_streamed_writes_the_same_files() {
         if name.starts_with("tiles/") && name.ends_with(".json") || name == "summary.json" {
             continue;
         }
-        let (x, y) = (std::fs::read(&f).unwrap(), std::fs::read(b.join(&rel)).unwrap());
-        assert!(x == y, "{name} differs between whole-scene and streamed batch");
+        let (x, y) = (
+            std::fs::read(&f).unwrap(),
+            std::fs::read(b.join(&rel)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{name} differs between whole-scene and streamed batch"
+        );
         compared += 1;
     }
     assert!(compared >= 5, "compared {compared} files");
@@ -162,13 +207,23 @@ fn a_scene_no_zone_reaches_gives_no_polygons_and_says_so() {
     let (segs, _) = load_context_inputs(&m, &Config::default()).unwrap();
     let mut far = segs[0].clone();
     use geo::MapCoordsInPlace;
-    far.lines.map_coords_in_place(|c| geo::Coord { x: c.x, y: c.y + 1.0 });
+    far.lines.map_coords_in_place(|c| geo::Coord {
+        x: c.x,
+        y: c.y + 1.0,
+    });
     let streamed = detect_all(&m, &[far.clone()], always(64));
     let whole = detect_all(&m, &[far], whole());
     for (a, b) in whole.iter().zip(&streamed) {
         assert!(a.detections.is_empty() && b.detections.is_empty());
         let s = b.report.stream.as_ref().unwrap();
-        assert_eq!((s.blocks_in_zone, a.report.zone_share, b.report.zone_share), (0, 0.0, 0.0));
-        assert!(b.report.notes.iter().any(|n| n.contains("no management zone reaches")));
+        assert_eq!(
+            (s.blocks_in_zone, a.report.zone_share, b.report.zone_share),
+            (0, 0.0, 0.0)
+        );
+        assert!(b
+            .report
+            .notes
+            .iter()
+            .any(|n| n.contains("no management zone reaches")));
     }
 }

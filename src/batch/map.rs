@@ -3,6 +3,7 @@
 //! batch's; a finished earlier result with unchanged inputs and settings is
 //! taken as it is (`--resume`).
 
+use super::plan::Task;
 use super::records::{
     fingerprint, geojson_path, record_path, sha256_file, tile_files, write_record, InputSum,
     TileRecord,
@@ -18,12 +19,18 @@ use std::time::Instant;
 
 /// What the map step made of one tile.
 pub enum Outcome {
+    /// Detected (now or by an earlier attempt), record and GeoJSON written.
     Done {
+        /// The completion record.
         record: TileRecord,
+        /// The tile's detections.
         detections: Vec<Detection>,
+        /// Taken from an earlier attempt.
         resumed: bool,
     },
+    /// The tile failed; its failure record says why.
     Failed {
+        /// The failure record.
         record: TileRecord,
     },
 }
@@ -162,4 +169,13 @@ pub fn run_tile(
         },
         None => process(t, sensor, ctx, out, fp, &cfg_hash),
     }
+}
+
+/// The map step of a planned task: [`run_tile`] on the task's tile, its
+/// outputs and record in `records/tiles/`. With `resume`, a valid earlier
+/// result is taken as it is, so running a task again (a retry, or two
+/// attempts at once) gives the same files.
+pub fn run_task(task: &Task, ctx: &Context<'_>, records: &Path, resume: bool) -> Outcome {
+    let shared = [task.plan.rivers.clone(), task.plan.chiefs.clone()];
+    run_tile(&task.tile, &task.plan.sensor, ctx, records, &shared, resume)
 }

@@ -17,6 +17,8 @@
 
 pub mod cases;
 pub mod map;
+pub mod merge;
+pub mod plan;
 pub mod recheck;
 pub mod records;
 pub mod reduce;
@@ -29,10 +31,9 @@ use crate::domain::rivers::Segment;
 use crate::error::{Error, Result};
 use crate::pipeline::Context;
 use map::Outcome;
-use records::TileRecord;
-use reduce::TileDetections;
+use merge::Gathered;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -83,8 +84,21 @@ pub struct BatchResult {
 /// # Errors
 /// Any input problem, and segments whose chief is not in the registry.
 pub fn load_context_inputs(m: &Manifest, cfg: &Config) -> Result<(Vec<Segment>, Registry)> {
-    let reg = crate::io::load_registry(&m.chiefs)?;
-    let (segs, notes) = crate::io::vector::load_rivers_noted(&m.rivers, cfg.widths())?;
+    load_rivers_and_chiefs(&m.rivers, &m.chiefs, cfg)
+}
+
+/// Loads and cross-checks a rivers file and a chief registry (notes on how
+/// the rivers were read go to stderr).
+///
+/// # Errors
+/// Any input problem, and segments whose chief is not in the registry.
+pub fn load_rivers_and_chiefs(
+    rivers: &Path,
+    chiefs: &Path,
+    cfg: &Config,
+) -> Result<(Vec<Segment>, Registry)> {
+    let reg = crate::io::load_registry(chiefs)?;
+    let (segs, notes) = crate::io::vector::load_rivers_noted(rivers, cfg.widths())?;
     for n in notes {
         eprintln!("note: {n}");
     }
@@ -94,10 +108,10 @@ pub fn load_context_inputs(m: &Manifest, cfg: &Config) -> Result<(Vec<Segment>, 
         .map(|s| {
             format!(
                 "{}: segment {:?}: chief_id {:?} is not in {}",
-                m.rivers.display(),
+                rivers.display(),
                 s.id,
                 s.chief_id,
-                m.chiefs.display()
+                chiefs.display()
             )
         })
         .collect();
@@ -183,10 +197,9 @@ impl Progress {
     }
 }
 
-/// Runs the map step over every tile on `jobs` threads; outcomes in tile order.
-fn map_all(m: &Manifest, ctx: &Context<'_>, o: &BatchOptions) -> Vec<Option<Outcome>> {
-    let shared = vec![m.rivers.clone(), m.chiefs.clone()];
-    let n = m.tiles.len();
+/// Runs the map step over every task on `jobs` threads; outcomes in task order.
+fn map_all(tasks: &[plan::Task], ctx: &Context<'_>, o: &BatchOptions) -> Vec<Option<Outcome>> {
+    let n = tasks.len();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..n).map(|_| None).collect());
     let progress = Progress::new(n, o.progress);
@@ -200,9 +213,8 @@ fn map_all(m: &Manifest, ctx: &Context<'_>, o: &BatchOptions) -> Vec<Option<Outc
                 if i >= n {
                     break;
                 }
-                let t = &m.tiles[i];
-                let outcome = map::run_tile(t, &m.sensor, ctx, &o.out, &shared, o.resume);
-                progress.tick(&t.id, &outcome);
+                let outcome = map::run_task(&tasks[i], ctx, &o.out, o.resume);
+                progress.tick(&tasks[i].tile.id, &outcome);
                 if let Ok(mut r) = results.lock() {
                     r[i] = Some(outcome);
                 }
@@ -215,18 +227,8 @@ fn map_all(m: &Manifest, ctx: &Context<'_>, o: &BatchOptions) -> Vec<Option<Outc
     results.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The map outputs sorted out: per-tile detections for the reduce step,
-/// every record, failures, and counts.
-#[derive(Default)]
-struct Gathered {
-    per_tile: Vec<TileDetections>,
-    records: Vec<TileRecord>,
-    failures: Vec<(String, String)>,
-    ok: usize,
-    resumed: usize,
-}
-
-fn gather(m: &Manifest, results: Vec<Option<Outcome>>) -> Gathered {
+/// The outcomes of an interrupted run, for its summary.
+fn gather_outcomes(m: &Manifest, results: Vec<Option<Outcome>>) -> Gathered {
     let mut g = Gathered::default();
     for (t, r) in m.tiles.iter().zip(results) {
         match r {
@@ -240,27 +242,22 @@ fn gather(m: &Manifest, results: Vec<Option<Outcome>>) -> Gathered {
                 } else {
                     g.ok += 1;
                 }
-                if let Some(grid) = record.grid() {
-                    g.per_tile.push(TileDetections {
-                        tile: t.id.clone(),
-                        detections,
-                        grid,
-                    });
-                }
-                g.records.push(record);
+                g.done(&t.id, record, detections);
             }
             Some(Outcome::Failed { record }) => {
-                g.failures
-                    .push((t.id.clone(), record.reason.clone().unwrap_or_default()));
-                g.records.push(record);
+                let why = record.reason.clone().unwrap_or_default();
+                g.failed(&t.id, why, Some(record));
             }
-            None => g.failures.push((t.id.clone(), "not processed".into())),
+            None => g.failed(&t.id, "not processed".into(), None),
         }
     }
     g
 }
 
-/// Runs a batch over every tile of `m`.
+/// Runs a batch over every tile of `m`: the plan, the map step of every
+/// task on a pool of threads (records in `OUT/tiles/`), and the reduce
+/// step ([`merge`]) reading those records back, exactly as
+/// `riverwatch plan` + `run-task` + `merge` on any engine.
 ///
 /// # Errors
 /// Unusable shared inputs (rivers, chiefs) or an unwritable output folder;
@@ -280,6 +277,11 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
     crate::io::remove_stale_tmp(&o.out)?;
     crate::io::remove_stale_tmp(&o.out.join("tiles"))?;
     crate::sinks::remove_products(&o.out)?;
+    let tasks = plan::tasks(m, cfg, o.stream)?;
+    if let Some(t) = tasks.first() {
+        // The batch owns its folder: an earlier run's plan is replaced.
+        t.plan.install(&o.out, true)?;
+    }
     // Opened (and migrated) before the long part, so a locked or foreign
     // store stops the run at once.
     let mut store = match &o.cases {
@@ -289,65 +291,35 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
         )?),
         None => None,
     };
-    let results = map_all(m, &ctx, o);
-    let interrupted = results.iter().any(Option::is_none) && o.cancel.load(Ordering::SeqCst);
-    let g = gather(m, results);
-    let mut ingest = None;
-    let merged = if interrupted {
-        Vec::new()
-    } else {
-        let mut merged = reduce::merge_seams(&g.per_tile, &segments, &registry)?;
-        match (&mut store, &o.cases) {
-            (Some(store), Some(co)) => {
-                let up = cases::update(store, &mut merged, m, &o.out, co)?;
-                crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
-                crate::sinks::gpkg::write(&o.out.join("flagged.gpkg"), &merged)?;
-                crate::sinks::dispatch::write_packages(
-                    &o.out,
-                    &up.package,
-                    m,
-                    &segments,
-                    &registry,
-                    Some(&up.rollup),
-                )?;
-                ingest = Some(up.ingest);
-            }
-            _ => {
-                crate::sinks::geojson::write(&o.out.join("flagged.geojson"), &merged)?;
-                crate::sinks::gpkg::write(&o.out.join("flagged.gpkg"), &merged)?;
-                crate::sinks::dispatch::write_packages(
-                    &o.out, &merged, m, &segments, &registry, None,
-                )?;
-            }
-        }
-        merged
+    let results = map_all(&tasks, &ctx, o);
+    let inp = merge::Inputs {
+        manifest: m,
+        config: cfg,
+        segments: &segments,
+        registry: &registry,
     };
-    // Written last: its presence and `state` say whether the run finished.
-    crate::sinks::summary::write(
-        &o.out,
-        &crate::sinks::summary::Run {
-            manifest: m,
-            config: cfg,
-            records: &g.records,
-            failures: &g.failures,
-            merged: &merged,
-            wall: t0.elapsed().as_secs_f64(),
+    let interrupted = results.iter().any(Option::is_none) && o.cancel.load(Ordering::SeqCst);
+    if interrupted {
+        let g = gather_outcomes(m, results);
+        merge::write_summary(&inp, &g, &o.out, &[], true, None, t0)?;
+        return Ok(BatchResult {
             ok: g.ok,
             resumed: g.resumed,
-            interrupted,
-            cases: ingest.as_ref(),
-        },
-    )?;
-    Ok(BatchResult {
-        ok: g.ok,
-        resumed: g.resumed,
-        failures: g.failures,
-        merged: merged.len(),
-        unassigned: merged
-            .iter()
-            .filter(|f| crate::sinks::dispatch::unassigned(f))
-            .count(),
-        interrupted,
-        cases: ingest,
-    })
+            failures: g.failures,
+            merged: 0,
+            unassigned: 0,
+            interrupted: true,
+            cases: None,
+        });
+    }
+    let (ok, resumed) = results.iter().fold((0, 0), |(ok, re), r| match r {
+        Some(Outcome::Done { resumed: true, .. }) => (ok, re + 1),
+        Some(Outcome::Done { .. }) => (ok + 1, re),
+        _ => (ok, re),
+    });
+    drop(results);
+    // The reduce step reads the records back from disk, as `merge` does.
+    let mut g = merge::gather(&o.out, m, &cfg.hash());
+    (g.ok, g.resumed) = (ok, resumed);
+    merge::finish(&inp, &g, &o.out, store.as_mut().zip(o.cases.as_ref()), t0)
 }

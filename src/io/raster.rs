@@ -578,7 +578,10 @@ impl DateReader {
 fn bound_block_cache() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if gdal::config::get_config_option("GDAL_CACHEMAX", "").unwrap_or_default().is_empty() {
+        if gdal::config::get_config_option("GDAL_CACHEMAX", "")
+            .unwrap_or_default()
+            .is_empty()
+        {
             let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "96");
         }
     });

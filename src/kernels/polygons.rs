@@ -125,7 +125,10 @@ pub fn trace_at(
         let mut pts: Vec<Coord<f64>> = ring
             .iter()
             .map(|&(x, y)| {
-                let (mx, my) = grid.to_map((col_offset + comp.c0 + x) as f64, (row_offset + comp.r0 + y) as f64);
+                let (mx, my) = grid.to_map(
+                    (col_offset + comp.c0 + x) as f64,
+                    (row_offset + comp.r0 + y) as f64,
+                );
                 Coord { x: mx, y: my }
             })
             .collect();

@@ -108,7 +108,8 @@ pub fn prepare(
 ) -> Prepared {
     // Clouds and shadows are found on the raw data (haze is far smaller than a
     // cloud's brightening) so normalisation can leave them out of its fit.
-    let (cs_b, cs_a, cast) = clouds_raw(before.view(), after.view(), valid.view(), rules, None, cfg);
+    let (cs_b, cs_a, cast) =
+        clouds_raw(before.view(), after.view(), valid.view(), rules, None, cfg);
     let u = usable(valid.view(), cs_b.view(), cs_a.view());
     let fit = if rules && cfg.normalize {
         normalize::fit(before, after.view(), u.view(), 3, 4, cfg.normalize_keep)
@@ -125,7 +126,14 @@ pub fn prepare(
         (after, valid, [0.0, 0.0])
     };
     // Thin cloud and haze patches show once haze differences are removed.
-    let ([cs_b, cs_a], usable) = thin(before.view(), after.view(), valid.view(), [cs_b, cs_a], rules, cfg);
+    let ([cs_b, cs_a], usable) = thin(
+        before.view(),
+        after.view(),
+        valid.view(),
+        [cs_b, cs_a],
+        rules,
+        cfg,
+    );
     Prepared {
         after,
         valid,

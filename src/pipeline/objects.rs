@@ -177,9 +177,7 @@ pub fn finish(
         None => None,
     };
     tap.component(&rec);
-    let d = record(
-        rec.id, class, confidence, area, &st, t.pixels, mp, link, x,
-    )?;
+    let d = record(rec.id, class, confidence, area, &st, t.pixels, mp, link, x)?;
     Ok(Some((d, class.code(), confidence as f32)))
 }
 

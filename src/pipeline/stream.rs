@@ -52,7 +52,8 @@ use std::time::Instant;
 /// When and how a scene is streamed. Not part of [`Config`]: it changes how
 /// much memory a run takes, never what it finds (for scenes within
 /// `sample_px`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StreamOptions {
     /// Rows per block.
     pub block_rows: usize,
@@ -166,7 +167,13 @@ impl Halos {
     pub fn of(cfg: &Config, p: &Params) -> Halos {
         let rules = cfg.method == Method::Rules;
         let m = cfg.cloud_min_pixels.max(1);
-        let dy = p.cast.iter().flatten().map(|o| o.1.unsigned_abs()).max().unwrap_or(0);
+        let dy = p
+            .cast
+            .iter()
+            .flatten()
+            .map(|o| o.1.unsigned_abs())
+            .max()
+            .unwrap_or(0);
         let sh = cfg.shoreline_px.max(cfg.bank_px);
         let morph = 2 * cfg.close_iterations + 2 * cfg.open_iterations;
         Halos {
@@ -372,10 +379,16 @@ pub fn detect(
     let detections: Vec<Detection> = out.into_iter().map(|(_, d)| d).collect();
     let mut notes = reader.notes();
     if counts.computed == 0 {
-        notes.push("no management zone reaches this scene: nothing was computed beyond the sample".into());
+        notes.push(
+            "no management zone reaches this scene: nothing was computed beyond the sample".into(),
+        );
     }
     notes.extend(trust::normalisation(&params.fit, cfg));
-    notes.extend(trust::flagged_share(counts.reported, counts.zone_usable, cfg));
+    notes.extend(trust::flagged_share(
+        counts.reported,
+        counts.zone_usable,
+        cfg,
+    ));
     let n = (h * w) as f64;
     let report = TileReport {
         tile: info.tile.clone(),
@@ -635,9 +648,14 @@ impl Engine<'_> {
         }
         let rest = stitch.close();
         self.finish_all(rest, tap)?;
-        for (name, t) in ["read+zones", "clouds+align", "cover+magnitude+rules", "stitch+polygons+link"]
-            .iter()
-            .zip(laps)
+        for (name, t) in [
+            "read+zones",
+            "clouds+align",
+            "cover+magnitude+rules",
+            "stitch+polygons+link",
+        ]
+        .iter()
+        .zip(laps)
         {
             tap.stage(name, t);
         }
@@ -837,7 +855,11 @@ impl Stitch {
                 v: values(c),
             });
         }
-        let done = if joined { self.finished(&cur) } else { self.drain_prev() };
+        let done = if joined {
+            self.finished(&cur)
+        } else {
+            self.drain_prev()
+        };
         self.prev = cur;
         self.prev_row = Some(r);
         done

@@ -7,7 +7,13 @@ CARGO ?= cargo
 BIN := target/release/riverwatch
 OUT ?= out
 
-.PHONY: demo test deps bench
+# Python environment of the engine tests (Spark local mode and a Dask
+# LocalCluster), versions pinned.
+SCALE_ENV := target/scale-venv
+SCALE_PY := $(SCALE_ENV)/bin/python
+SCALE_PKGS := pyspark==4.3.0 dask[distributed]==2026.8.0
+
+.PHONY: demo test deps bench scale-deps
 
 deps:
 	@if ! command -v gdal-config >/dev/null 2>&1 || ! command -v ogrinfo >/dev/null 2>&1 || ! command -v pkg-config >/dev/null 2>&1; then \
@@ -38,6 +44,15 @@ test: deps
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (the print test renders a dispatch page to PDF)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	$(CARGO) test --release --quiet
 	$(CARGO) run --release --quiet --example arrays
+	$(MAKE) --no-print-directory scale-deps
+	$(CARGO) build --release --quiet
+	SPARK_LOCAL_IP=127.0.0.1 $(SCALE_PY) -m unittest discover -s tests/scale -v
+
+# Java 17 (Spark 4 needs 17 or newer) and a virtualenv with pyspark and dask.
+scale-deps:
+	@java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || { echo "installing openjdk-17-jre-headless (Spark runs on Java 17)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+	@test -x $(SCALE_PY) || python3 -m venv $(SCALE_ENV) 2>/dev/null || { echo "installing python3-venv"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && python3 -m venv $(SCALE_ENV); }
+	@$(SCALE_PY) -c 'import pyspark, distributed' 2>/dev/null || { echo "installing $(SCALE_PKGS) into $(SCALE_ENV)"; $(SCALE_PY) -m pip install -q --disable-pip-version-check $(SCALE_PKGS); }
 
 bench: deps
 	$(CARGO) bench

@@ -150,8 +150,6 @@ pub fn run_task(a: &RunTaskArgs) -> Result<ExitCode> {
     let (origin, text) = task_text(&a.task)?;
     let tasks = parse_tasks(&origin, &text, a.index)?;
     let plan = &tasks[0].plan;
-    std::fs::create_dir_all(a.out.join("tiles"))
-        .with_context(|| format!("{}: cannot create the records folder", a.out.display()))?;
     plan.install(&a.out, false)?;
     let (segments, registry) =
         riverwatch::load_rivers_and_chiefs(&plan.rivers, &plan.chiefs, &plan.config)?;

@@ -279,3 +279,63 @@ fn tasks_and_folders_that_do_not_fit_are_refused() {
         text(&o)
     );
 }
+
+/// Records on GDAL virtual storage: the inputs (manifest, rivers, chiefs,
+/// images) and the records folder in `/vsimem/` (what `/vsis3/` or
+/// `/vsihdfs/` are on a cluster, in one process), the products on local
+/// disk: the same bytes as batch.
+#[test]
+fn inputs_and_records_on_gdal_virtual_storage() {
+    let src = root().join("sample-tiles");
+    for rel in files(&src) {
+        let vsi = Path::new("/vsimem/steps-in").join(&rel);
+        gdal::vsi::create_mem_file(&vsi, std::fs::read(src.join(&rel)).unwrap()).unwrap();
+    }
+    let m =
+        riverwatch::load_manifest_absolute(Path::new("/vsimem/steps-in/manifest.json")).unwrap();
+    assert!(m.tiles[0]
+        .before
+        .image
+        .starts_with("/vsimem/steps-in/tiles"));
+    let cfg = riverwatch::Config::default();
+    let tasks = riverwatch::plan_tasks(&m, &cfg, riverwatch::StreamOptions::default()).unwrap();
+    assert!(tasks.iter().all(|t| t.pixels == 384 * 384));
+    let rec = Path::new("/vsimem/steps-records");
+    tasks[0].plan.install(rec, false).unwrap();
+    let (segs, reg) =
+        riverwatch::load_rivers_and_chiefs(&tasks[0].plan.rivers, &tasks[0].plan.chiefs, &cfg)
+            .unwrap();
+    let ctx = riverwatch::Context {
+        segments: &segs,
+        registry: &reg,
+        config: &cfg,
+        stream: riverwatch::StreamOptions::default(),
+    };
+    for t in &tasks {
+        let o = riverwatch::run_task(t, &ctx, rec, true);
+        assert!(matches!(
+            o,
+            riverwatch::TaskOutcome::Done { resumed: false, .. }
+        ));
+        // A retry finds the record on the virtual storage and keeps it.
+        let o = riverwatch::run_task(t, &ctx, rec, true);
+        assert!(matches!(
+            o,
+            riverwatch::TaskOutcome::Done { resumed: true, .. }
+        ));
+    }
+    let dir = tmp("steps-vsi");
+    let out = dir.join("out");
+    let r = riverwatch::merge_records(rec, &out, None).unwrap();
+    assert_eq!((r.ok, r.failures.len(), r.merged), (4, 0, 28));
+    let b = dir.join("batch");
+    let o = run(&[
+        "batch",
+        manifest().to_str().unwrap(),
+        "-o",
+        b.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(products(&b), products(&out));
+}

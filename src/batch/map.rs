@@ -139,7 +139,7 @@ pub fn process(
         Err(e) => {
             record.reason = Some(super::validate::tile_msg(&t.id, e));
             // A stale result from an earlier run must not survive a failure.
-            let _ = std::fs::remove_file(geojson_path(out, &t.id));
+            crate::io::vfs::remove(&geojson_path(out, &t.id));
             let _ = write_record(out, &record);
             Outcome::Failed { record }
         }

@@ -59,7 +59,7 @@ fn read_tile(
     cfg_hash: &str,
 ) -> std::result::Result<(TileRecord, Vec<Detection>), (String, Option<TileRecord>)> {
     let rp = record_path(records, tile);
-    if !rp.exists() {
+    if !crate::io::vfs::exists(&rp) {
         return Err((
             format!(
                 "not processed: no record {} (its task did not run or did not finish: run it again)",
@@ -226,7 +226,7 @@ pub(crate) fn write_summary(
 pub fn merge(records: &Path, out: &Path, cases: Option<&CaseOptions>) -> Result<BatchResult> {
     let t0 = Instant::now();
     let plan_path = Plan::path(records);
-    if !plan_path.exists() {
+    if !crate::io::vfs::exists(&plan_path) {
         return Err(Error::Invalid {
             path: records.to_path_buf(),
             msg: "has no plan.json: it is not a records folder of `riverwatch run-task` or `batch` (run the tasks of a plan into it first)".into(),

@@ -133,8 +133,9 @@ impl Plan {
     /// # Errors
     /// Another plan in the folder, or an unwritable folder.
     pub fn install(&self, records: &Path, replace: bool) -> Result<()> {
+        crate::io::vfs::create_dir_all(&records.join("tiles"))?;
         let path = Plan::path(records);
-        if !replace && path.exists() {
+        if !replace && crate::io::vfs::exists(&path) {
             let there: Plan = crate::io::read_json(&path)?;
             if &there == self {
                 return Ok(());
@@ -184,6 +185,9 @@ pub fn tasks(m: &Manifest, cfg: &Config, stream: StreamOptions) -> Result<Vec<Ta
 /// # Errors
 /// A missing or broken manifest.
 pub fn load_absolute(path: &Path) -> Result<Manifest> {
+    if crate::io::vfs::is_vsi(path) {
+        return crate::io::load_manifest(path);
+    }
     let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
     crate::io::load_manifest(&abs)
 }

@@ -55,6 +55,10 @@ pub struct TileRecord {
 }
 
 pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String)> {
+    if crate::io::vfs::is_vsi(path) {
+        let b = crate::io::vfs::read(path)?;
+        return Ok((b.len() as u64, hex(&Sha256::digest(&b))));
+    }
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -6,6 +6,7 @@ pub mod crs;
 pub mod gpkg;
 pub mod raster;
 pub mod vector;
+pub mod vfs;
 
 use crate::domain::chiefs::Registry;
 use crate::domain::config::Config;
@@ -21,7 +22,10 @@ pub fn quiet_gdal() {
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    if !vfs::is_vsi(path) {
+        return std::fs::read_to_string(path).map_err(|e| Error::io(path, e));
+    }
+    String::from_utf8(vfs::read(path)?).map_err(|_| Error::invalid(path, "is not UTF-8 text"))
 }
 
 /// Reads a manifest (see [`Manifest::from_json`]).
@@ -97,6 +101,9 @@ pub fn load_config(path: &Path) -> Result<Config> {
 /// # Errors
 /// [`Error::Io`] naming `path` when the folder cannot be created or written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if vfs::is_vsi(path) {
+        return vfs::write_atomic_vsi(path, bytes);
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -124,7 +131,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Suffix of the temporary files [`write_atomic`] writes.
-const STALE_SUFFIX: &str = ".rwtmp";
+pub(crate) const STALE_SUFFIX: &str = ".rwtmp";
 
 /// The temporary sibling used by raster writers (GDAL creates the file
 /// itself) and the dispatch folder.

@@ -51,13 +51,16 @@ impl Gathered {
     }
 }
 
+/// Why a tile counts as failed, with its record when there is one.
+type Failure = (String, Option<Box<TileRecord>>);
+
 /// What one tile's files in `records` say: its record and detections, or
 /// why it counts as failed.
 fn read_tile(
     records: &Path,
     tile: &str,
     cfg_hash: &str,
-) -> std::result::Result<(TileRecord, Vec<Detection>), (String, Option<TileRecord>)> {
+) -> std::result::Result<(TileRecord, Vec<Detection>), Failure> {
     let rp = record_path(records, tile);
     if !crate::io::vfs::exists(&rp) {
         return Err((
@@ -83,7 +86,7 @@ fn read_tile(
     }
     if rec.status != "ok" {
         let why = rec.reason.clone().unwrap_or_else(|| "failed".into());
-        return Err((why, Some(rec)));
+        return Err((why, Some(Box::new(rec))));
     }
     let gj = geojson_path(records, tile);
     let sha = sha256_file(&gj)
@@ -111,7 +114,7 @@ pub(crate) fn gather(records: &Path, m: &Manifest, cfg_hash: &str) -> Gathered {
                 g.ok += 1;
                 g.done(&t.id, rec, dets);
             }
-            Err((why, rec)) => g.failed(&t.id, why, rec),
+            Err((why, rec)) => g.failed(&t.id, why, rec.map(|r| *r)),
         }
     }
     g

@@ -69,7 +69,8 @@ def check_records_folder(records, first_task_line):
     """Refuses (early, on the driver) a records folder that holds another
     plan's records: every task would otherwise fail the same way."""
     path = os.path.join(records, "plan.json")
-    if not os.path.exists(path):
+    if records.startswith("/vsi") or not os.path.exists(path):
+        # On GDAL storage run-task makes the same check on every task.
         return
     with open(path, encoding="utf-8") as f:
         there = json.load(f)
@@ -183,8 +184,11 @@ def prepare(args, slots, log=print):
     """Plan on the driver: returns (binary, records, task groups)."""
     binary = find_binary(args.bin)
     os.makedirs(args.out, exist_ok=True)
-    records = os.path.abspath(args.records or args.out)
-    os.makedirs(records, exist_ok=True)
+    records = args.records or args.out
+    if not records.startswith("/vsi"):
+        # A GDAL path (/vsis3/, /vsihdfs/ …) is created by run-task itself.
+        records = os.path.abspath(records)
+        os.makedirs(records, exist_ok=True)
     lines = make_plan(
         binary, args.manifest, os.path.join(args.out, "tasks.jsonl"), plan_arguments(args)
     )

@@ -31,6 +31,7 @@ fn e2e(c: &mut Criterion) {
         registry: &registry,
         config: &cfg,
         stream: Default::default(),
+        indexes: &Default::default(),
     };
     let tile = &m.tiles[0];
     let mut g = c.benchmark_group("tile-2048");

@@ -75,6 +75,10 @@ fn link(c: &mut Criterion) {
     g.bench_function("nearest_1M_polygons", |b| {
         b.iter(|| polys.iter().filter_map(|p| index.nearest(p)).count())
     });
+    // What a run does: every polygon at once, on every core.
+    g.bench_function("nearest_all_1M_polygons", |b| {
+        b.iter(|| index.nearest_all(&polys).iter().flatten().count())
+    });
     g.finish();
 }
 

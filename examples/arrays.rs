@@ -85,6 +85,7 @@ fn main() -> riverwatch::Result<()> {
         registry: &registry,
         config: &config,
         stream: Default::default(),
+        indexes: &Default::default(),
     };
     let pair = ScenePair {
         before: scene(size, false),

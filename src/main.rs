@@ -148,6 +148,7 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
         registry: &registry,
         config: &cfg,
         stream: streaming(&a.common),
+        indexes: &riverwatch::Indexes::default(),
     };
     let mut rasters = a.emit_rasters.clone().map(|dir| RasterWriter { dir });
     let mut features = a.features.clone().map(FeatureWriter::new);

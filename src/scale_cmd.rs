@@ -158,6 +158,7 @@ pub fn run_task(a: &RunTaskArgs) -> Result<ExitCode> {
         registry: &registry,
         config: &plan.config,
         stream: plan.stream,
+        indexes: &riverwatch::Indexes::default(),
     };
     for t in &tasks {
         injected_failure(t, &a.out);

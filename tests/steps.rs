@@ -310,6 +310,7 @@ fn inputs_and_records_on_gdal_virtual_storage() {
         registry: &reg,
         config: &cfg,
         stream: riverwatch::StreamOptions::default(),
+        indexes: &riverwatch::Indexes::default(),
     };
     for t in &tasks {
         let o = riverwatch::run_task(t, &ctx, rec, true);

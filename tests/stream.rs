@@ -21,6 +21,7 @@ fn detect_all(m: &Manifest, segs: &[Segment], stream: StreamOptions) -> Vec<Tile
         registry: &registry,
         config: &cfg,
         stream,
+        indexes: &Default::default(),
     };
     m.tiles
         .iter()

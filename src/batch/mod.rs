@@ -270,6 +270,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
         registry: &registry,
         config: cfg,
         stream: o.stream,
+        indexes: &crate::pipeline::link::Indexes::default(),
     };
     std::fs::create_dir_all(o.out.join("tiles")).map_err(|e| Error::io(o.out.join("tiles"), e))?;
     // Leftovers of a run that was killed while writing, and the products

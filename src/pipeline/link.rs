@@ -7,10 +7,13 @@ use crate::domain::class::ChangeClass;
 use crate::domain::detection::{round, SegmentLink};
 use crate::domain::grid::Grid;
 use crate::domain::rivers::{Projected, Segment};
+use crate::error::Result;
 use crate::kernels::zones::dist2_point_segment;
 use geo::{BoundingRect, Coord, Distance, Euclidean, Line, MultiPolygon, Point};
 use rstar::primitives::GeomWithData;
 use rstar::{RTree, AABB};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 type Piece = GeomWithData<Line<f64>, u32>;
 
@@ -54,27 +57,42 @@ impl SegmentIndex {
     }
 
     /// The segment nearest to `poly` (shortest polygon-to-line distance).
+    ///
+    /// Pieces are visited in order of their distance from one vertex of the
+    /// polygon; no piece farther than `best + radius + TIE_M` from it (the
+    /// radius being the vertex's farthest reach within the polygon's
+    /// bounding box) can be within `TIE_M` of the best, so the walk stops
+    /// there.
     pub fn nearest(&self, poly: &MultiPolygon<f64>) -> Option<Nearest> {
         let probe = poly.0.first()?.exterior().0.first().copied()?;
-        let first = self.tree.nearest_neighbor(&Point::from(probe))?;
-        // The polygon is at least as close as any of its points, so every
-        // candidate lies within this envelope.
-        let d0 = Euclidean.distance(&Point::from(probe), first.geom());
         let bb = poly.bounding_rect()?;
-        let r = d0 + TIE_M;
-        let env = AABB::from_corners(
-            Point::new(bb.min().x - r, bb.min().y - r),
-            Point::new(bb.max().x + r, bb.max().y + r),
-        );
+        let reach = {
+            let dx = (probe.x - bb.min().x).max(bb.max().x - probe.x);
+            let dy = (probe.y - bb.min().y).max(bb.max().y - probe.y);
+            (dx * dx + dy * dy).sqrt()
+        };
         let mut best: Vec<(u32, f64)> = Vec::new();
-        for piece in self.tree.locate_in_envelope_intersecting(&env) {
+        let mut dmin = f64::INFINITY;
+        for (piece, d2) in self
+            .tree
+            .nearest_neighbor_iter_with_distance_2(&Point::from(probe))
+        {
+            if d2.sqrt() - reach > dmin + TIE_M {
+                break;
+            }
+            // A cheap lower bound first: the piece's distance to the box.
+            let (a, b) = (piece.geom().start, piece.geom().end);
+            let lb = box_gap(&bb, a.x.min(b.x), a.x.max(b.x), a.y.min(b.y), a.y.max(b.y));
+            if lb > dmin + TIE_M {
+                continue;
+            }
             let d = Euclidean.distance(poly, piece.geom());
+            dmin = dmin.min(d);
             match best.iter_mut().find(|b| b.0 == piece.data) {
                 Some(b) => b.1 = b.1.min(d),
                 None => best.push((piece.data, d)),
             }
         }
-        let dmin = best.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
         best.into_iter()
             .filter(|b| b.1 <= dmin + TIE_M)
             .min_by(|a, b| self.ids[a.0 as usize].cmp(&self.ids[b.0 as usize]))
@@ -82,6 +100,45 @@ impl SegmentIndex {
                 segment: s as usize,
                 distance_m: d,
             })
+    }
+
+    /// [`Self::nearest`] for many polygons, in parallel; results in input
+    /// order. The polygons are visited in Z-order (Morton order of one
+    /// vertex each), so consecutive queries walk the same branches of the
+    /// tree, which stay in the CPU cache.
+    pub fn nearest_all(&self, polys: &[MultiPolygon<f64>]) -> Vec<Option<Nearest>> {
+        use rayon::prelude::*;
+        let probes: Vec<Option<Coord<f64>>> = polys
+            .iter()
+            .map(|p| p.0.first().and_then(|q| q.exterior().0.first().copied()))
+            .collect();
+        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        for c in probes.iter().flatten() {
+            (x0, y0, x1, y1) = (x0.min(c.x), y0.min(c.y), x1.max(c.x), y1.max(c.y));
+        }
+        let scale = |v: f64, lo: f64, hi: f64| {
+            let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
+            (t.clamp(0.0, 1.0) * 65535.0) as u32
+        };
+        let mut order: Vec<(u64, usize)> = probes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let key = c.map_or(u64::MAX, |c| morton(scale(c.x, x0, x1), scale(c.y, y0, y1)));
+                (key, i)
+            })
+            .collect();
+        order.par_sort_unstable();
+        let found: Vec<(usize, Option<Nearest>)> = order
+            .par_iter()
+            .with_min_len(1024)
+            .map(|&(_, i)| (i, self.nearest(&polys[i])))
+            .collect();
+        let mut out = vec![None; polys.len()];
+        for (i, n) in found {
+            out[i] = n;
+        }
+        out
     }
 
     /// Share of `points` lying within the flood channel (`channel_m`) of segment `seg`.
@@ -105,6 +162,26 @@ impl SegmentIndex {
             .count();
         inside as f64 / points.len() as f64
     }
+}
+
+/// The Z-order (Morton) key of two 16-bit coordinates.
+fn morton(x: u32, y: u32) -> u64 {
+    fn spread(v: u32) -> u64 {
+        let mut v = u64::from(v & 0xffff);
+        v = (v | (v << 8)) & 0x00ff_00ff;
+        v = (v | (v << 4)) & 0x0f0f_0f0f;
+        v = (v | (v << 2)) & 0x3333_3333;
+        (v | (v << 1)) & 0x5555_5555
+    }
+    spread(x) | (spread(y) << 1)
+}
+
+/// Gap between a rectangle and an axis-aligned box (0 when they overlap): a
+/// lower bound of the distance between anything inside each.
+fn box_gap(bb: &geo::Rect<f64>, x0: f64, x1: f64, y0: f64, y1: f64) -> f64 {
+    let dx = (x0 - bb.max().x).max(bb.min().x - x1).max(0.0);
+    let dy = (y0 - bb.max().y).max(bb.min().y - y1).max(0.0);
+    (dx * dx + dy * dy).sqrt()
 }
 
 /// Pixel centres of `grid` that fall inside `poly` (area samples for
@@ -141,19 +218,123 @@ pub struct Link {
     pub obstructs: bool,
 }
 
+/// Segments projected into one CRS with their R-tree, made once per CRS
+/// and shared by every tile of a run (see [`Indexes`]).
+pub struct Indexed {
+    /// The projected segments, in segment order.
+    pub projected: Vec<Projected>,
+    /// The R-tree over their centreline pieces.
+    pub index: SegmentIndex,
+    /// The widest corridor or channel, metres.
+    reach_m: f64,
+}
+
+impl Indexed {
+    /// Projects nothing itself: `projected` are `segments` in one CRS.
+    pub fn new(segments: &[Segment], projected: Vec<Projected>) -> Indexed {
+        let reach_m = projected
+            .iter()
+            .map(|p| p.corridor_m.max(p.channel_m))
+            .fold(0.0, f64::max);
+        Indexed {
+            index: SegmentIndex::new(segments, &projected),
+            projected,
+            reach_m,
+        }
+    }
+
+    /// The segments whose corridor or channel may reach `grid` (an R-tree
+    /// query on its extent grown by the widest corridor), in segment order:
+    /// all a tile's zones need, however many segments the province has.
+    pub fn near(&self, grid: &Grid) -> Vec<Projected> {
+        let corners = [
+            (0.0, 0.0),
+            (grid.width as f64, 0.0),
+            (0.0, grid.height as f64),
+        ]
+        .into_iter()
+        .chain([(grid.width as f64, grid.height as f64)])
+        .map(|(c, r)| grid.to_map(c, r));
+        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        for (x, y) in corners {
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+        }
+        let r = self.reach_m + grid.pixel_size();
+        let env = AABB::from_corners(Point::new(x0 - r, y0 - r), Point::new(x1 + r, y1 + r));
+        let mut hit: Vec<u32> = self
+            .index
+            .tree
+            .locate_in_envelope_intersecting(&env)
+            .map(|p| p.data)
+            .collect();
+        hit.sort_unstable();
+        hit.dedup();
+        hit.into_iter()
+            .filter_map(|i| {
+                // `projected` is in segment order (see `io::crs::project`).
+                let k = self
+                    .projected
+                    .binary_search_by_key(&(i as usize), |p| p.index)
+                    .ok()?;
+                self.projected.get(k)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// A per-CRS cache of [`Indexed`] segments for one segment list: a batch
+/// projects and indexes its rivers once per CRS, not once per tile.
+#[derive(Default)]
+pub struct Indexes {
+    by_wkt: Mutex<HashMap<String, Arc<Indexed>>>,
+    /// Address and length of the segment list the cache belongs to.
+    owner: Mutex<Option<(usize, usize)>>,
+}
+
+impl Indexes {
+    /// The segments in CRS `wkt`, projected with `project` and indexed the
+    /// first time this CRS is asked for. A cache is for one segment list;
+    /// asked for another, it builds without caching.
+    ///
+    /// # Errors
+    /// What `project` returns.
+    pub fn get(
+        &self,
+        segments: &[Segment],
+        wkt: &str,
+        project: impl FnOnce() -> Result<Vec<Projected>>,
+    ) -> Result<Arc<Indexed>> {
+        let me = (segments.as_ptr() as usize, segments.len());
+        {
+            let mut owner = self.owner.lock().unwrap_or_else(|e| e.into_inner());
+            if *owner.get_or_insert(me) != me {
+                return Ok(Arc::new(Indexed::new(segments, project()?)));
+            }
+        }
+        let mut map = self.by_wkt.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = map.get(wkt) {
+            return Ok(hit.clone());
+        }
+        let made = Arc::new(Indexed::new(segments, project()?));
+        map.insert(wkt.to_string(), made.clone());
+        Ok(made)
+    }
+}
+
 /// Links polygons in one CRS to segments and chiefs: the one place where
 /// segment, chief properties and the obstruction flag are decided.
 pub struct Linker<'a> {
-    index: SegmentIndex,
+    index: &'a SegmentIndex,
     segments: &'a [Segment],
     registry: &'a Registry,
 }
 
 impl<'a> Linker<'a> {
-    /// An index over `segments` projected into one CRS (`projected`).
-    pub fn new(segments: &'a [Segment], projected: &[Projected], registry: &'a Registry) -> Self {
+    /// A linker over `index`, the R-tree of `segments` in one CRS.
+    pub fn new(segments: &'a [Segment], index: &'a SegmentIndex, registry: &'a Registry) -> Self {
         Linker {
-            index: SegmentIndex::new(segments, projected),
+            index,
             segments,
             registry,
         }
@@ -270,11 +451,13 @@ mod tests {
             });
         }
         let idx = SegmentIndex::new(&segs, &proj);
+        let mut polys = Vec::new();
         for _ in 0..2000 {
             let (x, y, d) = (f() * 20_000.0, f() * 20_000.0, 5.0 + f() * 150.0);
             let p = MultiPolygon(vec![
                 polygon![(x: x, y: y), (x: x + d, y: y), (x: x + d, y: y + d * 0.7), (x: x, y: y + d)],
             ]);
+            polys.push(p.clone());
             let all: Vec<(usize, f64)> = proj
                 .iter()
                 .map(|s| (s.index, Euclidean.distance(&p, &s.lines)))
@@ -289,5 +472,8 @@ mod tests {
             assert_eq!(got.segment, want.0);
             assert!((got.distance_m - want.1).abs() < 1e-9);
         }
+        // The parallel Z-ordered walk gives the same answers, in input order.
+        let one: Vec<Option<Nearest>> = polys.iter().map(|p| idx.nearest(p)).collect();
+        assert_eq!(idx.nearest_all(&polys), one);
     }
 }

@@ -57,6 +57,20 @@ pub struct Context<'a> {
     pub config: &'a Config,
     /// When a scene is streamed in row blocks instead of read whole.
     pub stream: stream::StreamOptions,
+    /// The segments projected and indexed per CRS, shared by the tiles of
+    /// a run (`&Indexes::default()` for a fresh cache).
+    pub indexes: &'a link::Indexes,
+}
+
+impl Context<'_> {
+    /// The segments in the CRS `wkt`, projected and indexed once per run.
+    ///
+    /// # Errors
+    /// A CRS the segments cannot be projected into.
+    pub fn indexed(&self, wkt: &str) -> Result<std::sync::Arc<link::Indexed>> {
+        self.indexes
+            .get(self.segments, wkt, || project(self.segments, wkt))
+    }
 }
 
 /// Two dates of one scene in memory: reflectance stacks of shape (bands,
@@ -236,14 +250,14 @@ pub fn detect_scene(
         });
     }
     let scene_only = ctx.segments.is_empty();
-    let projected = project(ctx.segments, &grid.wkt)?;
+    let indexed = ctx.indexed(&grid.wkt)?;
     let Zones { zone, channel } = if scene_only {
         Zones {
             zone: Array2::from_elem((grid.height, grid.width), true),
             channel: Array2::from_elem((grid.height, grid.width), false),
         }
     } else {
-        zones(&grid, 0..grid.height, &projected)
+        zones(&grid, 0..grid.height, &indexed.near(&grid))
     };
     lap.mark(tap, "zones");
     let rules = cfg.method == Method::Rules;
@@ -273,7 +287,7 @@ pub fn detect_scene(
     let (labels, comps) = label(mask.view());
     lap.mark(tap, "rules+morphology+labels");
     let (cloud_px, cloud_d) = cloud_distance(&g.clouds_before, &g.clouds_after);
-    let linker = link::Linker::new(ctx.segments, &projected, ctx.registry);
+    let linker = link::Linker::new(ctx.segments, &indexed.index, ctx.registry);
     let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
     let layers = features::Layers {
         labels: &labels,

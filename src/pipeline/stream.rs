@@ -35,7 +35,7 @@ use crate::domain::grid::Grid;
 use crate::domain::manifest::Sensor;
 use crate::domain::rivers::Projected;
 use crate::error::{Error, Result};
-use crate::io::crs::{project, Transformer};
+use crate::io::crs::Transformer;
 use crate::io::raster::TileReader;
 use crate::kernels::clouds::Cast;
 use crate::kernels::label::Component;
@@ -325,8 +325,9 @@ pub fn detect(
     let (h, w) = (grid.height, grid.width);
     let b = opt.block_rows.max(1);
     let scene_only = ctx.segments.is_empty();
-    let projected = project(ctx.segments, &grid.wkt)?;
-    let corridors = Corridors::new(&projected, scene_only);
+    let indexed = ctx.indexed(&grid.wkt)?;
+    let near = indexed.near(&grid);
+    let corridors = Corridors::new(&near, scene_only);
     let need = corridors.blocks(&grid, b);
     if h == 0 || w == 0 {
         return Err(Error::Tile {
@@ -338,7 +339,7 @@ pub fn detect(
     tap.stage("global pass (sample)", t0.elapsed().as_secs_f64());
     crate::io::release_memory();
     let halos = Halos::of(cfg, &params);
-    let linker = link::Linker::new(ctx.segments, &projected, ctx.registry);
+    let linker = link::Linker::new(ctx.segments, &indexed.index, ctx.registry);
     let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
     let ox = ObjectContext {
         grid: &grid,

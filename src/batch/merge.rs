@@ -16,6 +16,7 @@ use crate::domain::detection::Detection;
 use crate::domain::manifest::Manifest;
 use crate::domain::rivers::Segment;
 use crate::error::{Error, Result};
+use crate::pipeline::link::Indexes;
 use crate::sinks::cases::Store;
 use std::path::Path;
 use std::time::Instant;
@@ -130,6 +131,9 @@ pub struct Inputs<'a> {
     pub segments: &'a [Segment],
     /// Chief registry.
     pub registry: &'a Registry,
+    /// The segments projected and indexed per CRS (shared with the map
+    /// step when it ran in this process).
+    pub indexes: &'a Indexes,
 }
 
 /// Merges gathered records across seams and writes every product into
@@ -143,7 +147,7 @@ pub(crate) fn finish(
     cases: Option<(&mut Store, &CaseOptions)>,
     t0: Instant,
 ) -> Result<BatchResult> {
-    let mut merged = reduce::merge_seams(&g.per_tile, inp.segments, inp.registry)?;
+    let mut merged = reduce::merge_seams(&g.per_tile, inp.segments, inp.registry, inp.indexes)?;
     let write_flagged = |merged: &[Detection]| -> Result<()> {
         crate::sinks::geojson::write(&out.join("flagged.geojson"), merged)?;
         crate::sinks::gpkg::write(&out.join("flagged.gpkg"), merged)
@@ -259,6 +263,7 @@ pub fn merge(records: &Path, out: &Path, cases: Option<&CaseOptions>) -> Result<
         config: &plan.config,
         segments: &segments,
         registry: &registry,
+        indexes: &Indexes::default(),
     };
     finish(&inp, &g, out, store.as_mut().zip(cases), t0)
 }

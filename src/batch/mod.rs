@@ -265,12 +265,13 @@ fn gather_outcomes(m: &Manifest, results: Vec<Option<Outcome>>) -> Gathered {
 pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> {
     let t0 = Instant::now();
     let (segments, registry) = load_context_inputs(m, cfg)?;
+    let indexes = crate::pipeline::link::Indexes::default();
     let ctx = Context {
         segments: &segments,
         registry: &registry,
         config: cfg,
         stream: o.stream,
-        indexes: &crate::pipeline::link::Indexes::default(),
+        indexes: &indexes,
     };
     std::fs::create_dir_all(o.out.join("tiles")).map_err(|e| Error::io(o.out.join("tiles"), e))?;
     // Leftovers of a run that was killed while writing, and the products
@@ -298,6 +299,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
         config: cfg,
         segments: &segments,
         registry: &registry,
+        indexes: &indexes,
     };
     let interrupted = results.iter().any(Option::is_none) && o.cancel.load(Ordering::SeqCst);
     if interrupted {

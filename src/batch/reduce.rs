@@ -11,7 +11,7 @@ use crate::domain::rivers::Segment;
 use crate::error::Result;
 use crate::io::crs::{project, Transformer};
 use crate::io::vector::round_geometry;
-use crate::pipeline::link::{pixel_centres, Linker, SegmentIndex};
+use crate::pipeline::link::{pixel_centres, Indexes, Linker};
 use geo::{unary_union, Area, BoundingRect, Coord, Intersects, MapCoordsInPlace, MultiPolygon};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
@@ -111,6 +111,7 @@ pub fn merge_seams(
     per_tile: &[TileDetections],
     segments: &[Segment],
     registry: &Registry,
+    indexes: &Indexes,
 ) -> Result<Vec<Detection>> {
     let mut out = Vec::new();
     let mut by_crs: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -120,8 +121,8 @@ pub fn merge_seams(
     for (wkt, tiles) in by_crs {
         let from = Transformer::from_wgs84(wkt)?;
         let to = Transformer::to_wgs84(wkt)?;
-        let index = SegmentIndex::new(segments, &project(segments, wkt)?);
-        let linker = Linker::new(segments, &index, registry);
+        let indexed = indexes.get(segments, wkt, || project(segments, wkt))?;
+        let linker = Linker::new(segments, &indexed.index, registry);
         let mut items = Vec::new();
         for &ti in &tiles {
             for det in &per_tile[ti].detections {

@@ -150,6 +150,44 @@ class Engines(unittest.TestCase):
         self.assert_same_as_batch(out)
         self.assertIn("FAILED", done.stdout)
 
+    def test_readme_command_on_the_sample_tiles(self):
+        # The command the README gives, from the repository root, against
+        # `riverwatch batch` on the same manifest.
+        out = os.path.join(self.tmp, "spark-sample")
+        ref = os.path.join(self.tmp, "batch-sample")
+        done = subprocess.run(
+            [BIN, "batch", "sample-tiles/manifest.json", "-o", ref, "--no-progress"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        done = subprocess.run(
+            [
+                SPARK_SUBMIT,
+                "--master",
+                "local[2]",
+                "--conf",
+                "spark.ui.enabled=false",
+                "spark/riverwatch_spark.py",
+                "sample-tiles/manifest.json",
+                "-o",
+                out,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=offline_env(),
+        )
+        self.assertEqual(done.returncode, 0, done.stdout[-2000:] + done.stderr[-2000:])
+        got, want = tree(out), tree(ref)
+        shared = [
+            k for k in want if k in ("flagged.geojson", "flagged.gpkg") or k.startswith("dispatch")
+        ]
+        self.assertGreater(len(shared), 5)
+        for k in shared:
+            self.assertEqual(got.get(k), want[k], f"{k} differs from batch")
+
     def test_spark_retries_a_lost_task(self):
         # local[2,2]: two threads, a task may fail twice (local mode's
         # default is one attempt).

@@ -264,7 +264,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Batch(a) => {
             let cfg = settings(&a.common)?;
-            let m = riverwatch::load_manifest(&a.manifest)?;
+            // Absolute paths, as `plan` makes them, so every engine's
+            // summary and messages name the files alike.
+            let m = riverwatch::load_manifest_absolute(&a.manifest)?;
             let o = riverwatch::BatchOptions {
                 out: a.out.clone(),
                 jobs: a.jobs.max(1),

@@ -187,11 +187,18 @@ impl<T: Rows> Buf<T> {
 
     /// Rows `r` (absolute), which must be held, as one band.
     pub fn get(&self, r: Range<usize>) -> T {
-        let mut out: Option<T> = None;
+        self.get_part(r, |d, rr| d.cut(rr))
+    }
+
+    /// Part of rows `r` (absolute), which must be held: `part` cuts what a
+    /// stage reads out of one chunk (rows relative to the chunk), so the
+    /// layers it does not read are never copied.
+    pub fn get_part<U: Rows>(&self, r: Range<usize>, part: impl Fn(&T, Range<usize>) -> U) -> U {
+        let mut out: Option<U> = None;
         for (r0, d) in &self.chunks {
             let (a, b) = (r.start.max(*r0), r.end.min(r0 + d.n()));
             if a < b {
-                let piece = d.cut(a - r0..b - r0);
+                let piece = part(d, a - r0..b - r0);
                 out = Some(match out {
                     Some(o) => o.join(piece),
                     None => piece,

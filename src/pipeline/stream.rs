@@ -26,7 +26,7 @@ use super::blocks::{self, Magnitude};
 use super::cover::{self, Cover};
 use super::features::{self, Layers, PixelValues, Stats};
 use super::objects::{self, ObjectContext, Traced};
-use super::rows::Buf;
+use super::rows::{Buf, Rows as _};
 use super::taps::Tap;
 use super::{global, link, rules, trust, Context, SceneInfo, ScenePair, TileReport, TileResult};
 use crate::domain::config::{Config, Method};
@@ -563,12 +563,12 @@ impl Engine<'_> {
                 Ok((cb, ca))
             })?;
             aligned.extend(want(l_aligned), hl.align, h, b, |r, _| {
-                let (_, af, (v, _)) = raw.get(r);
+                let (af, v) = raw.get_part(r, |d, rr| (d.1.cut(rr.clone()), d.2 .0.cut(rr)));
                 Ok(global::align(af, v, &p.fit, p.shift, rules, cfg))
             })?;
             thin.extend(want(l_thin), hl.thin, h, b, |r, new| {
                 // The raw-data clouds are only needed on the new rows.
-                let (bf, _, _) = raw.get(r.clone());
+                let bf = raw.get_part(r.clone(), |d, rr| d.0.cut(rr));
                 let (af, v) = aligned.get(r.clone());
                 let (cb_new, ca_new) = clouds.get(new.clone());
                 let mut cs = [Array2::zeros(v.dim()), Array2::zeros(v.dim())];
@@ -581,7 +581,8 @@ impl Engine<'_> {
             laps[1] += lap.elapsed().as_secs_f64();
             lap = Instant::now();
             cover.extend(want(l_cover), hl.cover, h, b, |r, _| {
-                let (bf, _, (_, z)) = raw.get(r.clone());
+                let (bf, z) =
+                    raw.get_part(r.clone(), |d, rr| (d.0.cut(rr.clone()), d.2 .1.cut(rr)));
                 let (af, v) = aligned.get(r.clone());
                 let (cb, ca, u) = thin.get(r);
                 let cv = cover::land_cover_with(
@@ -603,9 +604,9 @@ impl Engine<'_> {
                 Ok((cv, mag))
             })?;
             mask.extend(want(0), hl.mask, h, b, |r, _| {
-                let (_, _, (_, z)) = raw.get(r.clone());
-                let (_, v) = aligned.get(r.clone());
-                let (_, _, u) = thin.get(r.clone());
+                let z = raw.get_part(r.clone(), |d, rr| d.2 .1.cut(rr));
+                let v = aligned.get_part(r.clone(), |d, rr| d.1.cut(rr));
+                let u = thin.get_part(r.clone(), |d, rr| d.2.cut(rr));
                 let (cv, mag) = cover.get(r);
                 let cand = rules::candidates(
                     &rules::RuleInput {
@@ -621,15 +622,16 @@ impl Engine<'_> {
                 Ok(rules::clean(cand.mask.view(), z.view(), u.view(), cfg))
             })?;
             cloud_d.extend(want(0), hl.cloud_d, h, b, |r, _| {
-                let (cb, ca, _) = thin.get(r);
+                let (cb, ca) = thin.get_part(r, |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
                 Ok(super::cloud_distance(&cb, &ca).1)
             })?;
             laps[2] += lap.elapsed().as_secs_f64();
             lap = Instant::now();
             let rows = a..e;
-            let (bf, _, (valid, zone)) = raw.get(rows.clone());
-            let (af, _) = aligned.get(rows.clone());
-            let (cb, ca, _) = thin.get(rows.clone());
+            let (bf, (valid, zone)) =
+                raw.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.2.cut(rr)));
+            let af = aligned.get_part(rows.clone(), |d, rr| d.0.cut(rr));
+            let (cb, ca) = thin.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
             let (cv, mag) = cover.get(rows.clone());
             let m = mask.get(rows.clone());
             let cd = cloud_d.get(rows.clone());

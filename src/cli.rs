@@ -153,6 +153,17 @@ pub struct BatchArgs {
     /// No progress bar, plain log lines only.
     #[arg(long)]
     pub no_progress: bool,
+    /// The case store.
+    #[command(flatten)]
+    pub cases: CaseArgs,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The case store of `batch` and `merge`.
+#[derive(Debug, Args)]
+pub struct CaseArgs {
     /// Keep cases across nights in this SQLite store (created when
     /// missing): packages then list cases with stable ids.
     #[arg(long, value_name = "DB")]
@@ -163,9 +174,17 @@ pub struct BatchArgs {
     /// Days after which an open case is overdue.
     #[arg(long, default_value_t = 30, requires = "cases")]
     pub overdue_days: i64,
-    /// Shared settings.
-    #[command(flatten)]
-    pub common: CommonArgs,
+}
+
+impl CaseArgs {
+    /// The store settings, when `--cases` is given.
+    pub fn options(&self) -> Option<riverwatch::CaseOptions> {
+        self.cases.clone().map(|db| riverwatch::CaseOptions {
+            db,
+            prefix: self.case_prefix.clone(),
+            overdue_days: self.overdue_days,
+        })
+    }
 }
 
 /// `plan` flags.
@@ -203,15 +222,9 @@ pub struct MergeArgs {
     /// Output folder (may be the records folder).
     #[arg(short, long)]
     pub out: PathBuf,
-    /// Keep cases across nights in this SQLite store (as `batch --cases`).
-    #[arg(long, value_name = "DB")]
-    pub cases: Option<PathBuf>,
-    /// Case id prefix for a new store, e.g. HLJ (default RW).
-    #[arg(long, requires = "cases")]
-    pub case_prefix: Option<String>,
-    /// Days after which an open case is overdue.
-    #[arg(long, default_value_t = 30, requires = "cases")]
-    pub overdue_days: i64,
+    /// The case store (as `batch --cases`).
+    #[command(flatten)]
+    pub cases: CaseArgs,
 }
 
 /// Settings shared by detect and batch.

@@ -274,11 +274,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 progress: !a.no_progress,
                 cancel: cancel_on_ctrl_c(),
                 stream: streaming(&a.common),
-                cases: a.cases.clone().map(|db| riverwatch::CaseOptions {
-                    db,
-                    prefix: a.case_prefix.clone(),
-                    overdue_days: a.overdue_days,
-                }),
+                cases: a.cases.options(),
             };
             let r = riverwatch::run_batch(&m, &cfg, &o)
                 .with_context(|| format!("batch into {}", a.out.display()))?;
@@ -290,11 +286,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::RunTask(a) => scale_cmd::run_task(&a),
         Cmd::Merge(a) => {
-            let cases = a.cases.clone().map(|db| riverwatch::CaseOptions {
-                db,
-                prefix: a.case_prefix.clone(),
-                overdue_days: a.overdue_days,
-            });
+            let cases = a.cases.options();
             let r = riverwatch::merge_records(&a.records, &a.out, cases.as_ref()).with_context(
                 || format!("merge {} into {}", a.records.display(), a.out.display()),
             )?;

@@ -29,6 +29,21 @@ fn products(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     v
 }
 
+/// `riverwatch batch` on the sample tiles into `dir/batch`: its products.
+fn batch_products(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let b = dir.join("batch");
+    let m = manifest();
+    let o = run(&[
+        "batch",
+        m.to_str().unwrap(),
+        "-o",
+        b.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    products(&b)
+}
+
 fn plan(dir: &Path) -> PathBuf {
     let tasks = dir.join("tasks.jsonl");
     let o = run(&[
@@ -50,15 +65,8 @@ fn run_task(task: &str, out: &Path, extra: &[&str]) -> std::process::Output {
 #[test]
 fn three_steps_give_the_bytes_of_batch() {
     let dir = tmp("steps-same");
+    let want = batch_products(&dir);
     let b = dir.join("batch");
-    let o = run(&[
-        "batch",
-        manifest().to_str().unwrap(),
-        "-o",
-        b.to_str().unwrap(),
-        "--no-progress",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
     let tasks = plan(&dir);
     let lines: Vec<String> = std::fs::read_to_string(&tasks)
         .unwrap()
@@ -118,8 +126,8 @@ fn three_steps_give_the_bytes_of_batch() {
     let o = run(&["merge", rec.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("28 polygon(s)"), "{}", text(&o));
-    assert_eq!(products(&b), products(&out));
-    assert!(!products(&b).is_empty());
+    assert_eq!(want, products(&out));
+    assert!(!want.is_empty());
     // The summary lists the same tiles, as processed.
     let (sa, sb) = (
         json(&b.join("summary.json")),
@@ -176,16 +184,7 @@ fn a_lost_attempt_is_redone_and_missing_tiles_are_reported() {
     let out = dir.join("out");
     let o = run(&["merge", rec.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    let b = dir.join("batch");
-    let o = run(&[
-        "batch",
-        manifest().to_str().unwrap(),
-        "-o",
-        b.to_str().unwrap(),
-        "--no-progress",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(products(&b), products(&out));
+    assert_eq!(batch_products(&dir), products(&out));
 }
 
 #[test]
@@ -329,14 +328,5 @@ fn inputs_and_records_on_gdal_virtual_storage() {
     let out = dir.join("out");
     let r = riverwatch::merge_records(rec, &out, None).unwrap();
     assert_eq!((r.ok, r.failures.len(), r.merged), (4, 0, 28));
-    let b = dir.join("batch");
-    let o = run(&[
-        "batch",
-        manifest().to_str().unwrap(),
-        "-o",
-        b.to_str().unwrap(),
-        "--no-progress",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(products(&b), products(&out));
+    assert_eq!(batch_products(&dir), products(&out));
 }

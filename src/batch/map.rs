@@ -171,7 +171,7 @@ pub fn run_tile(
     }
 }
 
-/// The map step of a planned task: [`run_tile`] on the task's tile, its
+/// The map step of a planned task: `run_tile` on the task's tile, its
 /// outputs and record in `records/tiles/`. With `resume`, a valid earlier
 /// result is taken as it is, so running a task again (a retry, or two
 /// attempts at once) gives the same files.

@@ -256,7 +256,7 @@ fn gather_outcomes(m: &Manifest, results: Vec<Option<Outcome>>) -> Gathered {
 
 /// Runs a batch over every tile of `m`: the plan, the map step of every
 /// task on a pool of threads (records in `OUT/tiles/`), and the reduce
-/// step ([`merge`]) reading those records back, exactly as
+/// step (`merge`) reading those records back, exactly as
 /// `riverwatch plan` + `run-task` + `merge` on any engine.
 ///
 /// # Errors

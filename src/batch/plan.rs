@@ -22,7 +22,7 @@ pub const PLAN_FORMAT: &str = "riverwatch-plan/1";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
-    /// Always [`PLAN_FORMAT`].
+    /// Always `riverwatch-plan/1` (`PLAN_FORMAT`).
     pub format: String,
     /// riverwatch version that made the plan; `run-task` and `merge` of
     /// another version refuse it (outputs are only reproducible within one).

@@ -27,6 +27,25 @@ pub struct Prepared {
     pub cast: Cast,
 }
 
+impl Prepared {
+    /// The land-cover input of the earlier date `before` and this prepared
+    /// later date, over `zone`.
+    pub fn cover_input<'a>(
+        &'a self,
+        before: ArrayView3<'a, f32>,
+        zone: ArrayView2<'a, bool>,
+    ) -> super::cover::CoverInput<'a> {
+        super::cover::CoverInput {
+            before,
+            after: self.after.view(),
+            valid: self.valid.view(),
+            clouds: [self.clouds_before.view(), self.clouds_after.view()],
+            zone,
+            usable: self.usable.view(),
+        }
+    }
+}
+
 /// Valid and cloud-free on both dates.
 pub fn usable(valid: ArrayView2<bool>, a: ArrayView2<u8>, b: ArrayView2<u8>) -> Array2<bool> {
     Zip::from(valid)

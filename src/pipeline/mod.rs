@@ -378,17 +378,7 @@ fn estimate_whole(
     let rules = cfg.method == Method::Rules;
     let g = global::prepare(before, after, valid, rules, cfg);
     mark("global pass");
-    let cv = cover::land_cover(
-        &cover::CoverInput {
-            before: before.view(),
-            after: g.after.view(),
-            valid: g.valid.view(),
-            clouds: [g.clouds_before.view(), g.clouds_after.view()],
-            zone: zone.view(),
-            usable: g.usable.view(),
-        },
-        cfg,
-    );
+    let cv = cover::land_cover(&g.cover_input(before.view(), zone.view()), cfg);
     mark("indices+landcover");
     // Polygons only come from the management zone, so the tolerant
     // magnitude is only computed there.

@@ -43,17 +43,7 @@ pub fn compare(
 ) -> Comparison {
     let g = global::prepare(before.view(), after, valid, true, cfg);
     let all = Array2::from_elem(g.valid.dim(), true);
-    let cv = cover::land_cover(
-        &cover::CoverInput {
-            before: before.view(),
-            after: g.after.view(),
-            valid: g.valid.view(),
-            clouds: [g.clouds_before.view(), g.clouds_after.view()],
-            zone: all.view(),
-            usable: g.usable.view(),
-        },
-        cfg,
-    );
+    let cv = cover::land_cover(&g.cover_input(before.view(), all.view()), cfg);
     let mag = blocks::magnitude(before.view(), g.after.view(), None, cfg);
     let t = blocks::threshold(&mag, g.usable.view(), cfg);
     let changed = Zip::from(&mag.appeared)

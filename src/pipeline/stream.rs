@@ -891,9 +891,15 @@ impl Stitch {
                 }
             }
         }
-        ended.sort_unstable();
-        ended.dedup();
-        ended
+        self.take(ended)
+    }
+
+    /// The pixels of the components rooted at `roots` (each once), taken
+    /// out of the stitcher.
+    fn take(&mut self, mut roots: Vec<u32>) -> Vec<Vec<Pix>> {
+        roots.sort_unstable();
+        roots.dedup();
+        roots
             .into_iter()
             .map(|root| std::mem::take(&mut self.pix[root as usize]))
             .filter(|p| !p.is_empty())
@@ -907,13 +913,7 @@ impl Stitch {
         for l in prev.into_iter().filter(|&l| l != 0) {
             roots.push(self.find(l));
         }
-        roots.sort_unstable();
-        roots.dedup();
-        roots
-            .into_iter()
-            .map(|root| std::mem::take(&mut self.pix[root as usize]))
-            .filter(|p| !p.is_empty())
-            .collect()
+        self.take(roots)
     }
 
     /// Finishes every open component (end of a run).

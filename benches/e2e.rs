@@ -32,6 +32,7 @@ fn e2e(c: &mut Criterion) {
         config: &cfg,
         stream: Default::default(),
         indexes: &Default::default(),
+        change_model: None,
     };
     let tile = &m.tiles[0];
     let mut g = c.benchmark_group("tile-2048");

@@ -86,6 +86,7 @@ fn main() -> riverwatch::Result<()> {
         config: &config,
         stream: Default::default(),
         indexes: &Default::default(),
+        change_model: None,
     };
     let pair = ScenePair {
         before: scene(size, false),

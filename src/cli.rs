@@ -297,6 +297,14 @@ pub struct DetectArgs {
     /// confidence, any-change, zones) as GeoTIFFs into this folder.
     #[arg(long)]
     pub emit_rasters: Option<PathBuf>,
+    /// Use this change model (JSON from scripts/fit_change_model.py)
+    /// instead of the built-in one: for cross-validation and refits.
+    #[arg(long)]
+    pub change_model: Option<PathBuf>,
+    /// With --emit-rasters, also write the change model's per-pixel
+    /// features (`TILE_change_features.tif`), for refitting the model.
+    #[arg(long, requires = "emit_rasters")]
+    pub emit_features: bool,
     /// Also write every reported component's model inputs as JSON lines
     /// (first line: the input names, in model order); what
     /// scripts/fit_models.py reads.

@@ -28,7 +28,7 @@
 //! use riverwatch::{detect_scene, Config, Context, NoTap, Registry, SceneInfo, ScenePair};
 //! # fn run(pair: ScenePair, segments: Vec<riverwatch::Segment>, registry: Registry) -> riverwatch::Result<()> {
 //! let config = Config::default();
-//! let ctx = Context { segments: &segments, registry: &registry, config: &config, stream: Default::default(), indexes: &Default::default() };
+//! let ctx = Context { segments: &segments, registry: &registry, config: &config, stream: Default::default(), indexes: &Default::default(), change_model: None };
 //! let info = SceneInfo { tile: "t1".into(), before_date: "2025-06-12".into(), after_date: "2026-06-17".into() };
 //! let result = detect_scene(pair, &info, &ctx, &mut NoTap)?;
 //! for d in &result.detections {
@@ -82,7 +82,7 @@ pub use eval::{
 pub use io::crs::{epsg_wkt, to_wgs84};
 pub use io::raster::{probe, write_geotiff};
 pub use io::vector::read_detections;
-pub use io::{load_config, load_manifest, load_registry, quiet_gdal};
+pub use io::{load_change_model, load_config, load_manifest, load_registry, quiet_gdal};
 pub use pipeline::link::{Indexed, Indexes, SegmentIndex};
 pub use pipeline::recheck::{
     compare as compare_dates, measure as measure_site, Comparison, SiteMeasure, Verdict,

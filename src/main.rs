@@ -143,14 +143,22 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
     } else {
         riverwatch::load_context_inputs(&manifest, &cfg)?
     };
+    let model = match &a.change_model {
+        Some(p) => Some(riverwatch::load_change_model(p)?),
+        None => None,
+    };
     let ctx = riverwatch::Context {
         segments: &segments,
         registry: &registry,
         config: &cfg,
         stream: streaming(&a.common),
         indexes: &riverwatch::Indexes::default(),
+        change_model: model.as_ref(),
     };
-    let mut rasters = a.emit_rasters.clone().map(|dir| RasterWriter { dir });
+    let mut rasters = a.emit_rasters.clone().map(|dir| RasterWriter {
+        dir,
+        features: a.emit_features,
+    });
     let mut features = a.features.clone().map(FeatureWriter::new);
     let mut all = Vec::new();
     let mut failed = 0;

@@ -159,6 +159,7 @@ pub fn run_task(a: &RunTaskArgs) -> Result<ExitCode> {
         config: &plan.config,
         stream: plan.stream,
         indexes: &riverwatch::Indexes::default(),
+        change_model: None,
     };
     for t in &tasks {
         injected_failure(t, &a.out);

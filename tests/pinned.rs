@@ -10,51 +10,51 @@ use util::*;
 const PINNED: &[(&str, &str)] = &[
     (
         "dispatch/哈尔滨市/松北区.csv",
-        "dd0881bcf3dfe75f144020f3f670e5aec0452140945c7ffb114621c94cf5dc22",
+        "e134763b3af2f1be5f63056dcce7bee256168d123b7fbb56c94c8cecf6ffb8db",
     ),
     (
         "dispatch/哈尔滨市/松北区.geojson",
-        "f62ccf929db29a6786ef5a8133221a3d7f1cfb9730ed85cda370daf7c203ee56",
+        "eedaa45bf95eeacef4fba2349ae3e04e7aa6c59c653d9a98df9de273fc9051e6",
     ),
     (
         "dispatch/哈尔滨市/道外区.csv",
-        "438fb7a527082212f461447b10ad1b5d56dca6d1aff3be348e2a944a65bc15fc",
+        "51583a414149277b23eb1e95f5dc5f40d4aa62bd95885efd6403991fdf23a874",
     ),
     (
         "dispatch/哈尔滨市/道外区.geojson",
-        "aa95b87bc74daf86f3a13feb318910414dc133d4c804ce7cc7c751b408e03d0c",
+        "7e46972bc68ad48d153930291b6dd8713114f8d7aff4b8eb8146e90502803e11",
     ),
     (
         "dispatch/哈尔滨市/道里区.csv",
-        "ff9f3acdec0aa9c22031a02dd672e91a62f35f0ebda26fd52cee0115e16ccb97",
+        "d8a2106eaa2418e0f1c04ed1d9dd986546b3ba36a035e37410f8ae43f643b16d",
     ),
     (
         "dispatch/哈尔滨市/道里区.geojson",
-        "1638b3c976898e6519e5dd79a4862bdbdeffd77beb421339286434f86628b277",
+        "9e917ed8d4840d30435773eb11b9f02dda5570dab219a9cf7815410cb4fa795c",
     ),
     (
         "flagged.geojson",
-        "e57bc42455236bc1b47dbc4c1c60635ed03116652b182ba3792dd73b4022c0f7",
+        "7ac5a6af7744a44b41732bfeae6e137c5bc29222d462e77f6bda568c39d3eec0",
     ),
     (
         "flagged.gpkg",
-        "00a89f99f8d990174dd9cc3bc657765125cb63734519d51b9f0c02a8e3ec434e",
+        "cd7a97d2018935b349a14402ecc861019ca43d672435a468309955116883df37",
     ),
     (
         "tiles/songhua-0000.geojson",
-        "c1460859a6839229b5efba316e173385b91c744027b14d4a5ce78503b3700bed",
+        "49511db21d9d2dea5085a1fcebb6aeed8d8275cadd7d361ed9f43b67f9d30157",
     ),
     (
         "tiles/songhua-0001.geojson",
-        "fca2c70ab81e403291fc0afbc6057e7d67e1593968fea350ebfbd789af8b281a",
+        "86e30fc73cd83d4b59d6ea11329db2e978c4b2f3aa4012cb15d1eac388b8b472",
     ),
     (
         "tiles/songhua-0002.geojson",
-        "22dd2b27649dc8f8ef9af60acaa657e61bfdc63a89341a422c7aad7d796651fd",
+        "6c2dda485a7a8409954d966bcf74acd39c12e10c4250c0bb1df286c628c5745d",
     ),
     (
         "tiles/songhua-0003.geojson",
-        "2e69753e9481b9874c96527b77a89c4a6b141aab670e6e0b9a9287a1ad33055e",
+        "790717083b9c51b106f816ab30ca88584eba9bb50aee76049d00264d0f8c11af",
     ),
 ];
 

@@ -22,6 +22,7 @@ fn detect_all(m: &Manifest, segs: &[Segment], stream: StreamOptions) -> Vec<Tile
         config: &cfg,
         stream,
         indexes: &Default::default(),
+        change_model: None,
     };
     m.tiles
         .iter()

@@ -272,6 +272,7 @@ pub fn run(m: &Manifest, cfg: &Config, o: &BatchOptions) -> Result<BatchResult> 
         config: cfg,
         stream: o.stream,
         indexes: &indexes,
+        change_model: None,
     };
     std::fs::create_dir_all(o.out.join("tiles")).map_err(|e| Error::io(o.out.join("tiles"), e))?;
     // Leftovers of a run that was killed while writing, and the products

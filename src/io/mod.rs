@@ -184,6 +184,27 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     crate::domain::parse_json(path, &read_text(path)?)
 }
 
+/// Reads a change model (`riverwatch-change-model/1` JSON, as written by
+/// `scripts/fit_change_model.py`) and checks it fits a 4-, 5- or 6-band
+/// pair.
+///
+/// # Errors
+/// Unreadable file, malformed JSON, a model that fits no band layout.
+pub fn load_change_model(path: &Path) -> Result<crate::kernels::changeprob::TreeModel> {
+    let m: crate::kernels::changeprob::TreeModel = read_json(path)?;
+    let errs: Vec<String> = (4..=6).filter_map(|b| m.check(b).err()).collect();
+    if errs.len() == 3 {
+        return Err(Error::Invalid {
+            path: path.to_path_buf(),
+            msg: format!(
+                "not a usable change model: {}; refit it with scripts/fit_change_model.py",
+                errs[0]
+            ),
+        });
+    }
+    Ok(m)
+}
+
 /// Hands freed heap memory back to the system (glibc keeps freed blocks in
 /// per-thread arenas; a streamed scene frees and reallocates the same block
 /// buffers on every block, so without this the resident size creeps up to

@@ -4,6 +4,7 @@
 //! own arrays.
 
 pub mod change;
+pub mod changeprob;
 pub mod clouds;
 pub mod coregister;
 pub mod indices;

@@ -4,8 +4,10 @@
 
 use crate::domain::config::{Config, Method};
 use crate::kernels::change;
+use crate::kernels::changeprob::{self, TreeModel};
+use crate::kernels::morphology::{dilate, Shape};
 use crate::kernels::threshold::otsu;
-use ndarray::{s, Array2, ArrayView2, ArrayView3};
+use ndarray::{s, Array2, ArrayView2, ArrayView3, Zip};
 
 /// Appearance and disappearance magnitudes (reflectance units).
 pub struct Magnitude {
@@ -13,6 +15,51 @@ pub struct Magnitude {
     pub appeared: Array2<f32>,
     /// Something went away (kept by the any-change layer).
     pub vanished: Array2<f32>,
+    /// The change model's probability (rules method, inside the zone's
+    /// usable pixels; see [`with_probability`]).
+    pub probability: Option<Array2<f32>>,
+}
+
+/// Adds the change model's per-pixel probability (after the sand rule)
+/// where a reported component can be: usable zone pixels over the weak
+/// change threshold, grown by the closing that later joins them
+/// (`close_iterations` steps of the 3 × 3 cross; a closing never leaves its
+/// dilation). Elsewhere it stays 0.
+pub fn with_probability(
+    m: &mut Magnitude,
+    x: &ProbabilityInput<'_>,
+    model: &TreeModel,
+    cfg: &Config,
+) {
+    let weak = x.threshold * cfg.hysteresis;
+    let changed = Zip::from(&m.appeared)
+        .and(x.zone_usable)
+        .map_collect(|&a, &z| z && a > weak);
+    let mut need = dilate(changed.view(), Shape::Cross, cfg.close_iterations);
+    Zip::from(&mut need)
+        .and(x.zone_usable)
+        .for_each(|n, &z| *n = *n && z);
+    m.probability = Some(changeprob::probability(
+        x.before,
+        x.after,
+        x.usable,
+        need.view(),
+        model,
+    ));
+}
+
+/// The pixels [`with_probability`] reads.
+pub struct ProbabilityInput<'a> {
+    /// Earlier reflectance.
+    pub before: ArrayView3<'a, f32>,
+    /// Later reflectance, normalised and shifted.
+    pub after: ArrayView3<'a, f32>,
+    /// Usable on both dates (the features' windows read only these).
+    pub usable: ArrayView2<'a, bool>,
+    /// Usable pixels of the zone.
+    pub zone_usable: ArrayView2<'a, bool>,
+    /// The change threshold.
+    pub threshold: f32,
 }
 
 /// Misregistration-tolerant appearance and disappearance magnitudes in row
@@ -44,6 +91,7 @@ pub fn tolerant_blocks(
     Magnitude {
         appeared: ap,
         vanished: va,
+        probability: None,
     }
 }
 
@@ -64,6 +112,7 @@ pub fn magnitude(
             Magnitude {
                 appeared: m.clone(),
                 vanished: m,
+                probability: None,
             }
         }
     }

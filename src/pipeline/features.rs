@@ -50,6 +50,8 @@ pub struct Stats {
     van: f64,
     /// Sum of the distance (pixels, capped) to the nearest cloud or shadow.
     cloud_d: f64,
+    /// Sum of the change model's probability.
+    p: f64,
 }
 
 impl Stats {
@@ -77,6 +79,10 @@ impl Stats {
     }
     fn b(&self, k: usize) -> f64 {
         self.mean(self.spec_b[k])
+    }
+    /// Mean change-model probability over the pixels.
+    pub fn mean_probability(&self) -> f64 {
+        self.mean(self.p)
     }
     fn cloud_dist(&self) -> f64 {
         self.mean(self.cloud_d)
@@ -213,6 +219,8 @@ pub struct Layers<'a> {
     pub appeared: &'a Array2<f32>,
     /// Disappearance magnitude.
     pub vanished: &'a Array2<f32>,
+    /// Change-model probability, when the method has one.
+    pub probability: Option<&'a Array2<f32>>,
     /// Earlier reflectance.
     pub before: ArrayView3<'a, f32>,
     /// Later reflectance (normalised, shifted).
@@ -267,6 +275,8 @@ pub struct PixelValues {
     pub vanished: f32,
     /// Distance to cloud, capped.
     pub cloud_d: u8,
+    /// Change-model probability (0 without a model).
+    pub p: f32,
     /// Bands in use.
     pub bands: u8,
     /// Reflectance before.
@@ -289,6 +299,7 @@ impl PixelValues {
             appeared: l.appeared[[r, c]],
             vanished: l.vanished[[r, c]],
             cloud_d: l.cloud_d[[r, c]],
+            p: l.probability.map_or(0.0, |p| p[[r, c]]),
             bands: nb as u8,
             ..PixelValues::default()
         };
@@ -329,6 +340,7 @@ pub fn add(st: &mut Stats, v: &PixelValues) {
     st.mag_max = st.mag_max.max(m);
     st.van += v.vanished as f64;
     st.cloud_d += v.cloud_d as f64;
+    st.p += v.p as f64;
 }
 
 /// Adds the brightness contrast between a pixel (brightness after `bra`)

@@ -60,9 +60,30 @@ pub struct Context<'a> {
     /// The segments projected and indexed per CRS, shared by the tiles of
     /// a run (`&Indexes::default()` for a fresh cache).
     pub indexes: &'a link::Indexes,
+    /// A change model to use instead of the built-in one
+    /// ([`models::change_model`]), e.g. a refitted one; `None` normally.
+    pub change_model: Option<&'a crate::kernels::changeprob::TreeModel>,
 }
 
 impl Context<'_> {
+    /// The change model for a pair with `bands` bands.
+    ///
+    /// # Errors
+    /// A given model whose features do not fit the pair.
+    pub fn model(&self, bands: usize) -> Result<&crate::kernels::changeprob::TreeModel> {
+        match self.change_model {
+            Some(m) => {
+                m.check(bands).map_err(|e| {
+                    Error::Config(format!(
+                        "the change model does not fit this {bands}-band pair: {e}"
+                    ))
+                })?;
+                Ok(m)
+            }
+            None => Ok(models::change_model(bands)),
+        }
+    }
+
     /// The segments in the CRS `wkt`, projected and indexed once per run.
     ///
     /// # Errors
@@ -261,6 +282,11 @@ pub fn detect_scene(
     };
     lap.mark(tap, "zones");
     let rules = cfg.method == Method::Rules;
+    let model = if rules {
+        Some(ctx.model(before.dim().0)?)
+    } else {
+        None
+    };
     let Estimated {
         g,
         cv,
@@ -271,6 +297,17 @@ pub fn detect_scene(
     });
     if rules {
         rules::sand_removal(&mut mag, &cv, cfg);
+    }
+    if let Some(m) = model {
+        let x = blocks::ProbabilityInput {
+            before: before.view(),
+            after: g.after.view(),
+            usable: g.usable.view(),
+            zone_usable: cv.zone_usable.view(),
+            threshold,
+        };
+        blocks::with_probability(&mut mag, &x, m, cfg);
+        lap.mark(tap, "change model");
     }
     let cand = rules::candidates(
         &rules::RuleInput {
@@ -294,6 +331,7 @@ pub fn detect_scene(
         cover: &cv,
         appeared: &mag.appeared,
         vanished: &mag.vanished,
+        probability: mag.probability.as_ref(),
         before: before.view(),
         after: g.after.view(),
         cloud_d: cloud_d.view(),
@@ -305,6 +343,7 @@ pub fn detect_scene(
         to_wgs: &to_wgs,
         threshold,
         cfg,
+        model,
     };
     let objs = objects::detections(mask.view(), &comps, &layers, &ox, tap)?;
     lap.mark(tap, "polygons+link");

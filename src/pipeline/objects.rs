@@ -14,6 +14,7 @@ use crate::domain::grid::Grid;
 use crate::error::Result;
 use crate::io::crs::Transformer;
 use crate::io::vector::round_geometry;
+use crate::kernels::changeprob::TreeModel;
 use crate::kernels::label::Component;
 use crate::kernels::morphology::{erode, Shape};
 use crate::kernels::polygons::trace;
@@ -35,6 +36,8 @@ pub struct ObjectContext<'a> {
     pub threshold: f32,
     /// Settings.
     pub cfg: &'a Config,
+    /// The change model (rules method), whose stack gives the confidence.
+    pub model: Option<&'a TreeModel>,
 }
 
 /// Detections, and per component label the reported class code and
@@ -192,8 +195,19 @@ fn score(
 ) -> Option<(ChangeClass, f64, ComponentRecord)> {
     let xc = features::conf_features(st, x.threshold as f64);
     let xk = features::class_features(st, swir);
-    let confidence = models::confidence(&xc, swir);
     let rules = x.cfg.method == crate::domain::config::Method::Rules;
+    // With the change model the confidence stacks the component model's
+    // score with the component's mean change probability (fitted on real
+    // and synthetic components); the CVA baseline keeps the component
+    // model's score as information.
+    let component_score = models::confidence(&xc, swir);
+    let mean_probability = st.mean_probability();
+    let confidence = match x.model {
+        Some(m) if rules => m.confidence.map_or(mean_probability, |s| {
+            s.confidence(component_score, mean_probability)
+        }),
+        _ => component_score,
+    };
     if rules && confidence < x.cfg.min_confidence {
         return None;
     }
@@ -204,6 +218,8 @@ fn score(
         pixels,
         class,
         confidence,
+        component_score,
+        mean_probability,
         conf_features: xc.to_vec(),
         class_features: xk,
     };

@@ -147,13 +147,19 @@ impl Rows for Magnitude {
     fn cut(&self, r: Range<usize>) -> Self {
         Magnitude {
             appeared: self.appeared.cut(r.clone()),
-            vanished: self.vanished.cut(r),
+            vanished: self.vanished.cut(r.clone()),
+            probability: self.probability.as_ref().map(|p| p.cut(r)),
         }
     }
     fn join(self, o: Self) -> Self {
+        let probability = match (self.probability, o.probability) {
+            (Some(a), Some(b)) => Some(a.join(b)),
+            _ => None,
+        };
         Magnitude {
             appeared: self.appeared.join(o.appeared),
             vanished: self.vanished.join(o.vanished),
+            probability,
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::domain::rivers::Projected;
 use crate::error::{Error, Result};
 use crate::io::crs::Transformer;
 use crate::io::raster::TileReader;
+use crate::kernels::changeprob::{self, TreeModel};
 use crate::kernels::clouds::Cast;
 use crate::kernels::label::Component;
 use crate::kernels::normalize::Fit;
@@ -158,7 +159,8 @@ pub struct Halos {
     pub align: usize,
     /// Thin clouds: the core's size test (2 m), growth, dilation.
     pub thin: usize,
-    /// Land cover and the misregistration-tolerant magnitude.
+    /// Land cover, the misregistration-tolerant magnitude and the change
+    /// model's neighbourhood features.
     pub cover: usize,
     /// Rules and clean-up: shoreline dilations, compact-shore extent,
     /// hysteresis reach, shoreline reconstruction, closing and opening.
@@ -197,7 +199,11 @@ impl Halos {
             } else {
                 0
             },
-            cover: cfg.misregistration_px * usize::from(rules),
+            cover: if rules {
+                cfg.misregistration_px.max(changeprob::HALO)
+            } else {
+                0
+            },
             mask: if rules {
                 sh + (rules::COMPACT_SHORE_MAX_PX + 1)
                     + HYSTERESIS_REACH
@@ -346,6 +352,11 @@ pub fn detect(
     let halos = Halos::of(cfg, &params);
     let linker = link::Linker::new(ctx.segments, &indexed.index, ctx.registry);
     let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
+    let model = if cfg.method == Method::Rules {
+        Some(ctx.model(bands)?)
+    } else {
+        None
+    };
     let ox = ObjectContext {
         grid: &grid,
         info,
@@ -353,6 +364,7 @@ pub fn detect(
         to_wgs: &to_wgs,
         threshold: params.threshold,
         cfg,
+        model,
     };
     let mut engine = Engine {
         reader: &reader,
@@ -362,6 +374,7 @@ pub fn detect(
         cfg,
         ox: &ox,
         swir: bands > 4,
+        model,
         counts: Counts::default(),
         out: Vec::new(),
         rows_read: 0,
@@ -517,6 +530,8 @@ struct Engine<'a> {
     ox: &'a ObjectContext<'a>,
     /// Whether the bands include SWIR (the models' feature set).
     swir: bool,
+    /// The change model (rules method).
+    model: Option<&'a TreeModel>,
     counts: Counts,
     /// Detections with their sort key (first row, first column).
     out: Vec<((usize, usize), Detection)>,
@@ -533,6 +548,7 @@ impl Engine<'_> {
         let hl = self.halos;
         let [l_raw, l_clouds, l_aligned, l_thin, l_cover] = hl.leads();
         let rules = cfg.method == Method::Rules;
+        let model = self.model;
         let mut raw: Buf<Raw> = Buf::new();
         let mut clouds: Buf<(Array2<u8>, Array2<u8>)> = Buf::new();
         let mut aligned: Buf<(Array3<f32>, Array2<bool>)> = Buf::new();
@@ -601,6 +617,16 @@ impl Engine<'_> {
                 if rules {
                     rules::sand_removal(&mut mag, &cv, cfg);
                 }
+                if let Some(m) = model {
+                    let x = blocks::ProbabilityInput {
+                        before: bf.view(),
+                        after: af.view(),
+                        usable: u.view(),
+                        zone_usable: cv.zone_usable.view(),
+                        threshold: p.threshold,
+                    };
+                    blocks::with_probability(&mut mag, &x, m, cfg);
+                }
                 Ok((cv, mag))
             })?;
             mask.extend(want(0), hl.mask, h, b, |r, _| {
@@ -642,6 +668,7 @@ impl Engine<'_> {
                 cover: &cv,
                 appeared: &mag.appeared,
                 vanished: &mag.vanished,
+                probability: mag.probability.as_ref(),
                 before: bf.view(),
                 after: af.view(),
                 cloud_d: cd.view(),

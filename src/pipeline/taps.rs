@@ -27,6 +27,10 @@ pub struct ComponentRecord {
     pub class: ChangeClass,
     /// Predicted confidence (unrounded).
     pub confidence: f64,
+    /// The component model's score (an input of the confidence).
+    pub component_score: f64,
+    /// Mean change-model probability over the component (0 without one).
+    pub mean_probability: f64,
     /// Confidence-model inputs.
     pub conf_features: Vec<f64>,
     /// Class-model inputs.

@@ -6,6 +6,7 @@
 
 use crate::error::Result;
 use crate::io::raster::write_geotiff;
+use crate::kernels::changeprob::features;
 use crate::kernels::indices::indices_with;
 use crate::kernels::label::label;
 use crate::kernels::morphology::{close, Shape};
@@ -19,6 +20,10 @@ use std::path::PathBuf;
 pub struct RasterWriter {
     /// Output folder.
     pub dir: PathBuf,
+    /// Also write the change model's per-pixel features
+    /// (`{tile}_change_features.tif`, one float band per feature, named in
+    /// the band descriptions): what `scripts/fit_change_model.py` reads.
+    pub features: bool,
 }
 
 impl Tap for RasterWriter {
@@ -58,6 +63,11 @@ impl Tap for RasterWriter {
         let any = any_change(s, &mag);
         write_geotiff(&p("any_change"), s.grid, &[any.mapv(u8::from).view()], None)?;
         write_geotiff(&p("suppressed"), s.grid, &[s.why], None)?;
+        if self.features {
+            let f = features(s.before, s.after, s.usable);
+            let bands: Vec<_> = f.outer_iter().collect();
+            write_geotiff(&p("change_features"), s.grid, &bands, None)?;
+        }
         let zones_u8 = Zip::from(s.zone)
             .and(s.channel)
             .map_collect(|&z, &c| u8::from(z) + u8::from(c));

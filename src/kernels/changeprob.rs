@@ -1,0 +1,569 @@
+//! Per-pixel change probability: a gradient-boosted tree ensemble over
+//! spectral and neighbourhood features of a normalised pair.
+//!
+//! The features are the same for any sensor with blue, green, red and NIR
+//! (and SWIR1/SWIR2 when present): per-band log ratios, NDVI/NDWI (and
+//! NDBI/MNDWI) of both dates and their differences, the change magnitude,
+//! the magnitude and index differences averaged over 3, 7 and 15 pixel
+//! windows, and the local brightness texture of both dates. A pixel depends
+//! only on rows within [`HALO`] of it, so row blocks with that halo give
+//! exactly the whole-scene values.
+//!
+//! The ensemble is data ([`TreeModel`], JSON); riverwatch ships one fitted
+//! on real and synthetic pairs (`models/`), and researchers can load their
+//! own with the same feature order ([`feature_names`]).
+
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
+use rayon::prelude::*;
+use serde::Deserialize;
+
+/// Neighbourhood windows (odd sides, pixels).
+pub const WINDOWS: [usize; 3] = [3, 7, 15];
+/// How many rows beyond a pixel its features read.
+pub const HALO: usize = 7;
+/// Rows per internal chunk (features are only held for one chunk).
+const CHUNK: usize = 64;
+/// Offset inside the log ratio: keeps dark water pixels (reflectance
+/// ≈ 0.01) from dominating with noise.
+const LOG_EPS: f32 = 0.01;
+
+/// Names of the features, in the order a model reads them, for a pair with
+/// `bands` bands (SWIR features from 5 bands on).
+pub fn feature_names(bands: usize) -> Vec<String> {
+    let nb = bands.min(6);
+    let swir = nb > 4;
+    let mut v: Vec<String> = (0..nb).map(|k| format!("lr{k}")).collect();
+    let mut idx = vec!["ndvi", "ndwi", "br"];
+    if swir {
+        idx.extend(["ndbi", "mndwi"]);
+    }
+    for i in &idx {
+        v.push(format!("{i}_b"));
+        v.push(format!("{i}_a"));
+        v.push(format!("d_{i}"));
+    }
+    v.push("mag".into());
+    let ctx: &[&str] = if swir {
+        &["mag", "d_ndvi", "d_br", "d_ndbi"]
+    } else {
+        &["mag", "d_ndvi", "d_br"]
+    };
+    for w in WINDOWS {
+        for c in ctx {
+            v.push(format!("{c}_m{w}"));
+        }
+    }
+    v.extend(["std5_b".into(), "std5_a".into(), "d_std5".into()]);
+    v
+}
+
+#[inline]
+fn nd(a: f32, b: f32) -> f32 {
+    crate::kernels::indices::nd(a, b)
+}
+
+/// The point features of one pixel into `out` (in [`feature_names`]
+/// order, up to `mag`); returns (mag, d_ndvi, d_br, d_ndbi, br_b, br_a).
+fn point(b: &[f32], a: &[f32], out: &mut Vec<f32>) -> [f32; 6] {
+    let nb = b.len();
+    let mut ss = 0.0;
+    for k in 0..nb {
+        let lr = (a[k].max(0.0) + LOG_EPS).ln() - (b[k].max(0.0) + LOG_EPS).ln();
+        ss += lr * lr;
+        out.push(lr);
+    }
+    let mag = (ss / nb as f32).sqrt();
+    let br = |x: &[f32]| (x[0] + x[1] + x[2]) / 3.0;
+    let mut pairs = [(0f32, 0f32); 5];
+    pairs[0] = (nd(b[3], b[2]), nd(a[3], a[2]));
+    pairs[1] = (nd(b[1], b[3]), nd(a[1], a[3]));
+    pairs[2] = (br(b), br(a));
+    let np = if nb > 4 {
+        pairs[3] = (nd(b[4], b[3]), nd(a[4], a[3]));
+        pairs[4] = (nd(b[1], b[4]), nd(a[1], a[4]));
+        5
+    } else {
+        3
+    };
+    for &(x, y) in &pairs[..np] {
+        out.extend([x, y, y - x]);
+    }
+    out.push(mag);
+    let d_ndbi = if nb > 4 { pairs[3].1 - pairs[3].0 } else { 0.0 };
+    [
+        mag,
+        pairs[0].1 - pairs[0].0,
+        pairs[2].1 - pairs[2].0,
+        d_ndbi,
+        pairs[2].0,
+        pairs[2].1,
+    ]
+}
+
+/// Mean of `x` over the valid pixels of a `(2r+1)²` window around every
+/// pixel (the window clipped to the array; 0 where none is valid). Sums
+/// run in a fixed order relative to the pixel, so any row window that
+/// holds the pixel's neighbours gives the same bits.
+fn box_mean(x: ArrayView2<f32>, v: ArrayView2<bool>, r: usize) -> Array2<f32> {
+    let (h, w) = x.dim();
+    let mut hs = Array2::<f32>::zeros((h, w));
+    let mut hc = Array2::<f32>::zeros((h, w));
+    Zip::from(hs.rows_mut())
+        .and(hc.rows_mut())
+        .and(x.rows())
+        .and(v.rows())
+        .par_for_each(|mut so, mut co, xr, vr| {
+            for c in 0..w {
+                let (mut s, mut n) = (0.0f32, 0.0f32);
+                for cc in c.saturating_sub(r)..(c + r + 1).min(w) {
+                    if vr[cc] {
+                        s += xr[cc];
+                        n += 1.0;
+                    }
+                }
+                so[c] = s;
+                co[c] = n;
+            }
+        });
+    let mut out = Array2::<f32>::zeros((h, w));
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(row, mut o)| {
+            for c in 0..w {
+                let (mut s, mut n) = (0.0f32, 0.0f32);
+                for rr in row.saturating_sub(r)..(row + r + 1).min(h) {
+                    s += hs[[rr, c]];
+                    n += hc[[rr, c]];
+                }
+                o[c] = if n > 0.0 { s / n } else { 0.0 };
+            }
+        });
+    out
+}
+
+/// The feature stack `(features, rows, cols)` of a normalised pair, 0 at
+/// pixels not `valid`. Rows within [`HALO`] of the array's edge see a
+/// clipped window, as at the scene's edge.
+pub fn features(
+    before: ArrayView3<f32>,
+    after: ArrayView3<f32>,
+    valid: ArrayView2<bool>,
+) -> Array3<f32> {
+    let (nb0, h, w) = before.dim();
+    let nb = nb0.min(6);
+    let nf = feature_names(nb0).len();
+    let n_point = nf - (WINDOWS.len() * if nb > 4 { 4 } else { 3 }) - 3;
+    let mut f = Array3::<f32>::zeros((nf, h, w));
+    // Point features and the layers the windows average.
+    let mut ctx = Array3::<f32>::zeros((6, h, w));
+    let rows: Vec<(Vec<f32>, Vec<f32>)> = (0..h)
+        .into_par_iter()
+        .map(|r| {
+            let mut pts = vec![0f32; n_point * w];
+            let mut cx = vec![0f32; 6 * w];
+            let mut buf = Vec::with_capacity(n_point);
+            let (mut b, mut a) = (vec![0f32; nb], vec![0f32; nb]);
+            for c in 0..w {
+                if !valid[[r, c]] {
+                    continue;
+                }
+                for k in 0..nb {
+                    b[k] = before[[k, r, c]];
+                    a[k] = after[[k, r, c]];
+                }
+                buf.clear();
+                let q = point(&b, &a, &mut buf);
+                for (i, x) in buf.iter().enumerate() {
+                    pts[i * w + c] = *x;
+                }
+                for (i, x) in q.iter().enumerate() {
+                    cx[i * w + c] = *x;
+                }
+            }
+            (pts, cx)
+        })
+        .collect();
+    for (r, (pts, cx)) in rows.into_iter().enumerate() {
+        for i in 0..n_point {
+            f.slice_mut(s![i, r, ..])
+                .assign(&ndarray::ArrayView1::from(&pts[i * w..(i + 1) * w]));
+        }
+        for i in 0..6 {
+            ctx.slice_mut(s![i, r, ..])
+                .assign(&ndarray::ArrayView1::from(&cx[i * w..(i + 1) * w]));
+        }
+    }
+    let n_ctx = if nb > 4 { 4 } else { 3 };
+    let mut at = n_point;
+    for win in WINDOWS {
+        for i in 0..n_ctx {
+            let m = box_mean(ctx.index_axis(Axis(0), i), valid, win / 2);
+            f.index_axis_mut(Axis(0), at).assign(&m);
+            at += 1;
+        }
+    }
+    // Local brightness texture (5 × 5 standard deviation) of both dates.
+    let mut sd = [Array2::zeros((h, w)), Array2::zeros((h, w))];
+    for (d, s) in sd.iter_mut().enumerate() {
+        let x = ctx.index_axis(Axis(0), 4 + d);
+        let m = box_mean(x, valid, 2);
+        let m2 = box_mean(x.mapv(|v| v * v).view(), valid, 2);
+        *s = Zip::from(&m)
+            .and(&m2)
+            .map_collect(|&m, &m2| (m2 - m * m).max(0.0).sqrt());
+    }
+    let d = &sd[1] - &sd[0];
+    for (i, l) in [&sd[0], &sd[1], &d].into_iter().enumerate() {
+        f.index_axis_mut(Axis(0), at + i).assign(l);
+    }
+    Zip::from(f.lanes_mut(Axis(0)))
+        .and(valid)
+        .for_each(|mut l, &v| {
+            if !v {
+                l.fill(0.0);
+            }
+        });
+    f
+}
+
+/// One regression tree in flat arrays: node `i` is a leaf when
+/// `leaf[i]`, else it goes `left[i]` when feature `feature[i]` ≤
+/// `threshold[i]` and `right[i]` otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tree {
+    /// Feature index per node.
+    pub feature: Vec<u32>,
+    /// Split threshold per node.
+    pub threshold: Vec<f64>,
+    /// Left child per node.
+    pub left: Vec<u32>,
+    /// Right child per node.
+    pub right: Vec<u32>,
+    /// Leaf value (log-odds) per node.
+    pub value: Vec<f64>,
+    /// Whether the node is a leaf.
+    pub leaf: Vec<bool>,
+}
+
+/// A boosted tree ensemble with a logistic link.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeModel {
+    /// `"riverwatch-change-model/1"`.
+    pub format: String,
+    /// Feature names, which must equal [`feature_names`] for the pair.
+    pub features: Vec<String>,
+    /// Starting log-odds.
+    pub baseline: f64,
+    /// The trees.
+    pub trees: Vec<Tree>,
+    /// How a component's confidence combines the component model's score
+    /// with its mean change probability (see [`Stack`]); without it the
+    /// confidence is the mean probability.
+    #[serde(default)]
+    pub confidence: Option<Stack>,
+    /// Where the model came from (data, folds, date).
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+    /// The trees as one flat node array (built on first use; a model is
+    /// not meant to be changed after it has scored a pixel).
+    #[serde(skip)]
+    flat: std::sync::OnceLock<Vec<Node>>,
+}
+
+/// One node of the flattened ensemble: a leaf when `feature` is
+/// `u32::MAX` (then `threshold` holds its value); children are absolute
+/// indices into the flat array.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    threshold: f64,
+    feature: u32,
+    left: u32,
+    right: u32,
+}
+
+/// A logistic stack of two component scores: confidence =
+/// σ(bias + component · logit(s) + probability · logit(p̄)), where `s` is
+/// the component model's score and `p̄` the component's mean change
+/// probability; fitted on real and synthetic components together.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stack {
+    /// Intercept.
+    pub bias: f64,
+    /// Weight of the component model's log-odds.
+    pub component: f64,
+    /// Weight of the mean probability's log-odds.
+    pub probability: f64,
+}
+
+impl Stack {
+    /// The stacked confidence of a component.
+    pub fn confidence(&self, component: f64, mean_probability: f64) -> f64 {
+        let logit = |p: f64| {
+            let p = p.clamp(1e-6, 1.0 - 1e-6);
+            (p / (1.0 - p)).ln()
+        };
+        let z = self.bias
+            + self.component * logit(component)
+            + self.probability * logit(mean_probability);
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+impl TreeModel {
+    /// Checks the format, the feature list against a pair with `bands`
+    /// bands and that every node points inside its tree.
+    ///
+    /// # Errors
+    /// A message saying what is wrong.
+    pub fn check(&self, bands: usize) -> Result<(), String> {
+        if self.format != "riverwatch-change-model/1" {
+            return Err(format!(
+                "format is {:?}, expected \"riverwatch-change-model/1\"",
+                self.format
+            ));
+        }
+        let want = feature_names(bands);
+        if self.features != want {
+            return Err(format!(
+                "its {} features do not match the {} computed for a {bands}-band pair ({})",
+                self.features.len(),
+                want.len(),
+                want.join(",")
+            ));
+        }
+        for (i, t) in self.trees.iter().enumerate() {
+            let n = t.leaf.len();
+            let ok = [
+                t.feature.len(),
+                t.threshold.len(),
+                t.left.len(),
+                t.right.len(),
+                t.value.len(),
+            ]
+            .iter()
+            .all(|&l| l == n)
+                && n > 0
+                && (0..n).all(|j| {
+                    t.leaf[j]
+                        || ((t.feature[j] as usize) < want.len()
+                            && (t.left[j] as usize) < n
+                            && (t.right[j] as usize) < n
+                            && t.left[j] as usize > j
+                            && t.right[j] as usize > j)
+                });
+            if !ok {
+                return Err(format!("tree {i} is malformed"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The trees as one flat node array, roots first in tree order.
+    fn flat(&self) -> (&[Node], usize) {
+        let nodes = self.flat.get_or_init(|| {
+            let mut roots = Vec::with_capacity(self.trees.len());
+            let mut at = self.trees.len();
+            for t in &self.trees {
+                roots.push(at);
+                at += t.leaf.len();
+            }
+            let mut v = vec![
+                Node {
+                    threshold: 0.0,
+                    feature: u32::MAX,
+                    left: 0,
+                    right: 0
+                };
+                at
+            ];
+            for (ti, t) in self.trees.iter().enumerate() {
+                let base = roots[ti];
+                for j in 0..t.leaf.len() {
+                    let n = if t.leaf[j] {
+                        Node {
+                            threshold: t.value[j],
+                            feature: u32::MAX,
+                            left: 0,
+                            right: 0,
+                        }
+                    } else {
+                        Node {
+                            threshold: t.threshold[j],
+                            feature: t.feature[j],
+                            left: (base + t.left[j] as usize) as u32,
+                            right: (base + t.right[j] as usize) as u32,
+                        }
+                    };
+                    v[base + j] = n;
+                }
+                // The root slot at the front points at the tree's node 0.
+                v[ti] = v[base];
+            }
+            v
+        });
+        (nodes, self.trees.len())
+    }
+
+    /// Log-odds of change for one feature vector.
+    pub fn raw(&self, x: &[f32]) -> f64 {
+        let (nodes, n_trees) = self.flat();
+        let mut s = self.baseline;
+        for root in 0..n_trees {
+            let mut n = nodes[root];
+            while n.feature != u32::MAX {
+                let next = if f64::from(x[n.feature as usize]) <= n.threshold {
+                    n.left
+                } else {
+                    n.right
+                };
+                n = nodes[next as usize];
+            }
+            s += n.threshold;
+        }
+        s
+    }
+
+    /// Probability of change for one feature vector.
+    pub fn probability(&self, x: &[f32]) -> f32 {
+        (1.0 / (1.0 + (-self.raw(x)).exp())) as f32
+    }
+}
+
+/// The change probability of every pixel where `need` is true (0
+/// elsewhere), computing features in row chunks so only one chunk's
+/// features are held. Any row window with [`HALO`] rows on each side of
+/// the rows used gives exactly the whole-scene values.
+pub fn probability(
+    before: ArrayView3<f32>,
+    after: ArrayView3<f32>,
+    valid: ArrayView2<bool>,
+    need: ArrayView2<bool>,
+    model: &TreeModel,
+) -> Array2<f32> {
+    let (_, h, w) = before.dim();
+    let mut p = Array2::<f32>::zeros((h, w));
+    for start in (0..h).step_by(CHUNK) {
+        let end = (start + CHUNK).min(h);
+        if !need.slice(s![start..end, ..]).iter().any(|&n| n) {
+            continue;
+        }
+        let (h0, h1) = (start.saturating_sub(HALO), (end + HALO).min(h));
+        let f = features(
+            before.slice(s![.., h0..h1, ..]),
+            after.slice(s![.., h0..h1, ..]),
+            valid.slice(s![h0..h1, ..]),
+        );
+        let nf = f.len_of(Axis(0));
+        p.slice_mut(s![start..end, ..])
+            .axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, mut row)| {
+                let r = start + i;
+                let mut x = vec![0f32; nf];
+                for c in 0..w {
+                    if !need[[r, c]] || !valid[[r, c]] {
+                        continue;
+                    }
+                    for (k, xk) in x.iter_mut().enumerate() {
+                        *xk = f[[k, r - h0, c]];
+                    }
+                    row[c] = model.probability(&x);
+                }
+            });
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(h: usize, w: usize, bands: usize) -> (Array3<f32>, Array3<f32>) {
+        let b = Array3::from_shape_fn((bands, h, w), |(k, r, c)| {
+            0.05 + 0.01 * k as f32 + 0.002 * ((r * 7 + c * 3) % 11) as f32
+        });
+        let mut a = b.clone();
+        for k in 0..bands {
+            for r in 10..14 {
+                for c in 5..9 {
+                    a[[k, r, c]] = 0.3;
+                }
+            }
+        }
+        (b, a)
+    }
+
+    #[test]
+    fn names_match_the_stack() {
+        for bands in [4, 6] {
+            let (b, a) = pair(20, 16, bands);
+            let v = Array2::from_elem((20, 16), true);
+            let f = features(b.view(), a.view(), v.view());
+            assert_eq!(f.len_of(Axis(0)), feature_names(bands).len());
+        }
+    }
+
+    #[test]
+    fn row_windows_with_the_halo_give_the_whole_scene_values() {
+        let (b, a) = pair(40, 16, 6);
+        let mut v = Array2::from_elem((40, 16), true);
+        v[[12, 6]] = false;
+        let whole = features(b.view(), a.view(), v.view());
+        let (r0, r1) = (9, 20);
+        let part = features(
+            b.slice(s![.., r0 - HALO..r1 + HALO, ..]),
+            a.slice(s![.., r0 - HALO..r1 + HALO, ..]),
+            v.slice(s![r0 - HALO..r1 + HALO, ..]),
+        );
+        assert_eq!(
+            whole.slice(s![.., r0..r1, ..]),
+            part.slice(s![.., HALO..HALO + (r1 - r0), ..])
+        );
+        // The change shows in the magnitude and its neighbourhood means.
+        let names = feature_names(6);
+        let mag = names.iter().position(|n| n == "mag").unwrap();
+        assert!(whole[[mag, 11, 6]] > 1.0 && whole[[mag, 30, 10]] == 0.0);
+        assert!(whole.slice(s![.., 12, 6]).iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn a_stump_splits_on_its_feature_and_bad_models_are_refused() {
+        let n = feature_names(4).len();
+        let mut m = TreeModel {
+            format: "riverwatch-change-model/1".into(),
+            features: feature_names(4),
+            baseline: 0.0,
+            trees: vec![Tree {
+                feature: vec![0, 0, 0],
+                threshold: vec![0.5, 0.0, 0.0],
+                left: vec![1, 0, 0],
+                right: vec![2, 0, 0],
+                value: vec![0.0, -2.0, 2.0],
+                leaf: vec![false, true, true],
+            }],
+            confidence: None,
+            provenance: serde_json::Value::Null,
+            flat: Default::default(),
+        };
+        assert!(m.check(4).is_ok());
+        let mut x = vec![0f32; n];
+        assert!(m.probability(&x) < 0.2);
+        x[0] = 1.0;
+        assert!(m.probability(&x) > 0.8);
+        assert!(m.check(6).is_err());
+        m.trees[0].left[0] = 0;
+        assert!(m.check(4).unwrap_err().contains("tree 0"));
+        let s = Stack {
+            bias: 0.0,
+            component: 1.0,
+            probability: 1.0,
+        };
+        assert!((s.confidence(0.5, 0.5) - 0.5).abs() < 1e-9);
+        assert!(s.confidence(0.9, 0.9) > 0.98 && s.confidence(0.1, 0.1) < 0.02);
+    }
+}

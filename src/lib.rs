@@ -83,7 +83,9 @@ pub use io::crs::{epsg_wkt, to_wgs84};
 pub use io::raster::{probe, write_geotiff};
 pub use io::vector::read_detections;
 pub use io::{load_change_model, load_config, load_manifest, load_registry, quiet_gdal};
+pub use kernels::changeprob::{Stack, TreeModel};
 pub use pipeline::link::{Indexed, Indexes, SegmentIndex};
+pub use pipeline::models::change_model;
 pub use pipeline::recheck::{
     compare as compare_dates, measure as measure_site, Comparison, SiteMeasure, Verdict,
     MIN_RESTORED_SHARE, MIN_USABLE_SHARE,

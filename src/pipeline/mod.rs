@@ -61,7 +61,7 @@ pub struct Context<'a> {
     /// a run (`&Indexes::default()` for a fresh cache).
     pub indexes: &'a link::Indexes,
     /// A change model to use instead of the built-in one
-    /// ([`models::change_model`]), e.g. a refitted one; `None` normally.
+    /// ([`crate::change_model`]), e.g. a refitted one; `None` normally.
     pub change_model: Option<&'a crate::kernels::changeprob::TreeModel>,
 }
 

@@ -42,7 +42,6 @@ pub fn change_model(bands: usize) -> &'static TreeModel {
     }
 }
 
-
 /// Probability that a component is a true change.
 pub fn confidence(x: &[f64; N_CONF], swir: bool) -> f64 {
     let (b, w) = if swir {

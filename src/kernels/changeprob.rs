@@ -448,35 +448,55 @@ pub fn probability(
     let mut p = Array2::<f32>::zeros((h, w));
     for start in (0..h).step_by(CHUNK) {
         let end = (start + CHUNK).min(h);
-        if !need.slice(s![start..end, ..]).iter().any(|&n| n) {
-            continue;
-        }
         let (h0, h1) = (start.saturating_sub(HALO), (end + HALO).min(h));
-        let f = features(
-            before.slice(s![.., h0..h1, ..]),
-            after.slice(s![.., h0..h1, ..]),
-            valid.slice(s![h0..h1, ..]),
-        );
-        let nf = f.len_of(Axis(0));
-        p.slice_mut(s![start..end, ..])
-            .axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, mut row)| {
-                let r = start + i;
-                let mut x = vec![0f32; nf];
-                for c in 0..w {
-                    if !need[[r, c]] || !valid[[r, c]] {
-                        continue;
+        // Features only over the columns a needed pixel's window reaches
+        // (the same halo argument as for rows).
+        for cols in spans(need.slice(s![start..end, ..]), HALO) {
+            let (c0, c1) = (cols.start, cols.end);
+            let f = features(
+                before.slice(s![.., h0..h1, c0..c1]),
+                after.slice(s![.., h0..h1, c0..c1]),
+                valid.slice(s![h0..h1, c0..c1]),
+            );
+            let nf = f.len_of(Axis(0));
+            p.slice_mut(s![start..end, c0..c1])
+                .axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(i, mut row)| {
+                    let r = start + i;
+                    let mut x = vec![0f32; nf];
+                    for c in c0..c1 {
+                        if !need[[r, c]] || !valid[[r, c]] {
+                            continue;
+                        }
+                        for (k, xk) in x.iter_mut().enumerate() {
+                            *xk = f[[k, r - h0, c - c0]];
+                        }
+                        row[c - c0] = model.probability(&x);
                     }
-                    for (k, xk) in x.iter_mut().enumerate() {
-                        *xk = f[[k, r - h0, c]];
-                    }
-                    row[c] = model.probability(&x);
-                }
-            });
+                });
+        }
     }
     p
+}
+
+/// Column ranges holding every column with a `true` in `need`, each grown
+/// by `halo` (clipped to the array); ranges closer than that are merged.
+fn spans(need: ArrayView2<bool>, halo: usize) -> Vec<std::ops::Range<usize>> {
+    let w = need.ncols();
+    let cols: Vec<usize> = (0..w)
+        .filter(|&c| need.column(c).iter().any(|&n| n))
+        .collect();
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for c in cols {
+        let (a, b) = (c.saturating_sub(halo), (c + halo + 1).min(w));
+        match out.last_mut() {
+            Some(last) if a <= last.end + halo => last.end = last.end.max(b),
+            _ => out.push(a..b),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -529,6 +549,34 @@ mod tests {
         let mag = names.iter().position(|n| n == "mag").unwrap();
         assert!(whole[[mag, 11, 6]] > 1.0 && whole[[mag, 30, 10]] == 0.0);
         assert!(whole.slice(s![.., 12, 6]).iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn probability_on_a_few_pixels_equals_probability_everywhere() {
+        let (b, a) = pair(150, 90, 5);
+        let v = Array2::from_elem((150, 90), true);
+        let m = crate::pipeline::models::change_model(5);
+        let all = probability(b.view(), a.view(), v.view(), v.view(), m);
+        let mut some = Array2::from_elem((150, 90), false);
+        for (r, c) in [
+            (0, 0),
+            (11, 6),
+            (12, 40),
+            (70, 89),
+            (149, 3),
+            (100, 20),
+            (100, 60),
+        ] {
+            some[[r, c]] = true;
+        }
+        let part = probability(b.view(), a.view(), v.view(), some.view(), m);
+        for ((r, c), &n) in some.indexed_iter() {
+            assert_eq!(part[[r, c]], if n { all[[r, c]] } else { 0.0 }, "{r},{c}");
+        }
+        assert!(
+            all[[12, 6]] > all[[100, 60]],
+            "the changed square scores higher"
+        );
     }
 
     #[test]

@@ -20,15 +20,28 @@ Models: gradient-boosted trees (scikit-learn HistGradientBoosting), one
 for 5-band pairs (with SWIR1) and one for 4-band pairs (VNIR only, fitted
 on the same real cities' first four bands and on GF-layout synth).
 
-Folds: leave one OSCD city out (the model is refitted without it and the
-binary runs with `--change-model FOLD.json` on that city, then
-`eval-change` scores it) and leave one synthetic seed group out. Usage:
+The confidence stack (`stack`): every city is run at min_confidence 0
+with the pixel model fitted without it (out-of-fold change probability),
+the synthetic stacking seeds (S2 7-9, GF 5-6, never in the pixel fit)
+with the shipped model; their components, labelled changed when at least
+half their pixels are, fit sigma(b0 + b1 logit(component score) + b2
+logit(mean probability)) into models/ and, per city, a stack without the
+city into its fold model.
+
+Folds (`cv`): leave one OSCD city out -- the binary runs with
+`--change-model FOLD.json` (pixel model and stack fitted without the
+city) at each min_confidence of GRID and `eval-change` scores it; the
+synthetic check seeds 101-105 are a seed group no fit ever sees
+(scripts/quality.py). Usage (about 40 min on 2 cores):
 
     cargo build --release
-    python3 -m venv target/fit-venv && target/fit-venv/bin/pip install numpy scikit-learn
-    target/fit-venv/bin/python scripts/fit_change_model.py prepare
+    python3 -m venv target/fit-venv && target/fit-venv/bin/pip install numpy scikit-learn scipy
+    target/fit-venv/bin/python scripts/fit_change_model.py prepare   # detect runs, reference rasters
     target/fit-venv/bin/python scripts/fit_change_model.py fit       # writes models/
-    target/fit-venv/bin/python scripts/fit_change_model.py cv        # held-out folds
+    cargo build --release                                            # embeds them
+    target/fit-venv/bin/python scripts/fit_change_model.py stack     # fold models + the stack
+    cargo build --release
+    target/fit-venv/bin/python scripts/fit_change_model.py cv        # held-out table
 """
 import argparse, json, os, re, subprocess, sys
 import numpy as np

@@ -10,11 +10,11 @@ use util::*;
 const PINNED: &[(&str, &str)] = &[
     (
         "dispatch/哈尔滨市/松北区.csv",
-        "e134763b3af2f1be5f63056dcce7bee256168d123b7fbb56c94c8cecf6ffb8db",
+        "1caab6c628046d66dabfecf41c8b73219e266170aac1db912cd94429ce9bbafe",
     ),
     (
         "dispatch/哈尔滨市/松北区.geojson",
-        "eedaa45bf95eeacef4fba2349ae3e04e7aa6c59c653d9a98df9de273fc9051e6",
+        "63a9f1c73a7d052f61cd313e3b18e2f3d96bda38a56187f7ebadea54fbd059b4",
     ),
     (
         "dispatch/哈尔滨市/道外区.csv",
@@ -34,11 +34,11 @@ const PINNED: &[(&str, &str)] = &[
     ),
     (
         "flagged.geojson",
-        "7ac5a6af7744a44b41732bfeae6e137c5bc29222d462e77f6bda568c39d3eec0",
+        "c1661fe52a6d9750bd5c1987155fc1c7cc4f339e7fb28e6733276b1f6c8aaafa",
     ),
     (
         "flagged.gpkg",
-        "cd7a97d2018935b349a14402ecc861019ca43d672435a468309955116883df37",
+        "895d4994b0309db7962c408c9f5ae5d2df72d40411f1d4c555d720eb23ee7dd3",
     ),
     (
         "tiles/songhua-0000.geojson",
@@ -54,7 +54,7 @@ const PINNED: &[(&str, &str)] = &[
     ),
     (
         "tiles/songhua-0003.geojson",
-        "790717083b9c51b106f816ab30ca88584eba9bb50aee76049d00264d0f8c11af",
+        "ddccfb7f9a017313047a03ddecb90fcf51ffebad3a6042d8d905d2c09c1f7500",
     ),
 ];
 

@@ -162,7 +162,7 @@ impl Default for Config {
             // The best mean held-out kappa over the OSCD cities (each city
             // scored by models fitted without it) that keeps synthetic
             // precision; `scripts/fit_change_model.py cv`, README Quality.
-            min_confidence: 0.2,
+            min_confidence: 0.25,
             close_iterations: 1,
             open_iterations: 0,
             simplify_m: 0.0,

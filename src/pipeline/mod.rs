@@ -66,11 +66,15 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// The change model for a pair with `bands` bands.
+    /// The change model for a pair with `bands` bands; `None` for a
+    /// method without one (the CVA baseline).
     ///
     /// # Errors
     /// A given model whose features do not fit the pair.
-    pub fn model(&self, bands: usize) -> Result<&crate::kernels::changeprob::TreeModel> {
+    pub fn model(&self, bands: usize) -> Result<Option<&crate::kernels::changeprob::TreeModel>> {
+        if self.config.method != Method::Rules {
+            return Ok(None);
+        }
         match self.change_model {
             Some(m) => {
                 m.check(bands).map_err(|e| {
@@ -78,9 +82,9 @@ impl Context<'_> {
                         "the change model does not fit this {bands}-band pair: {e}"
                     ))
                 })?;
-                Ok(m)
+                Ok(Some(m))
             }
-            None => Ok(models::change_model(bands)),
+            None => Ok(Some(models::change_model(bands))),
         }
     }
 
@@ -282,11 +286,7 @@ pub fn detect_scene(
     };
     lap.mark(tap, "zones");
     let rules = cfg.method == Method::Rules;
-    let model = if rules {
-        Some(ctx.model(before.dim().0)?)
-    } else {
-        None
-    };
+    let model = ctx.model(before.dim().0)?;
     let Estimated {
         g,
         cv,

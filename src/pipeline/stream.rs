@@ -352,11 +352,7 @@ pub fn detect(
     let halos = Halos::of(cfg, &params);
     let linker = link::Linker::new(ctx.segments, &indexed.index, ctx.registry);
     let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
-    let model = if cfg.method == Method::Rules {
-        Some(ctx.model(bands)?)
-    } else {
-        None
-    };
+    let model = ctx.model(bands)?;
     let ox = ObjectContext {
         grid: &grid,
         info,

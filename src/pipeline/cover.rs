@@ -72,3 +72,17 @@ pub fn land_cover_with(x: &CoverInput<'_>, water: Option<[f32; 2]>, cfg: &Config
         zone_usable: zu,
     }
 }
+
+impl Cover {
+    /// Drops the index layers that no stage reads once land cover is
+    /// classified (NDBI and BSI of both dates, MNDWI before): the streaming
+    /// path holds cover rows for the rules' halo, and these are a third of
+    /// them.
+    pub fn drop_unread(&mut self) {
+        for ix in [&mut self.before, &mut self.after] {
+            ix.ndbi = None;
+            ix.bsi = None;
+        }
+        self.before.mndwi = None;
+    }
+}

@@ -19,6 +19,13 @@ pub trait Rows: Sized {
     fn cut(&self, r: Range<usize>) -> Self;
     /// This band followed by `below`.
     fn join(self, below: Self) -> Self;
+    /// The bands one after the other (at least one), each row copied once
+    /// where the layers allow it.
+    fn join_all(parts: Vec<Self>) -> Self {
+        let mut it = parts.into_iter();
+        let first = it.next().expect("at least one band");
+        it.fold(first, Rows::join)
+    }
 }
 
 impl<T: Clone> Rows for Array2<T> {
@@ -31,6 +38,10 @@ impl<T: Clone> Rows for Array2<T> {
     fn join(self, below: Self) -> Self {
         concatenate(Axis(0), &[self.view(), below.view()]).expect("same width")
     }
+    fn join_all(parts: Vec<Self>) -> Self {
+        let v: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        concatenate(Axis(0), &v).expect("same width")
+    }
 }
 
 impl<T: Clone> Rows for Array3<T> {
@@ -42,6 +53,10 @@ impl<T: Clone> Rows for Array3<T> {
     }
     fn join(self, below: Self) -> Self {
         concatenate(Axis(1), &[self.view(), below.view()]).expect("same bands and width")
+    }
+    fn join_all(parts: Vec<Self>) -> Self {
+        let v: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        concatenate(Axis(1), &v).expect("same bands and width")
     }
 }
 
@@ -70,6 +85,10 @@ impl<A: Rows, B: Rows> Rows for (A, B) {
     fn join(self, below: Self) -> Self {
         (self.0.join(below.0), self.1.join(below.1))
     }
+    fn join_all(parts: Vec<Self>) -> Self {
+        let (a, b): (Vec<A>, Vec<B>) = parts.into_iter().unzip();
+        (A::join_all(a), B::join_all(b))
+    }
 }
 
 impl<A: Rows, B: Rows, C: Rows> Rows for (A, B, C) {
@@ -85,6 +104,15 @@ impl<A: Rows, B: Rows, C: Rows> Rows for (A, B, C) {
             self.1.join(below.1),
             self.2.join(below.2),
         )
+    }
+    fn join_all(parts: Vec<Self>) -> Self {
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for (x, y, z) in parts {
+            a.push(x);
+            b.push(y);
+            c.push(z);
+        }
+        (A::join_all(a), B::join_all(b), C::join_all(c))
     }
 }
 
@@ -200,18 +228,22 @@ impl<T: Rows> Buf<T> {
     /// stage reads out of one chunk (rows relative to the chunk), so the
     /// layers it does not read are never copied.
     pub fn get_part<U: Rows>(&self, r: Range<usize>, part: impl Fn(&T, Range<usize>) -> U) -> U {
-        let mut out: Option<U> = None;
+        let mut pieces: Vec<U> = Vec::new();
         for (r0, d) in &self.chunks {
             let (a, b) = (r.start.max(*r0), r.end.min(r0 + d.n()));
             if a < b {
-                let piece = part(d, a - r0..b - r0);
-                out = Some(match out {
-                    Some(o) => o.join(piece),
-                    None => piece,
-                });
+                pieces.push(part(d, a - r0..b - r0));
             }
         }
-        let out = out.expect("rows requested that the buffer does not hold");
+        assert!(
+            !pieces.is_empty(),
+            "rows requested that the buffer does not hold"
+        );
+        let out = if pieces.len() == 1 {
+            pieces.pop().expect("one piece")
+        } else {
+            U::join_all(pieces)
+        };
         debug_assert_eq!(out.n(), r.len(), "rows not held");
         out
     }
@@ -221,7 +253,9 @@ impl<T: Rows> Buf<T> {
     /// (the new rows with `halo` rows on either side, clipped) and the new
     /// rows, and returns the whole window; only the new rows are kept. New
     /// rows are computed `step` at a time.
-    /// Chunks wholly above `want` are dropped.
+    /// Chunks wholly above `want` are dropped; a buffer that already holds
+    /// rows goes on from its last row even when it was trimmed past
+    /// `want.start`.
     ///
     /// # Errors
     /// Whatever `f` returns.
@@ -234,8 +268,9 @@ impl<T: Rows> Buf<T> {
         mut f: impl FnMut(Range<usize>, Range<usize>) -> Result<T>,
     ) -> Result<()> {
         let want = want.start..want.end.min(height);
-        let first = self.chunks.front().map_or(self.start, |c| c.0);
-        if self.end() < want.start || first > want.start {
+        // A buffer trimmed past `want.start` (see [`Buf::trim`]) is carried
+        // on: the rows it dropped are read by no stage again.
+        if self.end() < want.start {
             self.chunks.clear();
             self.start = want.start;
         }
@@ -250,14 +285,28 @@ impl<T: Rows> Buf<T> {
             let new = out.cut(start - win.start..end - win.start);
             self.chunks.push_back((start, new));
         }
+        self.trim(want.start);
+        Ok(())
+    }
+
+    /// Drops the chunks that end at or before row `first`: the caller knows
+    /// no stage reads above it any more. Smaller steps make this finer.
+    pub fn trim(&mut self, first: usize) {
         while self
             .chunks
             .front()
-            .is_some_and(|(r0, d)| r0 + d.n() <= want.start)
+            .is_some_and(|(r0, d)| r0 + d.n() <= first)
         {
+            // An emptied buffer goes on from where it ended.
+            self.start = self.end();
             self.chunks.pop_front();
         }
-        Ok(())
+    }
+
+    /// Rows held, for tests.
+    #[cfg(test)]
+    fn held(&self) -> Range<usize> {
+        self.chunks.front().map_or(self.start, |c| c.0)..self.end()
     }
 }
 
@@ -295,5 +344,30 @@ mod tests {
             // Rows far above the last block were dropped.
             assert!(buf.chunks.front().unwrap().0 + 2 * b + lead >= h - b);
         }
+    }
+
+    #[test]
+    fn a_trimmed_buffer_goes_on_without_recomputing() {
+        let h = 40;
+        let input = Array2::from_shape_fn((h, 2), |(r, c)| (r * 3 + c) as u32);
+        let mut buf: Buf<Array2<u32>> = Buf::new();
+        let computed = std::cell::Cell::new(0);
+        let f = |win: Range<usize>, new: Range<usize>| {
+            computed.set(computed.get() + new.len());
+            Ok(blurred(&input, win))
+        };
+        buf.extend(0..12, 1, h, 4, f).unwrap();
+        buf.trim(9);
+        assert_eq!(buf.held(), 8..12);
+        // Wants rows from 2 again: the trimmed rows are not recomputed.
+        buf.extend(2..20, 1, h, 4, f).unwrap();
+        assert_eq!(buf.held(), 8..20);
+        assert_eq!(computed.get(), 20);
+        assert_eq!(buf.get(9..20), blurred(&input, 0..h).slice(s![9..20, ..]));
+        // Trimmed empty, it goes on from its end.
+        buf.trim(25);
+        assert_eq!(buf.held(), 20..20);
+        buf.extend(18..24, 1, h, 4, f).unwrap();
+        assert_eq!((buf.held(), computed.get()), (20..24, 24));
     }
 }

@@ -233,6 +233,14 @@ impl Halos {
     }
 }
 
+/// Rows per chunk of the raw and aligned buffers (the largest): they are
+/// read or computed with little or no halo, so small chunks cost nothing
+/// and let the rows no stage reads any more go sooner.
+const FINE_STEP: usize = 32;
+
+/// Land cover and magnitude rows, with the aligned valid mask and the zone.
+type CoverRows = (Cover, Magnitude, (Array2<bool>, Array2<bool>));
+
 /// Raw rows of both dates: reflectance, valid on both, the zone.
 type Raw = (Array3<f32>, Array3<f32>, (Array2<bool>, Array2<bool>));
 
@@ -549,7 +557,9 @@ impl Engine<'_> {
         let mut clouds: Buf<(Array2<u8>, Array2<u8>)> = Buf::new();
         let mut aligned: Buf<(Array3<f32>, Array2<bool>)> = Buf::new();
         let mut thin: Buf<(Array2<u8>, Array2<u8>, Array2<bool>)> = Buf::new();
-        let mut cover: Buf<(Cover, Magnitude)> = Buf::new();
+        // Land cover and magnitude, with the aligned valid mask and the zone
+        // the rules read (so the raw and aligned rows can go sooner).
+        let mut cover: Buf<CoverRows> = Buf::new();
         let mut mask: Buf<Array2<bool>> = Buf::new();
         let mut cloud_d: Buf<Array2<u8>> = Buf::new();
         let mut stitch = Stitch::new(w);
@@ -562,7 +572,7 @@ impl Engine<'_> {
             let e = (a + b).min(run.end);
             let want = |l: usize| a.saturating_sub(l)..e + l;
             let before_end = raw.end().max(a.saturating_sub(l_raw));
-            raw.extend(want(l_raw), 0, h, b, |r, _| {
+            raw.extend(want(l_raw), 0, h, FINE_STEP.min(b), |r, _| {
                 read_raw(self.reader, self.corridors, r)
             })?;
             self.rows_read += raw.end().saturating_sub(before_end);
@@ -574,7 +584,7 @@ impl Engine<'_> {
                     global::clouds_raw(bf.view(), af.view(), v.view(), rules, Some(p.cast), cfg);
                 Ok((cb, ca))
             })?;
-            aligned.extend(want(l_aligned), hl.align, h, b, |r, _| {
+            aligned.extend(want(l_aligned), hl.align, h, FINE_STEP.min(b), |r, _| {
                 let (af, v) = raw.get_part(r, |d, rr| (d.1.cut(rr.clone()), d.2 .0.cut(rr)));
                 Ok(global::align(af, v, &p.fit, p.shift, rules, cfg))
             })?;
@@ -596,8 +606,8 @@ impl Engine<'_> {
                 let (bf, z) =
                     raw.get_part(r.clone(), |d, rr| (d.0.cut(rr.clone()), d.2 .1.cut(rr)));
                 let (af, v) = aligned.get(r.clone());
-                let (cb, ca, u) = thin.get(r);
-                let cv = cover::land_cover_with(
+                let (cb, ca, u) = thin.get(r.clone());
+                let mut cv = cover::land_cover_with(
                     &cover::CoverInput {
                         before: bf.view(),
                         after: af.view(),
@@ -609,6 +619,7 @@ impl Engine<'_> {
                     Some(p.water),
                     cfg,
                 );
+                cv.drop_unread();
                 let mut mag = blocks::magnitude(bf.view(), af.view(), Some(z.view()), cfg);
                 if rules {
                     rules::sand_removal(&mut mag, &cv, cfg);
@@ -623,13 +634,11 @@ impl Engine<'_> {
                     };
                     blocks::with_probability(&mut mag, &x, m, cfg);
                 }
-                Ok((cv, mag))
+                Ok((cv, mag, (v, z)))
             })?;
             mask.extend(want(0), hl.mask, h, b, |r, _| {
-                let z = raw.get_part(r.clone(), |d, rr| d.2 .1.cut(rr));
-                let v = aligned.get_part(r.clone(), |d, rr| d.1.cut(rr));
                 let u = thin.get_part(r.clone(), |d, rr| d.2.cut(rr));
-                let (cv, mag) = cover.get(r);
+                let (cv, mag, (v, z)) = cover.get(r);
                 let cand = rules::candidates(
                     &rules::RuleInput {
                         magnitude: &mag,
@@ -654,7 +663,8 @@ impl Engine<'_> {
                 raw.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.2.cut(rr)));
             let af = aligned.get_part(rows.clone(), |d, rr| d.0.cut(rr));
             let (cb, ca) = thin.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
-            let (cv, mag) = cover.get(rows.clone());
+            let (cv, mag) =
+                cover.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
             let m = mask.get(rows.clone());
             let cd = cloud_d.get(rows.clone());
             self.count(&valid, &zone, &cb, &ca, &cv);
@@ -675,6 +685,27 @@ impl Engine<'_> {
             }
             laps[3] += lap.elapsed().as_secs_f64();
             lap = Instant::now();
+            // Rows the next block's stages no longer read: a stage that ends
+            // at row E with halo H next reads its inputs from E - H.
+            let next = |buf_end: usize, halo: usize| buf_end.saturating_sub(halo);
+            let (e_clouds, e_aligned, e_thin) = (clouds.end(), aligned.end(), thin.end());
+            let (e_cover, e_mask, e_cd) = (cover.end(), mask.end(), cloud_d.end());
+            raw.trim(
+                e.min(next(e_clouds, hl.clouds))
+                    .min(next(e_aligned, hl.align))
+                    .min(next(e_thin, hl.thin))
+                    .min(next(e_cover, hl.cover)),
+            );
+            aligned.trim(e.min(next(e_thin, hl.thin)).min(next(e_cover, hl.cover)));
+            clouds.trim(e_thin);
+            thin.trim(
+                e.min(next(e_cover, hl.cover))
+                    .min(next(e_mask, hl.mask))
+                    .min(next(e_cd, hl.cloud_d)),
+            );
+            cover.trim(e.min(next(e_mask, hl.mask)));
+            mask.trim(e);
+            cloud_d.trim(e);
             crate::io::release_memory();
         }
         let rest = stitch.close();

@@ -34,7 +34,30 @@ fn kernels(c: &mut Criterion) {
     g.sample_size(10).throughput(Throughput::Elements(px));
     g.bench_function("indices", |b| b.iter(|| indices::indices(before.view())));
     g.bench_function("normalize_fit", |b| {
-        b.iter(|| normalize::fit(before.view(), after.view(), valid.view(), 3, 4, 0.5))
+        b.iter(|| {
+            normalize::fit(
+                before.view(),
+                after.view(),
+                valid.view(),
+                3,
+                normalize::Selection::Residual,
+                30,
+                0.5,
+            )
+        })
+    });
+    g.bench_function("normalize_fit_irmad", |b| {
+        b.iter(|| {
+            normalize::fit(
+                before.view(),
+                after.view(),
+                valid.view(),
+                3,
+                normalize::Selection::Irmad,
+                30,
+                0.5,
+            )
+        })
     });
     g.bench_function("clouds_and_shadows", |b| {
         b.iter(|| {

@@ -41,6 +41,9 @@ pub struct Config {
     /// Share of lowest-residual sample pixels kept as pseudo-invariant in each
     /// normalisation iteration.
     pub normalize_keep: f64,
+    /// How the normalisation chooses the unchanged pixels: `auto` (the
+    /// residual fit, IR-MAD when it refuses a band), `irmad` or `residual`.
+    pub normalize_selection: crate::kernels::normalize::Selection,
     /// Estimate and correct the global sub-pixel shift of the later image.
     pub coregister: bool,
     /// Largest shift, pixels, the co-registration searches for.
@@ -136,6 +139,7 @@ impl Default for Config {
             block_rows: 512,
             normalize: true,
             normalize_keep: 0.5,
+            normalize_selection: crate::kernels::normalize::Selection::Auto,
             coregister: true,
             coregister_px: 2.0,
             misregistration_px: 1,

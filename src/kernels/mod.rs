@@ -8,6 +8,7 @@ pub mod changeprob;
 pub mod clouds;
 pub mod coregister;
 pub mod indices;
+pub mod irmad;
 pub mod label;
 pub mod landcover;
 pub mod morphology;

@@ -1,13 +1,38 @@
-//! Relative radiometric normalisation of the later date to the earlier by
-//! iterated per-band regression on pseudo-invariant pixels: start from the
-//! identity, keep the share of sample pixels with the lowest residual, refit
-//! `before = gain × after + offset` per band by least squares, repeat. Haze
-//! (additive) and illumination (multiplicative) differences between dates are
-//! removed; true changes, clouds and phenology fall out of the kept set.
+//! Relative radiometric normalisation of the later date to the earlier,
+//! `before = gain × after + offset` per band, fitted by least squares on
+//! pixels taken as unchanged. Two ways to choose them ([`Selection`]):
+//!
+//! - the **residual fit** (0.2.0): start from the identity, keep the share
+//!   of sample pixels with the lowest residual, refit, repeat. Haze and
+//!   illumination differences are removed; change, clouds and phenology
+//!   fall out of the kept set. Starting from the identity, it cannot follow
+//!   a sensor change: a band whose gain leaves 0.5–2 is refused;
+//! - **IR-MAD** ([`super::irmad`]): every sample pixel is scored for change
+//!   in a way no affine difference between the dates can move, and the
+//!   share with the lowest score is kept. A band whose kept pixels correlate
+//!   under [`MIN_CORRELATION`] has its mean and spread matched instead of a
+//!   fitted line, and is listed in [`Fit::weak`] so the caller says so.
+//!
+//! The default (`auto`) uses the residual fit and hands the whole fit to
+//! IR-MAD when the residual fit refuses a band.
 
+use super::irmad;
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
 use rayon::prelude::*;
 use serde::Serialize;
+
+/// Fewest unchanged pixels a band is fitted on.
+const MIN_KEPT: usize = 100;
+
+/// A band is fitted only where its unchanged pixels correlate at least this
+/// well between the dates: below 0.5 one date explains under a quarter of
+/// the other's variance, which is noise or change, not a radiometric line.
+pub const MIN_CORRELATION: f64 = 0.5;
+
+/// Gains outside this range are refused whatever the fit: a factor of ten
+/// between dates is a scale mistake (DN against reflectance), not
+/// radiometry, and the radiometry check names it.
+const GAIN_RANGE: [f64; 2] = [0.1, 10.0];
 
 /// Fitted per-band gains and offsets (after → before).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -16,13 +41,40 @@ pub struct Fit {
     pub gain: Vec<f32>,
     /// Offset per band.
     pub offset: Vec<f32>,
-    /// Pseudo-invariant pixels used in the last iteration.
+    /// Pixels the bands were fitted on (the unchanged share of the sample).
     pub samples: usize,
-    /// Bands whose last fit was refused, with the refused gain (NaN when
-    /// the kept pixels had no spread): those bands keep the identity, which
-    /// the caller must say rather than trust.
+    /// Bands whose fit was refused, with the refused gain (NaN when the
+    /// unchanged pixels had no spread or no correlation): those bands keep
+    /// the identity, which the caller must say rather than trust.
     #[serde(skip)]
     pub rejected: Vec<(usize, f64)>,
+    /// Bands whose unchanged pixels correlate under [`MIN_CORRELATION`],
+    /// with that correlation: their mean and spread were matched instead
+    /// of fitting a line.
+    #[serde(skip)]
+    pub weak: Vec<(usize, f64)>,
+    /// How the unchanged pixels were found, for the caller's notes.
+    #[serde(skip)]
+    pub quality: Option<FitQuality>,
+}
+
+/// How well the no-change selection and the per-band lines hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitQuality {
+    /// IR-MAD iterations run.
+    pub iterations: usize,
+    /// Whether IR-MAD settled within its iteration limit.
+    pub converged: bool,
+    /// Canonical correlations, ascending.
+    pub rho: Vec<f64>,
+    /// Per band, the correlation of the two dates over the unchanged pixels.
+    pub r: Vec<f64>,
+    /// Whether IR-MAD could run at all (`false`: singular statistics even
+    /// without the flat bands; the bands were fitted on every sample pixel).
+    pub irmad: bool,
+    /// With [`Selection::Auto`], the bands the residual fit refused (with
+    /// the gain it refused) before IR-MAD took over.
+    pub replaced: Vec<(usize, f64)>,
 }
 
 impl Fit {
@@ -33,14 +85,64 @@ impl Fit {
             offset: vec![0.0; n],
             samples: 0,
             rejected: Vec::new(),
+            weak: Vec::new(),
+            quality: None,
         }
     }
 }
 
-/// Fits the normalisation from every `stride`-th valid pixel, `iterations`
-/// times, keeping the `keep` share with the lowest residual each time.
+/// How the unchanged pixels are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    /// The residual fit, and IR-MAD for the whole fit when the residual fit
+    /// refuses a band (its gain outside 0.5–2: a sensor change, which the
+    /// residual fit, starting from the identity, cannot follow).
+    #[default]
+    Auto,
+    /// IR-MAD always.
+    Irmad,
+    /// The residual fit only (0.2.0): start from the identity, keep the
+    /// `keep` share of sample pixels with the lowest residual, refit,
+    /// four times; a band whose gain leaves 0.5–2 keeps the identity.
+    Residual,
+}
+
+/// Residual-fit iterations (0.2.0's four: the kept set no longer changes
+/// after three on the synth and OSCD pairs).
+const RESIDUAL_ITERATIONS: usize = 4;
+
+/// Fits the normalisation from every `stride`-th valid pixel with the
+/// chosen [`Selection`]; IR-MAD runs at most `iterations` iterations.
 /// Returns the identity when fewer than 200 samples are valid.
 pub fn fit(
+    before: ArrayView3<f32>,
+    after: ArrayView3<f32>,
+    valid: ArrayView2<bool>,
+    stride: usize,
+    selection: Selection,
+    iterations: usize,
+    keep: f64,
+) -> Fit {
+    let residual = || fit_residual(before, after, valid, stride, RESIDUAL_ITERATIONS, keep);
+    match selection {
+        Selection::Residual => residual(),
+        Selection::Irmad => fit_irmad(before, after, valid, stride, iterations, keep),
+        Selection::Auto => {
+            let r = residual();
+            if r.rejected.is_empty() {
+                return r;
+            }
+            let mut f = fit_irmad(before, after, valid, stride, iterations, keep);
+            if let Some(q) = f.quality.as_mut() {
+                q.replaced = r.rejected;
+            }
+            f
+        }
+    }
+}
+
+fn fit_residual(
     before: ArrayView3<f32>,
     after: ArrayView3<f32>,
     valid: ArrayView2<bool>,
@@ -116,6 +218,118 @@ pub fn fit(
     f
 }
 
+/// IR-MAD, then the `keep` share of the sample with the lowest χ² as the
+/// unchanged pixels, each band fitted there by least squares.
+fn fit_irmad(
+    before: ArrayView3<f32>,
+    after: ArrayView3<f32>,
+    valid: ArrayView2<bool>,
+    stride: usize,
+    iterations: usize,
+    keep: f64,
+) -> Fit {
+    let nb = before.len_of(Axis(0));
+    let (h, w) = valid.dim();
+    let mut samples: Vec<(usize, usize)> = Vec::new();
+    for r in (0..h).step_by(stride.max(1)) {
+        for c in (0..w).step_by(stride.max(1)) {
+            if valid[[r, c]] {
+                samples.push((r, c));
+            }
+        }
+    }
+    let mut f = Fit::identity(nb);
+    if samples.len() < 200 {
+        return f;
+    }
+    let gather = |img: &ArrayView3<f32>| -> Vec<f64> {
+        samples
+            .par_iter()
+            .flat_map_iter(|&(r, c)| (0..nb).map(move |b| img[[b, r, c]] as f64))
+            .collect()
+    };
+    let (x, y) = (gather(&before), gather(&after));
+    let n = samples.len();
+    // Bands flat on either date cannot enter IR-MAD (singular statistics);
+    // it runs on the others and the flat ones are refused below.
+    let spread = |v: &[f64], b: usize| {
+        let m = (0..n).map(|i| v[i * nb + b]).sum::<f64>() / n as f64;
+        (0..n).map(|i| (v[i * nb + b] - m).powi(2)).sum::<f64>() / n as f64
+    };
+    let active: Vec<usize> = (0..nb)
+        .filter(|&b| spread(&x, b) > 1e-12 && spread(&y, b) > 1e-12)
+        .collect();
+    let pick = |v: &[f64]| -> Vec<f64> {
+        (0..n)
+            .flat_map(|i| active.iter().map(move |&b| v[i * nb + b]))
+            .collect()
+    };
+    let mad = if active.is_empty() {
+        None
+    } else {
+        irmad::irmad(&pick(&x), &pick(&y), active.len(), iterations)
+    };
+    let k = ((n as f64 * keep) as usize).clamp(MIN_KEPT.min(n), n);
+    let kept: Vec<usize> = match &mad {
+        Some(m) => {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.select_nth_unstable_by(k - 1, |&i, &j| {
+                m.chi2[i].total_cmp(&m.chi2[j]).then(i.cmp(&j))
+            });
+            let mut kept = order[..k].to_vec();
+            kept.sort_unstable();
+            kept
+        }
+        None => (0..n).collect(),
+    };
+    f.samples = kept.len();
+    let mut r_band = vec![0.0; nb];
+    for b in 0..nb {
+        let m = kept.len() as f64;
+        let (mut sx, mut sy) = (0f64, 0f64);
+        for &i in &kept {
+            sx += y[i * nb + b];
+            sy += x[i * nb + b];
+        }
+        let (mx, my) = (sx / m, sy / m);
+        let (mut sxx, mut syy, mut sxy) = (0f64, 0f64, 0f64);
+        for &i in &kept {
+            let (dx, dy) = (y[i * nb + b] - mx, x[i * nb + b] - my);
+            sxx += dx * dx;
+            syy += dy * dy;
+            sxy += dx * dy;
+        }
+        let r = sxy / (sxx * syy).sqrt();
+        r_band[b] = if r.is_finite() { r } else { 0.0 };
+        let fitted = sxy / sxx;
+        // Below the correlation floor the line is not trusted: the band's
+        // mean and spread are matched instead (and said).
+        let (g, weak) = if r >= MIN_CORRELATION {
+            (fitted, false)
+        } else {
+            ((syy / sxx).sqrt(), true)
+        };
+        if (GAIN_RANGE[0]..=GAIN_RANGE[1]).contains(&g) {
+            f.gain[b] = g as f32;
+            f.offset[b] = (my - g * mx) as f32;
+            if weak {
+                f.weak.push((b, r));
+            }
+        } else {
+            f.rejected.push((b, g));
+        }
+    }
+    f.quality = Some(FitQuality {
+        iterations: mad.as_ref().map_or(0, |m| m.iterations),
+        converged: mad.as_ref().is_some_and(|m| m.converged),
+        rho: mad.as_ref().map_or_else(Vec::new, |m| m.rho.clone()),
+        r: r_band,
+        irmad: mad.is_some(),
+        replaced: Vec::new(),
+    });
+    f
+}
+
 /// Applies a fit in place.
 pub fn apply(mut after: ArrayViewMut3<f32>, f: &Fit) {
     for (b, mut plane) in after.axis_iter_mut(Axis(0)).enumerate() {
@@ -148,15 +362,97 @@ mod tests {
                 after[[1, r, c]] = 0.01;
             }
         }
+        for sel in [Selection::Auto, Selection::Residual, Selection::Irmad] {
+            let f = fit(
+                before.view(),
+                after.view(),
+                Array2::from_elem((h, w), true).view(),
+                1,
+                sel,
+                30,
+                0.5,
+            );
+            assert!((f.gain[0] - 1.1).abs() < 0.01, "{sel:?} {f:?}");
+            assert!((f.offset[1] - 0.02).abs() < 0.005, "{sel:?} {f:?}");
+            assert!(f.rejected.is_empty(), "{sel:?} {f:?}");
+        }
+    }
+
+    /// A sensor change between the dates (gains 0.4 and 2.6, which the
+    /// 0.2.0 fit refused and left at 1) is recovered, with a tenth of the
+    /// pixels truly changed; a constant band is refused and said.
+    #[test]
+    fn recovers_a_sensor_change_and_refuses_a_flat_band() {
+        let (h, w) = (80, 80);
+        let mut s = 3u64;
+        let mut rnd = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let mut before = Array3::<f32>::zeros((3, h, w));
+        let mut after = Array3::<f32>::zeros((3, h, w));
+        for r in 0..h {
+            for c in 0..w {
+                let base = rnd();
+                for b in 0..3 {
+                    let v = 0.03 + 0.3 * base + 0.05 * rnd();
+                    before[[b, r, c]] = v;
+                    let g = [0.4, 2.6, 1.0][b];
+                    after[[b, r, c]] = if (r * w + c) % 10 == 0 {
+                        0.6 * rnd()
+                    } else {
+                        (v - 0.01) / g + 0.002 * (rnd() - 0.5)
+                    };
+                }
+            }
+        }
+        let all = Array2::from_elem((h, w), true);
         let f = fit(
             before.view(),
             after.view(),
-            Array2::from_elem((h, w), true).view(),
+            all.view(),
             1,
-            4,
+            Selection::Auto,
+            30,
             0.5,
         );
-        assert!((f.gain[0] - 1.1).abs() < 0.01, "{f:?}");
-        assert!((f.offset[1] - 0.02).abs() < 0.005, "{f:?}");
+        assert!((f.gain[0] - 0.4).abs() < 0.01, "{f:?}");
+        assert!((f.gain[1] - 2.6).abs() < 0.05, "{f:?}");
+        assert!((f.offset[0] - 0.01).abs() < 0.003, "{f:?}");
+        assert!(f.rejected.is_empty(), "{f:?}");
+        // Auto got there through IR-MAD, after the residual fit refused
+        // band 2 (gain 2.6); the residual fit alone leaves it at 1.
+        assert!(f
+            .quality
+            .as_ref()
+            .is_some_and(|q| q.replaced.iter().any(|r| r.0 == 1)));
+        let r = fit(
+            before.view(),
+            after.view(),
+            all.view(),
+            1,
+            Selection::Residual,
+            30,
+            0.5,
+        );
+        assert_eq!(r.gain[1], 1.0);
+        // The third band flat on the later date: IR-MAD runs on the other
+        // two, the flat band is refused (left at 1) and said.
+        after.index_axis_mut(Axis(0), 2).fill(0.2);
+        let f = fit(
+            before.view(),
+            after.view(),
+            all.view(),
+            1,
+            Selection::Auto,
+            30,
+            0.5,
+        );
+        assert!((f.gain[1] - 2.6).abs() < 0.05, "{f:?}");
+        assert_eq!(f.rejected.len(), 1, "{f:?}");
+        assert_eq!((f.rejected[0].0, f.gain[2]), (2, 1.0));
+        assert!(f.quality.as_ref().is_some_and(|q| q.irmad));
     }
 }

@@ -525,5 +525,7 @@ fn rounded_fit(fit: &Fit) -> Fit {
             .collect(),
         samples: fit.samples,
         rejected: fit.rejected.clone(),
+        weak: fit.weak.clone(),
+        quality: fit.quality.clone(),
     }
 }

@@ -3,7 +3,7 @@
 //! implausible, and a result that flags far more than real scenes change.
 
 use crate::domain::config::{Config, Method};
-use crate::kernels::normalize::Fit;
+use crate::kernels::normalize::{self, Fit};
 
 /// Notes on the radiometric normalisation.
 pub fn normalisation(fit: &Fit, cfg: &Config) -> Vec<String> {
@@ -20,9 +20,9 @@ pub fn normalisation(fit: &Fit, cfg: &Config) -> Vec<String> {
         .iter()
         .map(|&(b, g)| {
             let why = if g.is_nan() {
-                "the usable pixels have no spread to fit".to_string()
+                "the unchanged pixels have no spread to fit".to_string()
             } else {
-                format!("the fitted gain {g:.2} is outside 0.5–2")
+                format!("the fitted gain {g:.2} is implausible (the residual fit accepts 0.5–2, IR-MAD 0.1–10)")
             };
             format!(
                 "UNTRUSTED radiometry: band {} left unnormalised: {why}",
@@ -30,6 +30,36 @@ pub fn normalisation(fit: &Fit, cfg: &Config) -> Vec<String> {
             )
         })
         .collect();
+    out.extend(fit.weak.iter().map(|&(b, r)| {
+        format!(
+            "UNTRUSTED radiometry: band {}: its unchanged pixels correlate at r = {r:.2} between the dates (below {}), so its mean and spread were matched instead of fitting a line",
+            b + 1,
+            normalize::MIN_CORRELATION
+        )
+    }));
+    if let Some(q) = &fit.quality {
+        if !q.replaced.is_empty() {
+            let bands: Vec<String> = q
+                .replaced
+                .iter()
+                .map(|(b, g)| format!("band {} gain {g:.2}", b + 1))
+                .collect();
+            out.push(format!(
+                "radiometry: the residual fit refused {} (outside 0.5–2: a sensor change?); IR-MAD chose the unchanged pixels instead",
+                bands.join(", ")
+            ));
+        }
+        if !q.irmad {
+            out.push(
+                "UNTRUSTED radiometry: IR-MAD could not separate changed from unchanged pixels (singular band statistics); the bands were fitted on every sample pixel, change included".into(),
+            );
+        } else if !q.converged {
+            out.push(format!(
+                "radiometry: IR-MAD had not settled after {} iterations; the unchanged pixels the fit used may include change",
+                q.iterations
+            ));
+        }
+    }
     let [lo, hi] = cfg.trust_gain_range;
     let odd: Vec<String> = fit
         .gain
@@ -72,6 +102,8 @@ mod tests {
             offset: vec![0.0; 5],
             samples: 5000,
             rejected: Vec::new(),
+            weak: Vec::new(),
+            quality: None,
         };
         assert!(normalisation(&ok, &cfg).is_empty());
         let odd = Fit {

@@ -15,6 +15,7 @@ ap.add_argument("--seeds", type=int, nargs="+", required=True)
 ap.add_argument("--tiles", type=int, default=4)
 ap.add_argument("--size", type=int, default=1024)
 ap.add_argument("--sensor", default="sentinel2-l2a")
+ap.add_argument("--hard", action="store_true", help="synth --hard scenes (sensor change, strong haze, 2 px shifts, clouds without masks)")
 ap.add_argument("--methods", nargs="+", default=["rules", "cva-otsu"])
 ap.add_argument("--bin", default="target/release/riverwatch")
 ap.add_argument("--config", help="TOML settings passed to detect")
@@ -34,9 +35,10 @@ for method in a.methods:
     mm = {k: [0, 0, 0] for k in ["objects", "class_aware"]}
     mmu = [0, 0]; chief = [0.0, 0]; area = [0.0, 0.0, 0.0]; sizes = {}; pix = {}
     for seed in a.seeds:
-        d = f"target/quality/{a.sensor}-s{seed}-{a.tiles}x{a.size}"
+        d = f"target/quality/{a.sensor}{'-hard' if a.hard else ''}-s{seed}-{a.tiles}x{a.size}"
         if not os.path.exists(f"{d}/truth.geojson"):
-            run("synth", "-o", d, "--seed", str(seed), "--tiles", str(a.tiles), "--size", str(a.size), "--sensor", a.sensor)
+            run("synth", "-o", d, "--seed", str(seed), "--tiles", str(a.tiles), "--size", str(a.size), "--sensor", a.sensor,
+                *(["--hard"] if a.hard else []))
         pred = f"{d}/pred-{method}.geojson"
         rasters = f"{d}/rasters-{method}"
         subprocess.run([a.bin, "detect", f"{d}/manifest.json", "-o", pred, "--method", method, *(["--config", a.config] if a.config else []),

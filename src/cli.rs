@@ -347,6 +347,11 @@ pub struct SynthArgs {
     /// rectification.geojson.
     #[arg(long)]
     pub third_date: bool,
+    /// Harder conditions for robustness measurements: a sensor change on
+    /// the later date (per-band gains 0.5–1.6), strong haze, shifts up to
+    /// 2 px, clouds on every tile and no cloud mask files.
+    #[arg(long)]
+    pub hard: bool,
 }
 
 /// `validate` flags.

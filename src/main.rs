@@ -232,6 +232,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 size: a.size,
                 sensor: a.sensor,
                 third_date: a.third_date,
+                hard: a.hard,
             };
             let s = riverwatch::synth(&a.out, &o)
                 .with_context(|| format!("synth into {}", a.out.display()))?;

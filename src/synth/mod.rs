@@ -83,6 +83,12 @@ pub struct SynthOptions {
     /// `truth-night2.geojson` and `rectification.geojson`. The first two
     /// dates are the same with or without it.
     pub third_date: bool,
+    /// Harder conditions, for robustness measurements (not the samples):
+    /// the later date through a different sensor (per-band gains drawn in
+    /// 0.5–1.6), haze up to 0.075 and ±25 % illumination on it, shifts up to
+    /// 2 px, clouds on every tile and no cloud mask files. Off, every file
+    /// is byte-identical to a generator without the option.
+    pub hard: bool,
 }
 
 impl Default for SynthOptions {
@@ -93,6 +99,7 @@ impl Default for SynthOptions {
             size: 512,
             sensor: "sentinel2-l2a".into(),
             third_date: false,
+            hard: false,
         }
     }
 }
@@ -1251,10 +1258,15 @@ fn crop(a: &Array3<f32>, sz: usize, m: usize, dx: f64, dy: f64) -> Array3<f32> {
 
 /// A shift of up to 1.5 px in a random direction.
 fn draw_shift(r: &mut Rng) -> (f64, f64) {
-    let shift = (r.range(-1.5, 1.5), r.range(-1.5, 1.5));
+    draw_shift_up_to(r, 1.5)
+}
+
+/// A shift of up to `max` px in a random direction.
+fn draw_shift_up_to(r: &mut Rng, max: f64) -> (f64, f64) {
+    let shift = (r.range(-max, max), r.range(-max, max));
     let m = (shift.0 * shift.0 + shift.1 * shift.1).sqrt();
-    if m > 1.5 {
-        (shift.0 * 1.5 / m, shift.1 * 1.5 / m)
+    if m > max {
+        (shift.0 * max / m, shift.1 * max / m)
     } else {
         shift
     }
@@ -1328,19 +1340,27 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
         ],
         wkt: layout.wkt.clone(),
     };
-    let clouds = ti % 2 == 1;
+    let clouds = ti % 2 == 1 || o.hard;
     let ts = TileSetup {
         id,
         ti,
         xy: (tx, ty),
         grid: grid.clone(),
         clouds,
-        mask_file: clouds && ti % 4 == 1,
+        mask_file: clouds && ti % 4 == 1 && !o.hard,
     };
     let nodata_wedge = ti + 1 == layout.tiles.len() && layout.tiles.len() > 1;
-    let shift = draw_shift(&mut trng);
+    let mut shift = draw_shift(&mut trng);
     let atm_before = atmosphere(&mut trng, 0.3);
-    let atm_after = atmosphere(&mut trng, 1.0);
+    let mut atm_after = atmosphere(&mut trng, 1.0);
+    // The hard conditions come from their own stream, so the default
+    // scene's draws are untouched.
+    let mut hrng = Rng(mix(o.seed ^ mix(ti as u64 + 7000)));
+    let sensor_gain: Option<[f32; 5]> = o.hard.then(|| {
+        shift = draw_shift_up_to(&mut hrng, 2.0);
+        atm_after = atmosphere(&mut hrng, 2.5);
+        std::array::from_fn(|_| hrng.range(0.5, 1.6) as f32)
+    });
     let sz = o.size;
     let m = 4usize;
     let wsz = sz + 2 * m;
@@ -1351,6 +1371,11 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
     let sky = clouds.then(|| Sky::new(mix(o.seed ^ (ti as u64 * 31 + 5)), &mut trng, (tx, ty), sz));
     sensor_effects(&mut before, atm_before, None, o.seed, (tx, ty), 0);
     sensor_effects(&mut after, atm_after, sky.as_ref(), o.seed, (tx, ty), 1);
+    if let Some(g) = sensor_gain {
+        for (b, mut plane) in after.axis_iter_mut(ndarray::Axis(0)).enumerate() {
+            plane.mapv_inplace(|v| v * g[b]);
+        }
+    }
     // Nodata swath edge on the later date of the last tile.
     let nodata = Array2::from_shape_fn((sz, sz), |(r, c)| nodata_wedge && (c + r / 2) < sz / 5);
     let bpath = format!("tiles/{id}_{BEFORE_DATE}.tif");
@@ -1368,7 +1393,13 @@ fn synth_tile(w: &World<'_>, ti: usize, id: &str, tx: i64, ty: i64) -> Result<Ti
     Ok(TileOut {
         truth: tile_truth(w, (id, 1), (tx, ty), &grid, &unusable, &nodata)?,
         manifest: json!({"id": id, "before": before_json, "after": after_json}),
-        shift: json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": ts.mask_file}),
+        shift: {
+            let mut j = json!({"tile": id, "after_shift_px": [(shift.0 * 1000.0).round() / 1000.0, (shift.1 * 1000.0).round() / 1000.0], "clouds": clouds, "mask": ts.mask_file});
+            if let Some(g) = sensor_gain {
+                j["sensor_gain"] = json!(g.map(|v| (v as f64 * 1000.0).round() / 1000.0));
+            }
+            j
+        },
         third,
     })
 }

@@ -14,12 +14,20 @@ use std::path::Path;
 use util::{root, run, tmp};
 
 fn detect_all(m: &Manifest, segs: &[Segment], stream: StreamOptions) -> Vec<TileResult> {
-    let cfg = Config::default();
-    let (_, registry) = load_context_inputs(m, &cfg).unwrap();
+    detect_all_with(m, segs, stream, &Config::default())
+}
+
+fn detect_all_with(
+    m: &Manifest,
+    segs: &[Segment],
+    stream: StreamOptions,
+    cfg: &Config,
+) -> Vec<TileResult> {
+    let (_, registry) = load_context_inputs(m, cfg).unwrap();
     let ctx = Context {
         segments: segs,
         registry: &registry,
-        config: &cfg,
+        config: cfg,
         stream,
         indexes: &Default::default(),
         change_model: None,
@@ -231,5 +239,41 @@ fn a_scene_no_zone_reaches_gives_no_polygons_and_says_so() {
             .notes
             .iter()
             .any(|n| n.contains("no management zone reaches")));
+    }
+}
+
+/// Regions over `max_object_px` are not reported, whole or streamed (the
+/// streamed path keeps only their pixel count), and the notes say so.
+#[test]
+fn regions_over_the_cap_are_said_not_reported_in_both_paths() {
+    let m = load_manifest(&root().join("sample-tiles/manifest.json")).unwrap();
+    let (segs, _) = load_context_inputs(&m, &Config::default()).unwrap();
+    let cfg = Config {
+        max_object_px: 40,
+        ..Config::default()
+    };
+    let reference = detect_all_with(&m, &segs, whole(), &cfg);
+    let uncapped = detect_all(&m, &segs, whole());
+    let n = |r: &[TileResult]| r.iter().map(|t| t.detections.len()).sum::<usize>();
+    assert!(n(&reference) < n(&uncapped));
+    assert!(reference
+        .iter()
+        .all(|t| t.detections.iter().all(|d| d.evidence.pixels <= 40)));
+    assert!(reference.iter().any(|t| t
+        .report
+        .notes
+        .iter()
+        .any(|n| n.contains("larger than max_object_px = 40"))));
+    for rows in [64, 45] {
+        let streamed = detect_all_with(&m, &segs, always(rows), &cfg);
+        for (a, b) in reference.iter().zip(&streamed) {
+            let ((da, ra), (db, rb)) = (comparable(a), comparable(b));
+            let t = &a.report.tile;
+            assert_eq!(da, db, "{t}: detections with {rows}-row blocks");
+            // Valid and cloud shares are over the zone blocks when streamed.
+            for k in ["notes", "polygons", "change_threshold", "normalization"] {
+                assert_eq!(ra[k], rb[k], "{t}: {k} with {rows}-row blocks");
+            }
+        }
     }
 }

@@ -34,6 +34,11 @@ pub struct Config {
     pub min_area_m2: f64,
     /// Minimum mapping unit: pixel count.
     pub min_pixels: usize,
+    /// Largest flagged region, pixels, reported as an object; larger ones
+    /// are said in the tile notes instead. 1,000,000 (100 km² at 10 m): no
+    /// encroachment is that large, a region that size is a radiometric or
+    /// mask failure, and its pixels would be held in memory until it ends.
+    pub max_object_px: usize,
     /// Rows read from GDAL per block.
     pub block_rows: usize,
     /// Radiometric normalisation of the later date to the earlier.
@@ -136,6 +141,7 @@ impl Default for Config {
             channel_m: 200.0,
             min_area_m2: 100.0,
             min_pixels: 4,
+            max_object_px: 1_000_000,
             block_rows: 512,
             normalize: true,
             normalize_keep: 0.5,
@@ -228,6 +234,11 @@ impl Config {
         }
         if self.channel_m > self.corridor_m {
             return Err(Error::Config("channel_m must not exceed corridor_m".into()));
+        }
+        if self.max_object_px < self.min_pixels.max(1) {
+            return Err(Error::Config(
+                "max_object_px must be at least min_pixels (and ≥ 1)".into(),
+            ));
         }
         if !(0.05..=1.0).contains(&self.normalize_keep) {
             return Err(Error::Config("normalize_keep must be in 0.05–1".into()));

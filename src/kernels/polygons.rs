@@ -47,20 +47,11 @@ pub fn trace_at(
     // most two outgoing boundary edges.
     let vw = bw + 1;
     let vid = |x: usize, y: usize| y * vw + x;
-    let nv = vw * (bh + 1);
     // Edge: (from vertex, to vertex, owning pixel id). Walking direction keeps
     // the component on the right in (x right, y down) pixel space.
     let mut edges: Vec<(u32, u32, u32)> = Vec::new();
-    let mut out: Vec<[u32; 2]> = vec![[u32::MAX; 2]; nv];
-    let mut push = |edges: &mut Vec<(u32, u32, u32)>, a: usize, b: usize, px: usize| {
-        let e = edges.len() as u32;
+    let push = |edges: &mut Vec<(u32, u32, u32)>, a: usize, b: usize, px: usize| {
         edges.push((a as u32, b as u32, px as u32));
-        let slot = &mut out[a];
-        if slot[0] == u32::MAX {
-            slot[0] = e;
-        } else {
-            slot[1] = e;
-        }
     };
     for r in 0..bh {
         for c in 0..bw {
@@ -83,6 +74,25 @@ pub fn trace_at(
             }
         }
     }
+    // Outgoing edges per vertex, as (vertex, edge) sorted: memory in the
+    // boundary's length, not the bounding box's area (a long component's
+    // box can be 10⁸ vertices).
+    let mut by_from: Vec<(u32, u32)> = edges
+        .iter()
+        .enumerate()
+        .map(|(e, &(a, _, _))| (a, e as u32))
+        .collect();
+    by_from.sort_unstable();
+    let out = |v: u32| -> [u32; 2] {
+        let i = by_from.partition_point(|&(w, _)| w < v);
+        let at = |k: usize| {
+            by_from
+                .get(k)
+                .filter(|&&(w, _)| w == v)
+                .map_or(u32::MAX, |&(_, e)| e)
+        };
+        [at(i), at(i + 1)]
+    };
     let mut used = vec![false; edges.len()];
     let mut rings: Vec<Vec<(usize, usize)>> = Vec::new();
     for start in 0..edges.len() {
@@ -95,7 +105,7 @@ pub fn trace_at(
             used[e] = true;
             let (a, b, px) = edges[e];
             ring.push((a as usize % vw, a as usize / vw));
-            let cand = out[b as usize];
+            let cand = out(b);
             let next = if cand[1] == u32::MAX {
                 cand[0]
             } else {

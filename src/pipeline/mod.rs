@@ -370,6 +370,7 @@ pub fn detect_scene(
         .count();
     let zu_px = cv.zone_usable.iter().filter(|&&z| z).count();
     notes.extend(trust::flagged_share(reported_px, zu_px, cfg));
+    notes.extend(trust::too_large(&objs.too_large, grid.pixel_area(), cfg));
     let n = (grid.height * grid.width) as f64;
     let report = TileReport {
         tile: info.tile.clone(),

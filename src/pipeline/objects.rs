@@ -47,6 +47,8 @@ pub struct Objects {
     pub detections: Vec<Detection>,
     /// Per label: (class code, confidence) of reported components.
     pub reported: Vec<(u8, f32)>,
+    /// Pixel counts of the components over `max_object_px`, not reported.
+    pub too_large: Vec<usize>,
 }
 
 /// The component's id: tile, row and column of its first pixel.
@@ -123,8 +125,13 @@ pub fn detections(
     let mut reported: Vec<(u8, f32)> = vec![(0, 0.0); comps.len() + 1];
     let mut out = Vec::new();
     let swir = layers.cover.after.mndwi.is_some();
+    let mut too_large = Vec::new();
     for comp in comps {
         if !reaches_unit(comp.pixels, x.grid, x.cfg) {
+            continue;
+        }
+        if comp.pixels > x.cfg.max_object_px {
+            too_large.push(comp.pixels);
             continue;
         }
         let (mut st, pts) = features::stats(comp, layers, x.grid);
@@ -144,6 +151,7 @@ pub fn detections(
     Ok(Objects {
         detections: out,
         reported,
+        too_large,
     })
 }
 

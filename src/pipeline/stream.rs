@@ -381,6 +381,7 @@ pub fn detect(
         model,
         counts: Counts::default(),
         out: Vec::new(),
+        too_large: Vec::new(),
         rows_read: 0,
     };
     for run in runs(&need, b, h) {
@@ -390,6 +391,7 @@ pub fn detect(
         counts,
         mut out,
         rows_read,
+        too_large,
         ..
     } = engine;
     if counts.computed > 0 && counts.valid == 0 {
@@ -412,6 +414,7 @@ pub fn detect(
         counts.zone_usable,
         cfg,
     ));
+    notes.extend(trust::too_large(&too_large, grid.pixel_area(), cfg));
     let n = (h * w) as f64;
     let report = TileReport {
         tile: info.tile.clone(),
@@ -539,6 +542,8 @@ struct Engine<'a> {
     counts: Counts,
     /// Detections with their sort key (first row, first column).
     out: Vec<((usize, usize), Detection)>,
+    /// Pixel counts of the components over `max_object_px`.
+    too_large: Vec<usize>,
     rows_read: usize,
 }
 
@@ -562,7 +567,7 @@ impl Engine<'_> {
         let mut cover: Buf<CoverRows> = Buf::new();
         let mut mask: Buf<Array2<bool>> = Buf::new();
         let mut cloud_d: Buf<Array2<u8>> = Buf::new();
-        let mut stitch = Stitch::new(w);
+        let mut stitch = Stitch::new(w, cfg.max_object_px);
         let mut lap = Instant::now();
         let mut laps = [0f64; 4];
         // Freed memory is handed back once per block (`release_memory`);
@@ -742,8 +747,17 @@ impl Engine<'_> {
         c.zone_usable += cv.zone_usable.iter().filter(|&&v| v).count();
     }
 
-    fn finish_all(&mut self, comps: Vec<Vec<Pix>>, tap: &mut dyn Tap) -> Result<()> {
-        for px in comps {
+    fn finish_all(&mut self, comps: Vec<Done>, tap: &mut dyn Tap) -> Result<()> {
+        for done in comps {
+            let px = match done {
+                Done::Pixels(px) => px,
+                Done::TooLarge(n) => {
+                    if objects::reaches_unit(n, self.ox.grid, self.cfg) {
+                        self.too_large.push(n);
+                    }
+                    continue;
+                }
+            };
             let Some((key, t)) = traced(px, self.ox) else {
                 continue;
             };
@@ -817,7 +831,10 @@ fn traced(mut px: Vec<Pix>, x: &ObjectContext<'_>) -> Option<((usize, usize), Tr
         pts.push(Coord { x: mx, y: my });
     }
     st.solidity = core as f64 / px.len() as f64;
-    let labels = idx.mapv(|i| u32::from(i != 0));
+    // The index raster becomes the label raster in place (a long
+    // component's bounding box can be hundreds of MB).
+    let mut labels = idx;
+    labels.mapv_inplace(|i| u32::from(i != 0));
     let comp = Component {
         label: 1,
         pixels: px.len(),
@@ -845,16 +862,39 @@ struct Stitch {
     prev_row: Option<usize>,
     parent: Vec<u32>,
     pix: Vec<Vec<Pix>>,
+    /// Pixels per label (at its root, the component's).
+    n: Vec<usize>,
+    /// Components over this many pixels keep only their count.
+    cap: usize,
+}
+
+/// A finished component: its pixels, or only its size when it grew over
+/// the cap.
+enum Done {
+    Pixels(Vec<Pix>),
+    TooLarge(usize),
 }
 
 impl Stitch {
-    fn new(w: usize) -> Stitch {
+    fn new(w: usize, cap: usize) -> Stitch {
         Stitch {
             w,
             prev: vec![0; w],
             prev_row: None,
             parent: vec![0],
             pix: vec![Vec::new()],
+            n: vec![0],
+            cap,
+        }
+    }
+
+    /// Counts a pixel (or `k`) to root `l`, dropping its pixels once it is
+    /// over the cap.
+    fn count(&mut self, l: u32, k: usize) {
+        let l = l as usize;
+        self.n[l] += k;
+        if self.n[l] > self.cap && !self.pix[l].is_empty() {
+            self.pix[l] = Vec::new();
         }
     }
 
@@ -872,13 +912,17 @@ impl Stitch {
         if a == b {
             return a;
         }
-        let (keep, gone) = if self.pix[a as usize].len() >= self.pix[b as usize].len() {
+        let (keep, gone) = if self.n[a as usize] >= self.n[b as usize] {
             (a, b)
         } else {
             (b, a)
         };
         let moved = std::mem::take(&mut self.pix[gone as usize]);
-        self.pix[keep as usize].extend(moved);
+        let k = std::mem::take(&mut self.n[gone as usize]);
+        if self.n[keep as usize] <= self.cap {
+            self.pix[keep as usize].extend(moved);
+        }
+        self.count(keep, k);
         self.parent[gone as usize] = keep;
         keep
     }
@@ -890,7 +934,7 @@ impl Stitch {
         r: usize,
         mask: ndarray::ArrayView1<bool>,
         values: impl Fn(usize) -> PixelValues,
-    ) -> Vec<Vec<Pix>> {
+    ) -> Vec<Done> {
         let mut cur = vec![0u32; self.w];
         let joined = self.prev_row == Some(r.wrapping_sub(1));
         for c in 0..self.w {
@@ -904,6 +948,7 @@ impl Stitch {
                     let id = self.parent.len() as u32;
                     self.parent.push(id);
                     self.pix.push(Vec::new());
+                    self.n.push(0);
                     id
                 }
                 (u, 0) => self.find(u),
@@ -911,11 +956,14 @@ impl Stitch {
                 (u, l) => self.union(u, l),
             };
             cur[c] = l;
-            self.pix[l as usize].push(Pix {
-                r: r as u32,
-                c: c as u32,
-                v: values(c),
-            });
+            if self.n[l as usize] < self.cap {
+                self.pix[l as usize].push(Pix {
+                    r: r as u32,
+                    c: c as u32,
+                    v: values(c),
+                });
+            }
+            self.count(l, 1);
         }
         let done = if joined {
             self.finished(&cur)
@@ -928,7 +976,7 @@ impl Stitch {
     }
 
     /// Components of the previous row not continued in `cur`.
-    fn finished(&mut self, cur: &[u32]) -> Vec<Vec<Pix>> {
+    fn finished(&mut self, cur: &[u32]) -> Vec<Done> {
         let mut live: Vec<u32> = cur.iter().filter(|&&l| l != 0).copied().collect();
         for l in live.iter_mut() {
             *l = self.find(*l);
@@ -950,18 +998,25 @@ impl Stitch {
 
     /// The pixels of the components rooted at `roots` (each once), taken
     /// out of the stitcher.
-    fn take(&mut self, mut roots: Vec<u32>) -> Vec<Vec<Pix>> {
+    fn take(&mut self, mut roots: Vec<u32>) -> Vec<Done> {
         roots.sort_unstable();
         roots.dedup();
         roots
             .into_iter()
-            .map(|root| std::mem::take(&mut self.pix[root as usize]))
-            .filter(|p| !p.is_empty())
+            .filter_map(|root| {
+                let n = std::mem::take(&mut self.n[root as usize]);
+                let p = std::mem::take(&mut self.pix[root as usize]);
+                match n {
+                    0 => None,
+                    n if n > self.cap => Some(Done::TooLarge(n)),
+                    _ => Some(Done::Pixels(p)),
+                }
+            })
             .collect()
     }
 
     /// Every component of the previous row (the run ended or skipped rows).
-    fn drain_prev(&mut self) -> Vec<Vec<Pix>> {
+    fn drain_prev(&mut self) -> Vec<Done> {
         let prev = std::mem::replace(&mut self.prev, vec![0; self.w]);
         let mut roots: Vec<u32> = Vec::new();
         for l in prev.into_iter().filter(|&l| l != 0) {
@@ -971,7 +1026,7 @@ impl Stitch {
     }
 
     /// Finishes every open component (end of a run).
-    fn close(&mut self) -> Vec<Vec<Pix>> {
+    fn close(&mut self) -> Vec<Done> {
         self.prev_row = None;
         self.drain_prev()
     }
@@ -995,14 +1050,27 @@ mod tests {
             [true, true, true, false],
             [false, false, false, true]
         ];
-        let mut s = Stitch::new(4);
-        let mut done = Vec::new();
-        for r in 0..4 {
-            done.extend(s.row(r, m.row(r), |_| PixelValues::default()));
-        }
-        done.extend(s.close());
-        let mut sizes: Vec<usize> = done.iter().map(Vec::len).collect();
-        sizes.sort_unstable();
-        assert_eq!(sizes, vec![1, 7]);
+        let sizes = |cap: usize| {
+            let mut s = Stitch::new(4, cap);
+            let mut done = Vec::new();
+            for r in 0..4 {
+                done.extend(s.row(r, m.row(r), |_| PixelValues::default()));
+            }
+            done.extend(s.close());
+            let mut sizes: Vec<(usize, bool)> = done
+                .iter()
+                .map(|d| match d {
+                    Done::Pixels(p) => (p.len(), false),
+                    Done::TooLarge(n) => (*n, true),
+                })
+                .collect();
+            sizes.sort_unstable();
+            sizes
+        };
+        assert_eq!(sizes(100), vec![(1, false), (7, false)]);
+        // Over the cap (the arms merge at row 2): only the count is kept.
+        assert_eq!(sizes(2), vec![(1, false), (7, true)]);
+        assert_eq!(sizes(6), vec![(1, false), (7, true)]);
+        assert_eq!(sizes(7), vec![(1, false), (7, false)]);
     }
 }

@@ -90,6 +90,26 @@ pub fn flagged_share(reported_px: usize, zone_usable_px: usize, cfg: &Config) ->
     })
 }
 
+/// A note on the flagged regions over `max_object_px` (pixel counts, any
+/// order), which were not reported.
+pub fn too_large(px: &[usize], pixel_area_m2: f64, cfg: &Config) -> Option<String> {
+    if px.is_empty() {
+        return None;
+    }
+    let mut px = px.to_vec();
+    px.sort_unstable_by(|a, b| b.cmp(a));
+    let sizes: Vec<String> = px
+        .iter()
+        .map(|&n| format!("{n} px, {:.2} km²", n as f64 * pixel_area_m2 / 1e6))
+        .collect();
+    Some(format!(
+        "UNTRUSTED result: {} flagged region(s) larger than max_object_px = {} were not reported ({}): no encroachment is that large; check the radiometry, the masks and the change threshold",
+        px.len(),
+        cfg.max_object_px,
+        sizes.join("; ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +137,12 @@ mod tests {
         );
         assert!(normalisation(&Fit::identity(5), &cfg)[0].contains("too few"));
         assert!(flagged_share(10, 100, &cfg).is_none());
+        assert!(too_large(&[], 100.0, &cfg).is_none());
+        let t = too_large(&[2_000_000, 3_000_000], 100.0, &cfg).unwrap();
+        assert!(
+            t.contains("2 flagged region(s)") && t.contains("(3000000 px, 300.00 km²; 2000000 px"),
+            "{t}"
+        );
         assert!(flagged_share(20, 100, &cfg).is_some_and(|s| s.contains("20.0 %")));
     }
 }

@@ -142,15 +142,8 @@ pub fn fit(
     }
 }
 
-fn fit_residual(
-    before: ArrayView3<f32>,
-    after: ArrayView3<f32>,
-    valid: ArrayView2<bool>,
-    stride: usize,
-    iterations: usize,
-    keep: f64,
-) -> Fit {
-    let nb = before.len_of(Axis(0));
+/// Every `stride`-th valid pixel; `None` under 200 (too few to fit).
+fn sample(valid: ArrayView2<bool>, stride: usize) -> Option<Vec<(usize, usize)>> {
     let (h, w) = valid.dim();
     let mut samples: Vec<(usize, usize)> = Vec::new();
     for r in (0..h).step_by(stride.max(1)) {
@@ -160,10 +153,23 @@ fn fit_residual(
             }
         }
     }
+    (samples.len() >= 200).then_some(samples)
+}
+
+/// The residual fit (see the module documentation).
+fn fit_residual(
+    before: ArrayView3<f32>,
+    after: ArrayView3<f32>,
+    valid: ArrayView2<bool>,
+    stride: usize,
+    iterations: usize,
+    keep: f64,
+) -> Fit {
+    let nb = before.len_of(Axis(0));
     let mut f = Fit::identity(nb);
-    if samples.len() < 200 {
+    let Some(samples) = sample(valid, stride) else {
         return f;
-    }
+    };
     // Sample spectra gathered once: (after, before) per band, contiguous.
     let data: Vec<f32> = samples
         .par_iter()
@@ -229,19 +235,10 @@ fn fit_irmad(
     keep: f64,
 ) -> Fit {
     let nb = before.len_of(Axis(0));
-    let (h, w) = valid.dim();
-    let mut samples: Vec<(usize, usize)> = Vec::new();
-    for r in (0..h).step_by(stride.max(1)) {
-        for c in (0..w).step_by(stride.max(1)) {
-            if valid[[r, c]] {
-                samples.push((r, c));
-            }
-        }
-    }
     let mut f = Fit::identity(nb);
-    if samples.len() < 200 {
+    let Some(samples) = sample(valid, stride) else {
         return f;
-    }
+    };
     let gather = |img: &ArrayView3<f32>| -> Vec<f64> {
         samples
             .par_iter()

@@ -53,6 +53,8 @@ ap.add_argument("--bin", default="target/release/riverwatch")
 ap.add_argument("--work", default="target/changefit")
 ap.add_argument("--s2-seeds", default="1-6")
 ap.add_argument("--gf-seeds", default="1-4")
+ap.add_argument("--hard-seeds", default="11-13",
+                help="Sentinel-2 seeds of `synth --hard` scenes (sensor change, haze, shifts, unmasked clouds) in the pixel fit")
 ap.add_argument("--neg", type=int, default=30000, help="unchanged pixels sampled per dataset")
 ap.add_argument("--synth-weight", type=float, default=1.0, help="weight of a synthetic seed relative to a city")
 ap.add_argument("--stack-synth-weight", type=float, default=30.0,
@@ -126,12 +128,14 @@ def prepare():
             "-o", f"{o}/pred.geojson", "--emit-rasters", o, "--emit-features")
         onto(f"{d}/reference.tif", f"{o}/{n}_change_features.tif", f"{o}/ref.tif")
         print("prepared", n, flush=True)
-    for sensor, spec in (("sentinel2-l2a", a.s2_seeds + "," + STACK_S2), ("gf-4band", a.gf_seeds + "," + STACK_GF)):
+    for sensor, spec in SYNTH_SETS + [("sentinel2-l2a", STACK_S2), ("gf-4band", STACK_GF)]:
         for s in seeds(spec):
-            o = os.path.join(a.work, "synth", f"{sensor}-s{s}")
+            o = synth_dir(sensor, s)
             if os.path.exists(f"{o}/done"):
                 continue
-            run(a.bin, "synth", "-o", o, "--seed", s, "--tiles", 4, "--size", 1024, "--sensor", sensor)
+            hard = ["--hard"] if sensor.endswith("-hard") else []
+            run(a.bin, "synth", "-o", o, "--seed", s, "--tiles", 4, "--size", 1024,
+                "--sensor", sensor.removesuffix("-hard"), *hard)
             run(a.bin, "detect", f"{o}/manifest.json", "-o", f"{o}/pred.geojson", "--emit-rasters", o, "--emit-features")
             man = json.load(open(f"{o}/manifest.json"))
             for t in man["tiles"]:
@@ -145,6 +149,10 @@ def prepare():
             print("prepared", sensor, s, flush=True)
 
 
+def synth_dir(sensor, s):
+    return os.path.join(a.work, "synth", f"{sensor}-s{s}")
+
+
 def datasets():
     """(name, group, X, y, swir) per dataset; X float32 (n, features)."""
     out = []
@@ -155,9 +163,9 @@ def datasets():
         X = X.reshape(X.shape[0], -1).T; r = r.ravel()
         keep = (r > 0) & np.any(X != 0, axis=1)
         out.append((n, "oscd:" + n, X[keep], r[keep] == 2, True))
-    for sensor, spec in (("sentinel2-l2a", a.s2_seeds), ("gf-4band", a.gf_seeds)):
+    for sensor, spec in SYNTH_SETS:
         for s in seeds(spec):
-            o = os.path.join(a.work, "synth", f"{sensor}-s{s}")
+            o = synth_dir(sensor, s)
             man = json.load(open(f"{o}/manifest.json"))
             Xs, ys = [], []
             for t in man["tiles"]:
@@ -332,6 +340,11 @@ def with_stack(path, stack):
 
 
 STACK_S2, STACK_GF = "7-9", "5-6"
+# The pixel fit's synthetic sets: ordinary Sentinel-2 and GF scenes, and
+# `synth --hard` Sentinel-2 scenes (suffix "-hard") when --hard-seeds is
+# not empty.
+SYNTH_SETS = [("sentinel2-l2a", a.s2_seeds), ("gf-4band", a.gf_seeds)] + \
+    ([("sentinel2-l2a-hard", a.hard_seeds)] if a.hard_seeds else [])
 ZERO = "min_confidence = 0.0\n"
 
 

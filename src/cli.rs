@@ -249,6 +249,11 @@ pub struct CommonArgs {
     /// Rows per block when streaming.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(8..))]
     pub block_rows: u32,
+    /// Vertical strips computed side by side when streaming; 0 (default):
+    /// one per worker thread, each at least 1024 columns wide. The output
+    /// is the same for any number.
+    #[arg(long, default_value_t = 0)]
+    pub strips: u32,
 }
 
 /// `detect` flags.

@@ -41,11 +41,12 @@ fn settings(c: &cli::CommonArgs) -> Result<Config> {
     Ok(cfg)
 }
 
-/// When scenes are streamed (`--stream`, `--block-rows`).
+/// When and how scenes are streamed (`--stream`, `--block-rows`, `--strips`).
 fn streaming(c: &cli::CommonArgs) -> riverwatch::StreamOptions {
     let d = riverwatch::StreamOptions::default();
     riverwatch::StreamOptions {
         block_rows: c.block_rows as usize,
+        strips: c.strips as usize,
         in_memory_px: match c.stream.as_str() {
             "always" => 0,
             "never" => usize::MAX,
@@ -187,10 +188,11 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
                 }
                 if let Some(st) = &r.report.stream {
                     eprintln!(
-                        "  streamed: {} of {} blocks of {} rows reach a zone; {:.1} % of the rows read; estimates from {} rows",
+                        "  streamed: {} of {} blocks of {} rows reach a zone, in {} strips; {:.1} % of the rows read; estimates from {} rows",
                         st.blocks_in_zone,
                         st.blocks,
                         st.block_rows,
+                        st.strips,
                         100.0 * st.read_share,
                         st.sample_rows
                     );

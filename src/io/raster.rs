@@ -427,14 +427,6 @@ impl DateReader {
         ))
     }
 
-    /// Reads rows `rows` of every band as reflectance with the validity mask.
-    ///
-    /// # Errors
-    /// GDAL read failures (for example a truncated file), naming the file.
-    pub fn read_rows(&self, rows: Range<usize>, width: usize) -> Result<Block> {
-        self.read_window(rows, 0..width)
-    }
-
     /// Reads a window (rows × cols) of every band as reflectance with the
     /// validity mask.
     ///
@@ -628,9 +620,17 @@ impl TileReader {
     /// # Errors
     /// As [`DateReader::read_rows`].
     pub fn read_rows(&self, rows: Range<usize>) -> Result<(Block, Block)> {
+        self.read_window(rows, 0..self.grid.width)
+    }
+
+    /// Reads the same window (rows × columns) of both dates.
+    ///
+    /// # Errors
+    /// As [`DateReader::read_window`].
+    pub fn read_window(&self, rows: Range<usize>, cols: Range<usize>) -> Result<(Block, Block)> {
         Ok((
-            self.before.read_rows(rows.clone(), self.grid.width)?,
-            self.after.read_rows(rows, self.grid.width)?,
+            self.before.read_window(rows.clone(), cols.clone())?,
+            self.after.read_window(rows, cols)?,
         ))
     }
 

@@ -38,6 +38,18 @@ type Piece = (Coord<f64>, Coord<f64>, f64, f64, [f64; 4]);
 
 /// Rasterises the zones for rows `rows` of `grid` (pixel centres).
 pub fn zones(grid: &Grid, rows: Range<usize>, segs: &[Projected]) -> Zones {
+    zones_window(grid, rows, 0..grid.width, segs)
+}
+
+/// Rasterises the zones for the window `rows` × `cols` of `grid`: pixel
+/// centres are placed from the scene's own geotransform, so a window gives
+/// the same bits as the scene.
+pub fn zones_window(
+    grid: &Grid,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    segs: &[Projected],
+) -> Zones {
     let pieces: Vec<Piece> = segs
         .iter()
         .flat_map(|s| {
@@ -61,7 +73,7 @@ pub fn zones(grid: &Grid, rows: Range<usize>, segs: &[Projected]) -> Zones {
             })
         })
         .collect();
-    let w = grid.width;
+    let w = cols.len();
     let mut zone = Array2::from_elem((rows.len(), w), false);
     let mut channel = Array2::from_elem((rows.len(), w), false);
     zone.axis_iter_mut(Axis(0))
@@ -72,18 +84,19 @@ pub fn zones(grid: &Grid, rows: Range<usize>, segs: &[Projected]) -> Zones {
             let row = (rows.start + i) as f64 + 0.5;
             let (_, y) = grid.to_map(0.5, row);
             for (a, b, c2, h2, bb) in pieces.iter().filter(|p| y >= p.4[2] && y <= p.4[3]) {
-                let c0 = (grid.to_pixel(bb[0], y).0.floor().max(0.0)) as usize;
-                let c1 = (grid.to_pixel(bb[1], y).0.ceil().max(0.0) as usize).min(w);
+                let c0 = (grid.to_pixel(bb[0], y).0.floor().max(0.0) as usize).max(cols.start);
+                let c1 = (grid.to_pixel(bb[1], y).0.ceil().max(0.0) as usize).min(cols.end);
                 for c in c0..c1 {
-                    if zr[c] && cr[c] {
+                    let k = c - cols.start;
+                    if zr[k] && cr[k] {
                         continue;
                     }
                     let (x, _) = grid.to_map(c as f64 + 0.5, row);
                     let d2 = dist2_point_segment(Coord { x, y }, *a, *b);
                     if d2 <= *c2 {
-                        zr[c] = true;
+                        zr[k] = true;
                         if d2 <= *h2 {
-                            cr[c] = true;
+                            cr[k] = true;
                         }
                     }
                 }
@@ -128,5 +141,19 @@ mod tests {
             }],
         );
         assert_eq!(a.zone, z.zone.slice(ndarray::s![0..37, ..]));
+        // And in a window of columns.
+        let seg = Projected {
+            index: 0,
+            lines: MultiLineString(vec![LineString::from(vec![(0.0, 500.0), (900.0, 700.0)])]),
+            corridor_m: 200.0,
+            channel_m: 50.0,
+        };
+        let whole = zones(&grid, 0..100, std::slice::from_ref(&seg));
+        let win = zones_window(&grid, 10..60, 37..150, &[seg]);
+        assert_eq!(win.zone, whole.zone.slice(ndarray::s![10..60, 37..150]));
+        assert_eq!(
+            win.channel,
+            whole.channel.slice(ndarray::s![10..60, 37..150])
+        );
     }
 }

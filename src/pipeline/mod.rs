@@ -233,7 +233,7 @@ pub fn detect_tile(
     let t0 = Instant::now();
     let reader = TileReader::open(tile, sensor)?;
     if ctx.stream.streams(&reader.grid) && !tap.wants_scene() {
-        return stream::detect(reader, &SceneInfo::of(tile), sensor, ctx, tap);
+        return stream::detect(reader, tile, sensor, ctx, tap);
     }
     let pair = read_whole(reader, ctx.config.block_rows)?;
     tap.stage("read", t0.elapsed().as_secs_f64());

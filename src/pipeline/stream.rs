@@ -32,7 +32,7 @@ use super::{global, link, rules, trust, Context, SceneInfo, ScenePair, TileRepor
 use crate::domain::config::{Config, Method};
 use crate::domain::detection::{round, Detection};
 use crate::domain::grid::Grid;
-use crate::domain::manifest::Sensor;
+use crate::domain::manifest::{Sensor, Tile};
 use crate::domain::rivers::Projected;
 use crate::error::{Error, Result};
 use crate::io::crs::Transformer;
@@ -43,7 +43,7 @@ use crate::kernels::label::Component;
 use crate::kernels::normalize::Fit;
 use crate::kernels::polygons::trace_at;
 use crate::kernels::threshold::HYSTERESIS_REACH;
-use crate::kernels::zones::zones;
+use crate::kernels::zones::zones_window;
 use geo::{BoundingRect, Coord};
 use ndarray::{concatenate, s, Array2, Array3, ArrayView2, Axis, Zip};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,12 @@ pub struct StreamOptions {
     /// The global pass reads the whole scene up to this many pixels, else a
     /// sample of blocks of this size in all.
     pub sample_px: usize,
+    /// Vertical strips computed side by side (each with its own GDAL
+    /// handles and a halo of columns); 0: one per worker thread, each at
+    /// least [`MIN_STRIP_COLS`] wide. The output is the same for any
+    /// number.
+    #[serde(default)]
+    pub strips: usize,
 }
 
 impl Default for StreamOptions {
@@ -75,6 +81,7 @@ impl Default for StreamOptions {
             block_rows: 128,
             in_memory_px: 2048 * 2048,
             sample_px: 3 << 20,
+            strips: 0,
         }
     }
 }
@@ -100,6 +107,9 @@ pub struct StreamReport {
     pub read_share: f64,
     /// Rows the global pass estimated from.
     pub sample_rows: usize,
+    /// Vertical strips computed side by side.
+    #[serde(default)]
+    pub strips: usize,
 }
 
 /// Rows of the bands the global pass samples from a scene larger than the
@@ -170,15 +180,27 @@ pub struct Halos {
 }
 
 impl Halos {
-    /// The halos for these settings and estimates.
+    /// The halos across rows for these settings and estimates.
     pub fn of(cfg: &Config, p: &Params) -> Halos {
+        Halos::along(cfg, p, 1)
+    }
+
+    /// The halos across columns: the same stages, with the horizontal
+    /// shadow cast offset and shift.
+    pub fn across(cfg: &Config, p: &Params) -> Halos {
+        Halos::along(cfg, p, 0)
+    }
+
+    /// The halos along axis `k` of the cast offsets and the shift (0: x,
+    /// columns; 1: y, rows).
+    fn along(cfg: &Config, p: &Params, k: usize) -> Halos {
         let rules = cfg.method == Method::Rules;
         let m = cfg.cloud_min_pixels.max(1);
         let dy = p
             .cast
             .iter()
             .flatten()
-            .map(|o| o.1.unsigned_abs())
+            .map(|o| if k == 0 { o.0 } else { o.1 }.unsigned_abs())
             .max()
             .unwrap_or(0);
         let sh = cfg.shoreline_px.max(cfg.bank_px);
@@ -190,7 +212,7 @@ impl Halos {
                 0
             },
             align: if rules && cfg.coregister {
-                p.shift[1].abs().ceil() as usize + 2
+                p.shift[k].abs().ceil() as usize + 2
             } else {
                 0
             },
@@ -218,7 +240,8 @@ impl Halos {
     }
 
     /// Rows each stage's buffer must hold beyond the block, so every later
-    /// stage finds its window: (raw, clouds, aligned, thin, cover).
+    /// stage finds its window: (raw, clouds, aligned, thin, cover). The
+    /// first (raw) is the reach of the whole stage chain.
     fn leads(&self) -> [usize; 5] {
         let cover = self.mask;
         let thin = (cover + self.cover).max(self.cloud_d).max(self.mask);
@@ -287,18 +310,18 @@ impl<'a> Corridors<'a> {
             .collect()
     }
 
-    /// The management zone on `rows`, scanning only the segments whose
-    /// corridor may reach them.
-    fn zone(&self, grid: &Grid, rows: Range<usize>) -> Array2<bool> {
+    /// The management zone on the window `rows` × `cols`, scanning only
+    /// the segments whose corridor may reach those rows.
+    fn zone(&self, grid: &Grid, rows: Range<usize>, cols: Range<usize>) -> Array2<bool> {
         if self.scene_only {
-            return Array2::from_elem((rows.len(), grid.width), true);
+            return Array2::from_elem((rows.len(), cols.len()), true);
         }
         let span = row_span(grid, rows.clone());
         let near: Vec<Projected> = (0..self.spans.len())
             .filter(|&i| self.reaches(i, span))
             .map(|i| self.projected[i].clone())
             .collect();
-        zones(grid, rows, &near).zone
+        zones_window(grid, rows, cols, &near).zone
     }
 }
 
@@ -315,13 +338,18 @@ fn row_span(grid: &Grid, rows: Range<usize>) -> [f64; 2] {
     ]
 }
 
-/// Reads rows of both dates and rasterises the zone there.
-fn read_raw(reader: &TileReader, corridors: &Corridors<'_>, rows: Range<usize>) -> Result<Raw> {
-    let (b, a) = reader.read_rows(rows.clone())?;
+/// Reads a window of both dates and rasterises the zone there.
+fn read_raw(
+    reader: &TileReader,
+    corridors: &Corridors<'_>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> Result<Raw> {
+    let (b, a) = reader.read_window(rows.clone(), cols.clone())?;
     let valid = Zip::from(&b.valid)
         .and(&a.valid)
         .map_collect(|&x, &y| x && y);
-    let zone = corridors.zone(&reader.grid, rows);
+    let zone = corridors.zone(&reader.grid, rows, cols);
     Ok((b.bands, a.bands, (valid, zone)))
 }
 
@@ -332,11 +360,12 @@ fn read_raw(reader: &TileReader, corridors: &Corridors<'_>, rows: Range<usize>) 
 /// pixel, a CRS that cannot be transformed to WGS84.
 pub fn detect(
     reader: TileReader,
-    info: &SceneInfo,
+    tile: &Tile,
     sensor: &Sensor,
     ctx: &Context<'_>,
     tap: &mut dyn Tap,
 ) -> Result<TileResult> {
+    let info = &SceneInfo::of(tile);
     let t0 = Instant::now();
     let cfg = ctx.config;
     let opt = &ctx.stream;
@@ -370,23 +399,57 @@ pub fn detect(
         cfg,
         model,
     };
+    let notes_in = reader.notes();
+    let n_strips = strip_count(opt, w);
+    let lead = Halos::across(cfg, &params).leads()[0];
+    let mut strips = Vec::with_capacity(n_strips);
+    let mut first = Some(reader);
+    for k in 0..n_strips {
+        let (inner, win) = strip_cols(w, n_strips, k, lead);
+        let reader = match first.take() {
+            Some(r) => r,
+            None => TileReader::open(tile, sensor)?,
+        };
+        strips.push(Strip {
+            reader,
+            inner,
+            win,
+            bufs: Bufs::default(),
+            laps: [0.0; 3],
+        });
+    }
     let mut engine = Engine {
-        reader: &reader,
-        corridors: &corridors,
-        params: &params,
-        halos,
-        cfg,
+        strips,
+        shared: Shared {
+            corridors: &corridors,
+            params: &params,
+            halos,
+            cfg,
+            model,
+        },
         ox: &ox,
         swir: bands > 4,
-        model,
         counts: Counts::default(),
         out: Vec::new(),
         too_large: Vec::new(),
         rows_read: 0,
+        stitch_s: 0.0,
     };
     for run in runs(&need, b, h) {
         engine.run(run, b, tap)?;
     }
+    // Each stage's time in the slowest strip (the strips run side by side).
+    let laps = engine
+        .strips
+        .iter()
+        .fold([0f64; 3], |m, s| [0, 1, 2].map(|i| m[i].max(s.laps[i])));
+    for (name, t) in ["read+zones", "clouds+align", "cover+magnitude+rules"]
+        .iter()
+        .zip(laps)
+    {
+        tap.stage(name, t);
+    }
+    tap.stage("stitch+polygons+link", engine.stitch_s);
     let Engine {
         counts,
         mut out,
@@ -402,7 +465,7 @@ pub fn detect(
     }
     out.sort_by_key(|(key, _)| *key);
     let detections: Vec<Detection> = out.into_iter().map(|(_, d)| d).collect();
-    let mut notes = reader.notes();
+    let mut notes = notes_in;
     if counts.computed == 0 {
         notes.push(
             "no management zone reaches this scene: nothing was computed beyond the sample".into(),
@@ -437,6 +500,7 @@ pub fn detect(
             blocks_in_zone: need.iter().filter(|&&x| x).count(),
             read_share: round(rows_read as f64 / h.max(1) as f64, 4),
             sample_rows,
+            strips: n_strips,
         }),
     };
     Ok(TileResult {
@@ -490,7 +554,7 @@ fn sample_pass(
     };
     let mut parts = Vec::new();
     for r in &ranges {
-        parts.push(read_raw(reader, corridors, r.clone())?);
+        parts.push(read_raw(reader, corridors, r.clone(), 0..w)?);
     }
     let cat3 = |f: fn(&Raw) -> &Array3<f32>| -> Array3<f32> {
         let v: Vec<_> = parts.iter().map(|p| f(p).view()).collect();
@@ -527,224 +591,359 @@ struct Counts {
     reported: usize,
 }
 
-/// The block engine of one scene.
-struct Engine<'a> {
-    reader: &'a TileReader,
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.computed += o.computed;
+        self.valid += o.valid;
+        self.cloud += o.cloud;
+        self.zone += o.zone;
+        self.zone_usable += o.zone_usable;
+        self.reported += o.reported;
+    }
+}
+
+/// Columns of a strip: what it reports (`inner`) and what it reads and
+/// computes (`win`: `inner` grown by `lead` on each side, clipped).
+fn strip_cols(w: usize, strips: usize, k: usize, lead: usize) -> (Range<usize>, Range<usize>) {
+    let inner = k * w / strips..(k + 1) * w / strips;
+    let win = inner.start.saturating_sub(lead)..(inner.end + lead).min(w);
+    (inner, win)
+}
+
+/// How many strips a scene `w` columns wide is cut into: the option, else
+/// one per worker thread with at least [`MIN_STRIP_COLS`] columns each.
+fn strip_count(opt: &StreamOptions, w: usize) -> usize {
+    let n = match opt.strips {
+        0 => rayon::current_num_threads().min(w / MIN_STRIP_COLS),
+        n => n,
+    };
+    n.clamp(1, w.max(1))
+}
+
+/// Narrowest strip the automatic choice makes: each side of a strip
+/// recomputes a halo of a few hundred columns (about 250 with the default
+/// settings), so a narrower strip would spend more on its halo than it
+/// gains from running beside the others.
+pub const MIN_STRIP_COLS: usize = 1024;
+
+/// What every strip of a scene shares (read only).
+struct Shared<'a> {
     corridors: &'a Corridors<'a>,
     params: &'a Params,
+    /// Row halos.
     halos: Halos,
     cfg: &'a Config,
+    model: Option<&'a TreeModel>,
+}
+
+/// The stage buffers of one strip over one run of zone blocks.
+#[derive(Default)]
+struct Bufs {
+    raw: Buf<Raw>,
+    clouds: Buf<(Array2<u8>, Array2<u8>)>,
+    aligned: Buf<(Array3<f32>, Array2<bool>)>,
+    thin: Buf<(Array2<u8>, Array2<u8>, Array2<bool>)>,
+    // Land cover and magnitude, with the aligned valid mask and the zone
+    // the rules read (so the raw and aligned rows can go sooner).
+    cover: Buf<CoverRows>,
+    mask: Buf<Array2<bool>>,
+    cloud_d: Buf<Array2<u8>>,
+}
+
+/// A vertical strip of the scene, computed beside the others: its own GDAL
+/// handles, its columns and its stage buffers. Every stage is as local
+/// across columns as across rows, so a window of columns with the halo
+/// of the whole stage chain gives exactly the scene's values on the
+/// strip's own columns.
+struct Strip {
+    reader: TileReader,
+    inner: Range<usize>,
+    win: Range<usize>,
+    bufs: Bufs,
+    /// Seconds in read+zones, clouds+align, cover+magnitude+rules.
+    laps: [f64; 3],
+}
+
+/// One block's rows of a strip, for the stitcher.
+struct StripRows {
+    /// Flagged pixels, block rows × the strip's own columns.
+    mask: Array2<bool>,
+    /// Per row, the values of its flagged pixels in column order.
+    values: Vec<Vec<PixelValues>>,
+    counts: Counts,
+    /// New rows read.
+    rows_read: usize,
+}
+
+impl Strip {
+    /// Computes rows `a..e` (a block of at most `b` rows), extending every
+    /// buffer by what the block needs and dropping what no later block
+    /// reads.
+    fn advance(&mut self, sh: &Shared<'_>, a: usize, e: usize, b: usize) -> Result<StripRows> {
+        let h = self.reader.grid.height;
+        let cfg = sh.cfg;
+        let p = sh.params;
+        let hl = sh.halos;
+        let [l_raw, l_clouds, l_aligned, l_thin, l_cover] = hl.leads();
+        let rules = cfg.method == Method::Rules;
+        let model = sh.model;
+        let (reader, cols) = (&self.reader, self.win.clone());
+        let Bufs {
+            raw,
+            clouds,
+            aligned,
+            thin,
+            cover,
+            mask,
+            cloud_d,
+        } = &mut self.bufs;
+        let mut lap = Instant::now();
+        let want = |l: usize| a.saturating_sub(l)..e + l;
+        let before_end = raw.end().max(a.saturating_sub(l_raw));
+        raw.extend(want(l_raw), 0, h, FINE_STEP.min(b), |r, _| {
+            read_raw(reader, sh.corridors, r, cols.clone())
+        })?;
+        let rows_read = raw.end().saturating_sub(before_end);
+        self.laps[0] += lap.elapsed().as_secs_f64();
+        lap = Instant::now();
+        clouds.extend(want(l_clouds), hl.clouds, h, b, |r, _| {
+            let (bf, af, (v, _)) = raw.get(r);
+            let (cb, ca, _) =
+                global::clouds_raw(bf.view(), af.view(), v.view(), rules, Some(p.cast), cfg);
+            Ok((cb, ca))
+        })?;
+        aligned.extend(want(l_aligned), hl.align, h, FINE_STEP.min(b), |r, _| {
+            let (af, v) = raw.get_part(r, |d, rr| (d.1.cut(rr.clone()), d.2 .0.cut(rr)));
+            Ok(global::align(af, v, &p.fit, p.shift, rules, cfg))
+        })?;
+        thin.extend(want(l_thin), hl.thin, h, b, |r, new| {
+            // The raw-data clouds are only needed on the new rows.
+            let bf = raw.get_part(r.clone(), |d, rr| d.0.cut(rr));
+            let (af, v) = aligned.get(r.clone());
+            let (cb_new, ca_new) = clouds.get(new.clone());
+            let mut cs = [Array2::zeros(v.dim()), Array2::zeros(v.dim())];
+            let inner = new.start - r.start..new.end - r.start;
+            cs[0].slice_mut(s![inner.clone(), ..]).assign(&cb_new);
+            cs[1].slice_mut(s![inner, ..]).assign(&ca_new);
+            let ([cb, ca], u) = global::thin(bf.view(), af.view(), v.view(), cs, rules, cfg);
+            Ok((cb, ca, u))
+        })?;
+        self.laps[1] += lap.elapsed().as_secs_f64();
+        lap = Instant::now();
+        cover.extend(want(l_cover), hl.cover, h, b, |r, _| {
+            let (bf, z) = raw.get_part(r.clone(), |d, rr| (d.0.cut(rr.clone()), d.2 .1.cut(rr)));
+            let (af, v) = aligned.get(r.clone());
+            let (cb, ca, u) = thin.get(r.clone());
+            let mut cv = cover::land_cover_with(
+                &cover::CoverInput {
+                    before: bf.view(),
+                    after: af.view(),
+                    valid: v.view(),
+                    clouds: [cb.view(), ca.view()],
+                    zone: z.view(),
+                    usable: u.view(),
+                },
+                Some(p.water),
+                cfg,
+            );
+            cv.drop_unread();
+            let mut mag = blocks::magnitude(bf.view(), af.view(), Some(z.view()), cfg);
+            if rules {
+                rules::sand_removal(&mut mag, &cv, cfg);
+            }
+            if let Some(m) = model {
+                let x = blocks::ProbabilityInput {
+                    before: bf.view(),
+                    after: af.view(),
+                    usable: u.view(),
+                    zone_usable: cv.zone_usable.view(),
+                    threshold: p.threshold,
+                };
+                blocks::with_probability(&mut mag, &x, m, cfg);
+            }
+            Ok((cv, mag, (v, z)))
+        })?;
+        mask.extend(want(0), hl.mask, h, b, |r, _| {
+            let u = thin.get_part(r.clone(), |d, rr| d.2.cut(rr));
+            let (cv, mag, (v, z)) = cover.get(r);
+            let cand = rules::candidates(
+                &rules::RuleInput {
+                    magnitude: &mag,
+                    threshold: p.threshold,
+                    cover: &cv,
+                    valid: v.view(),
+                    usable: u.view(),
+                    zone: z.view(),
+                },
+                cfg,
+            );
+            Ok(rules::clean(cand.mask.view(), z.view(), u.view(), cfg))
+        })?;
+        cloud_d.extend(want(0), hl.cloud_d, h, b, |r, _| {
+            let (cb, ca) = thin.get_part(r, |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
+            Ok(super::cloud_distance(&cb, &ca).1)
+        })?;
+        self.laps[2] += lap.elapsed().as_secs_f64();
+        let out = self.rows_of(a..e);
+        self.trim(e, &hl);
+        let mut out = out;
+        out.rows_read = rows_read;
+        Ok(out)
+    }
+
+    /// The stitcher's view of rows `rows`, which every buffer holds: the
+    /// mask, the flagged pixels' values and the counts, on the strip's own
+    /// columns.
+    fn rows_of(&self, rows: Range<usize>) -> StripRows {
+        let Bufs {
+            raw,
+            aligned,
+            thin,
+            cover,
+            mask,
+            cloud_d,
+            ..
+        } = &self.bufs;
+        let (bf, (valid, zone)) =
+            raw.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.2.cut(rr)));
+        let af = aligned.get_part(rows.clone(), |d, rr| d.0.cut(rr));
+        let (cb, ca) = thin.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
+        let (cv, mag) = cover.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
+        let m = mask.get(rows.clone());
+        let cd = cloud_d.get(rows.clone());
+        let own = self.inner.start - self.win.start..self.inner.end - self.win.start;
+        let sl = |x: &Array2<bool>| x.slice(s![.., own.clone()]).to_owned();
+        let counts = Counts {
+            computed: rows.len() * own.len(),
+            valid: sl(&valid).iter().filter(|&&v| v).count(),
+            zone: sl(&zone).iter().filter(|&&v| v).count(),
+            cloud: Zip::from(cb.slice(s![.., own.clone()]))
+                .and(ca.slice(s![.., own.clone()]))
+                .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0)),
+            zone_usable: sl(&cv.zone_usable).iter().filter(|&&v| v).count(),
+            reported: 0,
+        };
+        let empty = Array2::<u32>::zeros((0, 0));
+        let layers = Layers {
+            labels: &empty,
+            cover: &cv,
+            appeared: &mag.appeared,
+            vanished: &mag.vanished,
+            probability: mag.probability.as_ref(),
+            before: bf.view(),
+            after: af.view(),
+            cloud_d: cd.view(),
+        };
+        let values = (0..rows.len())
+            .map(|i| {
+                own.clone()
+                    .filter(|&c| m[[i, c]])
+                    .map(|c| PixelValues::at(&layers, i, c))
+                    .collect()
+            })
+            .collect();
+        StripRows {
+            mask: sl(&m),
+            values,
+            counts,
+            rows_read: 0,
+        }
+    }
+
+    /// Drops the rows the next block's stages no longer read (a stage
+    /// that ends at row E with halo H next reads its inputs from E − H);
+    /// `e` is the end of the block just done.
+    fn trim(&mut self, e: usize, hl: &Halos) {
+        let bf = &mut self.bufs;
+        let next = |buf_end: usize, halo: usize| buf_end.saturating_sub(halo);
+        let (e_clouds, e_aligned, e_thin) = (bf.clouds.end(), bf.aligned.end(), bf.thin.end());
+        let (e_cover, e_mask, e_cd) = (bf.cover.end(), bf.mask.end(), bf.cloud_d.end());
+        bf.raw.trim(
+            e.min(next(e_clouds, hl.clouds))
+                .min(next(e_aligned, hl.align))
+                .min(next(e_thin, hl.thin))
+                .min(next(e_cover, hl.cover)),
+        );
+        bf.aligned
+            .trim(e.min(next(e_thin, hl.thin)).min(next(e_cover, hl.cover)));
+        bf.clouds.trim(e_thin);
+        bf.thin.trim(
+            e.min(next(e_cover, hl.cover))
+                .min(next(e_mask, hl.mask))
+                .min(next(e_cd, hl.cloud_d)),
+        );
+        bf.cover.trim(e.min(next(e_mask, hl.mask)));
+        bf.mask.trim(e);
+        bf.cloud_d.trim(e);
+    }
+}
+
+/// The block engine of one scene.
+struct Engine<'a> {
+    strips: Vec<Strip>,
+    shared: Shared<'a>,
     ox: &'a ObjectContext<'a>,
     /// Whether the bands include SWIR (the models' feature set).
     swir: bool,
-    /// The change model (rules method).
-    model: Option<&'a TreeModel>,
     counts: Counts,
     /// Detections with their sort key (first row, first column).
     out: Vec<((usize, usize), Detection)>,
     /// Pixel counts of the components over `max_object_px`.
     too_large: Vec<usize>,
     rows_read: usize,
+    /// Seconds stitching, tracing and linking.
+    stitch_s: f64,
 }
 
 impl Engine<'_> {
-    /// Streams one run of zone blocks, rows `run`, in blocks of `b` rows.
+    /// Streams one run of zone blocks, rows `run`, in blocks of `b` rows:
+    /// the strips compute each block side by side, then its rows are
+    /// stitched in order.
     fn run(&mut self, run: Range<usize>, b: usize, tap: &mut dyn Tap) -> Result<()> {
-        let h = self.reader.grid.height;
-        let w = self.reader.grid.width;
-        let cfg = self.cfg;
-        let p = self.params;
-        let hl = self.halos;
-        let [l_raw, l_clouds, l_aligned, l_thin, l_cover] = hl.leads();
-        let rules = cfg.method == Method::Rules;
-        let model = self.model;
-        let mut raw: Buf<Raw> = Buf::new();
-        let mut clouds: Buf<(Array2<u8>, Array2<u8>)> = Buf::new();
-        let mut aligned: Buf<(Array3<f32>, Array2<bool>)> = Buf::new();
-        let mut thin: Buf<(Array2<u8>, Array2<u8>, Array2<bool>)> = Buf::new();
-        // Land cover and magnitude, with the aligned valid mask and the zone
-        // the rules read (so the raw and aligned rows can go sooner).
-        let mut cover: Buf<CoverRows> = Buf::new();
-        let mut mask: Buf<Array2<bool>> = Buf::new();
-        let mut cloud_d: Buf<Array2<u8>> = Buf::new();
-        let mut stitch = Stitch::new(w, cfg.max_object_px);
-        let mut lap = Instant::now();
-        let mut laps = [0f64; 4];
+        let w = self.ox.grid.width;
+        let mut stitch = Stitch::new(w, self.shared.cfg.max_object_px);
+        for s in &mut self.strips {
+            s.bufs = Bufs::default();
+        }
         // Freed memory is handed back once per block (`release_memory`);
         // after every stage it lowered the peak on a 10980² pair from 1.36
         // to 1.16 GB but cost a third more time, so it is not done.
         for a in run.clone().step_by(b) {
             let e = (a + b).min(run.end);
-            let want = |l: usize| a.saturating_sub(l)..e + l;
-            let before_end = raw.end().max(a.saturating_sub(l_raw));
-            raw.extend(want(l_raw), 0, h, FINE_STEP.min(b), |r, _| {
-                read_raw(self.reader, self.corridors, r)
-            })?;
-            self.rows_read += raw.end().saturating_sub(before_end);
-            laps[0] += lap.elapsed().as_secs_f64();
-            lap = Instant::now();
-            clouds.extend(want(l_clouds), hl.clouds, h, b, |r, _| {
-                let (bf, af, (v, _)) = raw.get(r);
-                let (cb, ca, _) =
-                    global::clouds_raw(bf.view(), af.view(), v.view(), rules, Some(p.cast), cfg);
-                Ok((cb, ca))
-            })?;
-            aligned.extend(want(l_aligned), hl.align, h, FINE_STEP.min(b), |r, _| {
-                let (af, v) = raw.get_part(r, |d, rr| (d.1.cut(rr.clone()), d.2 .0.cut(rr)));
-                Ok(global::align(af, v, &p.fit, p.shift, rules, cfg))
-            })?;
-            thin.extend(want(l_thin), hl.thin, h, b, |r, new| {
-                // The raw-data clouds are only needed on the new rows.
-                let bf = raw.get_part(r.clone(), |d, rr| d.0.cut(rr));
-                let (af, v) = aligned.get(r.clone());
-                let (cb_new, ca_new) = clouds.get(new.clone());
-                let mut cs = [Array2::zeros(v.dim()), Array2::zeros(v.dim())];
-                let inner = new.start - r.start..new.end - r.start;
-                cs[0].slice_mut(s![inner.clone(), ..]).assign(&cb_new);
-                cs[1].slice_mut(s![inner, ..]).assign(&ca_new);
-                let ([cb, ca], u) = global::thin(bf.view(), af.view(), v.view(), cs, rules, cfg);
-                Ok((cb, ca, u))
-            })?;
-            laps[1] += lap.elapsed().as_secs_f64();
-            lap = Instant::now();
-            cover.extend(want(l_cover), hl.cover, h, b, |r, _| {
-                let (bf, z) =
-                    raw.get_part(r.clone(), |d, rr| (d.0.cut(rr.clone()), d.2 .1.cut(rr)));
-                let (af, v) = aligned.get(r.clone());
-                let (cb, ca, u) = thin.get(r.clone());
-                let mut cv = cover::land_cover_with(
-                    &cover::CoverInput {
-                        before: bf.view(),
-                        after: af.view(),
-                        valid: v.view(),
-                        clouds: [cb.view(), ca.view()],
-                        zone: z.view(),
-                        usable: u.view(),
-                    },
-                    Some(p.water),
-                    cfg,
-                );
-                cv.drop_unread();
-                let mut mag = blocks::magnitude(bf.view(), af.view(), Some(z.view()), cfg);
-                if rules {
-                    rules::sand_removal(&mut mag, &cv, cfg);
-                }
-                if let Some(m) = model {
-                    let x = blocks::ProbabilityInput {
-                        before: bf.view(),
-                        after: af.view(),
-                        usable: u.view(),
-                        zone_usable: cv.zone_usable.view(),
-                        threshold: p.threshold,
-                    };
-                    blocks::with_probability(&mut mag, &x, m, cfg);
-                }
-                Ok((cv, mag, (v, z)))
-            })?;
-            mask.extend(want(0), hl.mask, h, b, |r, _| {
-                let u = thin.get_part(r.clone(), |d, rr| d.2.cut(rr));
-                let (cv, mag, (v, z)) = cover.get(r);
-                let cand = rules::candidates(
-                    &rules::RuleInput {
-                        magnitude: &mag,
-                        threshold: p.threshold,
-                        cover: &cv,
-                        valid: v.view(),
-                        usable: u.view(),
-                        zone: z.view(),
-                    },
-                    cfg,
-                );
-                Ok(rules::clean(cand.mask.view(), z.view(), u.view(), cfg))
-            })?;
-            cloud_d.extend(want(0), hl.cloud_d, h, b, |r, _| {
-                let (cb, ca) = thin.get_part(r, |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
-                Ok(super::cloud_distance(&cb, &ca).1)
-            })?;
-            laps[2] += lap.elapsed().as_secs_f64();
-            lap = Instant::now();
-            let rows = a..e;
-            let (bf, (valid, zone)) =
-                raw.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.2.cut(rr)));
-            let af = aligned.get_part(rows.clone(), |d, rr| d.0.cut(rr));
-            let (cb, ca) = thin.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
-            let (cv, mag) =
-                cover.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
-            let m = mask.get(rows.clone());
-            let cd = cloud_d.get(rows.clone());
-            self.count(&valid, &zone, &cb, &ca, &cv);
-            let empty = Array2::<u32>::zeros((0, 0));
-            let layers = Layers {
-                labels: &empty,
-                cover: &cv,
-                appeared: &mag.appeared,
-                vanished: &mag.vanished,
-                probability: mag.probability.as_ref(),
-                before: bf.view(),
-                after: af.view(),
-                cloud_d: cd.view(),
+            let shared = &self.shared;
+            let parts: Vec<StripRows> = if self.strips.len() == 1 {
+                vec![self.strips[0].advance(shared, a, e, b)?]
+            } else {
+                use rayon::prelude::*;
+                self.strips
+                    .par_iter_mut()
+                    .map(|s| s.advance(shared, a, e, b))
+                    .collect::<Result<_>>()?
             };
-            for (i, r) in rows.enumerate() {
-                let done = stitch.row(r, m.row(i), |c| PixelValues::at(&layers, i, c));
+            let lap = Instant::now();
+            self.rows_read += parts[0].rows_read;
+            for p in &parts {
+                self.counts.add(&p.counts);
+            }
+            let masks: Vec<_> = parts.iter().map(|p| p.mask.view()).collect();
+            let m = concatenate(Axis(1), &masks).expect("strips of the same rows");
+            for (i, r) in (a..e).enumerate() {
+                let values: Vec<PixelValues> = parts
+                    .iter()
+                    .flat_map(|p| p.values[i].iter().copied())
+                    .collect();
+                let done = stitch.row(r, m.row(i), &values);
                 self.finish_all(done, tap)?;
             }
-            laps[3] += lap.elapsed().as_secs_f64();
-            lap = Instant::now();
-            // Rows the next block's stages no longer read: a stage that ends
-            // at row E with halo H next reads its inputs from E - H.
-            let next = |buf_end: usize, halo: usize| buf_end.saturating_sub(halo);
-            let (e_clouds, e_aligned, e_thin) = (clouds.end(), aligned.end(), thin.end());
-            let (e_cover, e_mask, e_cd) = (cover.end(), mask.end(), cloud_d.end());
-            raw.trim(
-                e.min(next(e_clouds, hl.clouds))
-                    .min(next(e_aligned, hl.align))
-                    .min(next(e_thin, hl.thin))
-                    .min(next(e_cover, hl.cover)),
-            );
-            aligned.trim(e.min(next(e_thin, hl.thin)).min(next(e_cover, hl.cover)));
-            clouds.trim(e_thin);
-            thin.trim(
-                e.min(next(e_cover, hl.cover))
-                    .min(next(e_mask, hl.mask))
-                    .min(next(e_cd, hl.cloud_d)),
-            );
-            cover.trim(e.min(next(e_mask, hl.mask)));
-            mask.trim(e);
-            cloud_d.trim(e);
+            self.stitch_s += lap.elapsed().as_secs_f64();
+            drop(parts);
             crate::io::release_memory();
         }
+        let lap = Instant::now();
         let rest = stitch.close();
         self.finish_all(rest, tap)?;
-        for (name, t) in [
-            "read+zones",
-            "clouds+align",
-            "cover+magnitude+rules",
-            "stitch+polygons+link",
-        ]
-        .iter()
-        .zip(laps)
-        {
-            tap.stage(name, t);
-        }
+        self.stitch_s += lap.elapsed().as_secs_f64();
         Ok(())
-    }
-
-    fn count(
-        &mut self,
-        valid: &Array2<bool>,
-        zone: &Array2<bool>,
-        cb: &Array2<u8>,
-        ca: &Array2<u8>,
-        cv: &Cover,
-    ) {
-        let c = &mut self.counts;
-        c.computed += valid.len();
-        c.valid += valid.iter().filter(|&&v| v).count();
-        c.zone += zone.iter().filter(|&&v| v).count();
-        c.cloud += Zip::from(cb)
-            .and(ca)
-            .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0));
-        c.zone_usable += cv.zone_usable.iter().filter(|&&v| v).count();
     }
 
     fn finish_all(&mut self, comps: Vec<Done>, tap: &mut dyn Tap) -> Result<()> {
@@ -752,7 +951,7 @@ impl Engine<'_> {
             let px = match done {
                 Done::Pixels(px) => px,
                 Done::TooLarge(n) => {
-                    if objects::reaches_unit(n, self.ox.grid, self.cfg) {
+                    if objects::reaches_unit(n, self.ox.grid, self.shared.cfg) {
                         self.too_large.push(n);
                     }
                     continue;
@@ -929,18 +1128,23 @@ impl Stitch {
 
     /// Adds row `r`; returns the components finished by it (those the
     /// previous row held and this row does not).
+    /// `values` holds the values of the row's flagged pixels, in column
+    /// order.
     fn row(
         &mut self,
         r: usize,
         mask: ndarray::ArrayView1<bool>,
-        values: impl Fn(usize) -> PixelValues,
+        values: &[PixelValues],
     ) -> Vec<Done> {
         let mut cur = vec![0u32; self.w];
         let joined = self.prev_row == Some(r.wrapping_sub(1));
+        let mut k = 0;
         for c in 0..self.w {
             if !mask[c] {
                 continue;
             }
+            let v = values[k];
+            k += 1;
             let up = if joined { self.prev[c] } else { 0 };
             let left = if c > 0 { cur[c - 1] } else { 0 };
             let l = match (up, left) {
@@ -960,7 +1164,7 @@ impl Stitch {
                 self.pix[l as usize].push(Pix {
                     r: r as u32,
                     c: c as u32,
-                    v: values(c),
+                    v,
                 });
             }
             self.count(l, 1);
@@ -1054,7 +1258,8 @@ mod tests {
             let mut s = Stitch::new(4, cap);
             let mut done = Vec::new();
             for r in 0..4 {
-                done.extend(s.row(r, m.row(r), |_| PixelValues::default()));
+                let n = m.row(r).iter().filter(|&&x| x).count();
+                done.extend(s.row(r, m.row(r), &vec![PixelValues::default(); n]));
             }
             done.extend(s.close());
             let mut sizes: Vec<(usize, bool)> = done

@@ -43,11 +43,11 @@ for s in s2048 s10980; do
     d="$WORK/$s"
     read -r rt rm < <(measure bash -c "read_only $d")
     printf "%-8s %-28s %9s %9s %8s\n" "$s" "GDAL read-only (2 in parallel)" "$rt" "$rm" "1.00"
-    for run in "auto" "always" "cva-otsu" "always --block-rows 256"; do
+    for run in "auto" "always" "always --strips 1" "cva-otsu" "always --block-rows 256"; do
         case $run in
             auto) args=() ;;
             cva-otsu) args=(--method cva-otsu) ;;
-            *) args=(--stream $run) ;;
+            *) read -ra args <<<"--stream $run" ;;
         esac
         read -r t m < <(measure "$BIN" detect "$d/manifest.json" -o "$WORK/$s.geojson" "${args[@]}")
         printf "%-8s %-28s %9s %9s %8.2f\n" "$s" "detect ${args[*]:-(auto)}" "$t" "$m" "$(echo "$t / $rt" | bc -l)"

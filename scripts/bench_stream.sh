@@ -7,7 +7,7 @@
 #
 # The 10980² pair is a 5490² synth scene resampled ×2 with gdal_translate
 # (nearest; 5 m pixels, 256 × 256 DEFLATE tiles like synth's own); it is
-# made once in $WORK and not committed.
+# made once in $WORK and not committed. SCENES="s2048" runs one size only.
 #
 #   cargo build --release && scripts/bench_stream.sh
 set -euo pipefail
@@ -29,7 +29,7 @@ fi
 # Prints "seconds peak_MB" of a command.
 measure() {
     /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/err.txt" || { cat "$WORK/err.txt"; exit 1; }
-    awk '{printf "%.1f %.0f\n", $1, $2 / 1024}' "$WORK/time.txt"
+    awk '{printf "%.2f %.0f\n", $1, $2 / 1024}' "$WORK/time.txt"
 }
 
 read_only() {
@@ -39,7 +39,7 @@ read_only() {
 export -f read_only
 
 printf "%-8s %-28s %9s %9s %8s\n" scene run seconds peak_MB "× read"
-for s in s2048 s10980; do
+for s in ${SCENES:-s2048 s10980}; do
     d="$WORK/$s"
     read -r rt rm < <(measure bash -c "read_only $d")
     printf "%-8s %-28s %9s %9s %8s\n" "$s" "GDAL read-only (2 in parallel)" "$rt" "$rm" "1.00"

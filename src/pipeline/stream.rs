@@ -65,7 +65,7 @@ pub struct StreamOptions {
     pub sample_px: usize,
     /// Vertical strips computed side by side (each with its own GDAL
     /// handles and a halo of columns); 0: one per worker thread, each at
-    /// least [`MIN_STRIP_COLS`] wide. The output is the same for any
+    /// least 1024 columns wide. The output is the same for any
     /// number.
     #[serde(default)]
     pub strips: usize,

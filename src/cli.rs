@@ -247,11 +247,11 @@ pub struct CommonArgs {
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub stream: String,
     /// Rows per block when streaming.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(8..))]
+    #[arg(long, default_value_t = 112, value_parser = clap::value_parser!(u32).range(8..))]
     pub block_rows: u32,
-    /// Vertical strips computed side by side when streaming; 0 (default):
-    /// one per worker thread, each at least 1024 columns wide. The output
-    /// is the same for any number.
+    /// Vertical strips computed side by side when streaming, each on its
+    /// own thread; 0 (default): two per worker thread, each at least 1024
+    /// columns wide. The output is the same for any number.
     #[arg(long, default_value_t = 0)]
     pub strips: u32,
 }

@@ -188,7 +188,7 @@ fn detect(a: cli::DetectArgs) -> Result<ExitCode> {
                 }
                 if let Some(st) = &r.report.stream {
                     eprintln!(
-                        "  streamed: {} of {} blocks of {} rows reach a zone, in {} strips; {:.1} % of the rows read; estimates from {} rows",
+                        "  streamed: {} of {} blocks of {} rows reach a zone, in {} strips; {:.1} % of the scene read; estimates from {} rows",
                         st.blocks_in_zone,
                         st.blocks,
                         st.block_rows,

@@ -64,21 +64,22 @@ pub struct StreamOptions {
     /// sample of blocks of this size in all.
     pub sample_px: usize,
     /// Vertical strips computed side by side (each with its own GDAL
-    /// handles and a halo of columns); 0: one per worker thread, each at
-    /// least 1024 columns wide. The output is the same for any
-    /// number.
+    /// handles and a halo of columns, each streaming on its own thread);
+    /// 0: two per worker thread, each at least 1024 columns wide. The
+    /// output is the same for any number.
     #[serde(default)]
     pub strips: usize,
 }
 
 impl Default for StreamOptions {
-    /// 128-row blocks; scenes up to 2048² run whole (about 134 bytes per
+    /// 112-row blocks (a 10980² pair in four strips peaks at 944 MiB
+    /// with them, 1003 MiB with 128 rows); scenes up to 2048² run whole (about 134 bytes per
     /// pixel, so under 600 MB); the global pass reads at most 3 Mpx (about
     /// 420 MB; a sample of millions of pixels fixes a gain or a threshold
     /// to well under the rounding of the report).
     fn default() -> Self {
         StreamOptions {
-            block_rows: 128,
+            block_rows: 112,
             in_memory_px: 2048 * 2048,
             sample_px: 3 << 20,
             strips: 0,
@@ -102,8 +103,9 @@ pub struct StreamReport {
     pub blocks: usize,
     /// Blocks some management zone reaches (computed).
     pub blocks_in_zone: usize,
-    /// Share of the scene's rows read (zone blocks and their halos). The
-    /// report's valid and cloud shares are over the zone blocks.
+    /// Share of the scene's pixels read (the blocks a corridor reaches in
+    /// each strip's columns, and their row halos). A streamed report's
+    /// valid and cloud shares are over the management zone.
     pub read_share: f64,
     /// Rows the global pass estimated from.
     pub sample_rows: usize,
@@ -267,29 +269,38 @@ type CoverRows = (Cover, Magnitude, (Array2<bool>, Array2<bool>));
 /// Raw rows of both dates: reflectance, valid on both, the zone.
 type Raw = (Array3<f32>, Array3<f32>, (Array2<bool>, Array2<bool>));
 
-/// The scene's river corridors, with each segment's map y range grown by
-/// its corridor, computed once per scene.
+/// The scene's river corridors, with each segment's map y and x ranges
+/// grown by its corridor, computed once per scene.
 struct Corridors<'a> {
     projected: &'a [Projected],
     spans: Vec<[f64; 2]>,
+    xspans: Vec<[f64; 2]>,
     /// No segments: the whole scene is the zone (research mode).
     scene_only: bool,
 }
 
 impl<'a> Corridors<'a> {
     fn new(projected: &'a [Projected], scene_only: bool) -> Self {
-        let spans = projected
-            .iter()
-            .map(|p| {
-                let r = p.corridor_m.max(p.channel_m);
-                p.lines
-                    .bounding_rect()
-                    .map_or([1.0, 0.0], |b| [b.min().y - r, b.max().y + r])
-            })
-            .collect();
+        let span = |y: bool| {
+            projected
+                .iter()
+                .map(|p| {
+                    let r = p.corridor_m.max(p.channel_m);
+                    p.lines.bounding_rect().map_or([1.0, 0.0], |b| {
+                        let (lo, hi) = if y {
+                            (b.min().y, b.max().y)
+                        } else {
+                            (b.min().x, b.max().x)
+                        };
+                        [lo - r, hi + r]
+                    })
+                })
+                .collect()
+        };
         Corridors {
             projected,
-            spans,
+            spans: span(true),
+            xspans: span(false),
             scene_only,
         }
     }
@@ -308,6 +319,22 @@ impl<'a> Corridors<'a> {
                 self.scene_only || (0..self.spans.len()).any(|i| self.reaches(i, span))
             })
             .collect()
+    }
+
+    /// Per block of `b` rows, whether some corridor may reach the block's
+    /// rows within columns `cols` (every block without segments).
+    fn blocks_in(&self, grid: &Grid, b: usize, cols: Range<usize>) -> Vec<bool> {
+        let [x0, x1] = col_span(grid, cols);
+        let mut need = self.blocks(grid, b);
+        if !self.scene_only {
+            for (k, n) in need.iter_mut().enumerate() {
+                let span = row_span(grid, k * b..((k + 1) * b).min(grid.height));
+                *n = (0..self.spans.len()).any(|i| {
+                    self.reaches(i, span) && self.xspans[i][0] <= x1 && self.xspans[i][1] >= x0
+                });
+            }
+        }
+        need
     }
 
     /// The management zone on the window `rows` × `cols`, scanning only
@@ -335,6 +362,19 @@ fn row_span(grid: &Grid, rows: Range<usize>) -> [f64; 2] {
     [
         ys.iter().cloned().fold(f64::INFINITY, f64::min) - pad,
         ys.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + pad,
+    ]
+}
+
+/// The map x range of the pixel centres of `cols`, with a pixel's margin.
+fn col_span(grid: &Grid, cols: Range<usize>) -> [f64; 2] {
+    let xs: Vec<f64> = [cols.start as f64, cols.end as f64]
+        .iter()
+        .flat_map(|&c| [0.0, grid.height as f64].map(|r| grid.to_map(c, r).0))
+        .collect();
+    let pad = grid.pixel_size();
+    [
+        xs.iter().cloned().fold(f64::INFINITY, f64::min) - pad,
+        xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + pad,
     ]
 }
 
@@ -411,6 +451,7 @@ pub fn detect(
             None => TileReader::open(tile, sensor)?,
         };
         strips.push(Strip {
+            need: corridors.blocks_in(&grid, b, inner.clone()),
             reader,
             inner,
             win,
@@ -432,7 +473,7 @@ pub fn detect(
         counts: Counts::default(),
         out: Vec::new(),
         too_large: Vec::new(),
-        rows_read: 0,
+        px_read: 0,
         stitch_s: 0.0,
     };
     for run in runs(&need, b, h) {
@@ -453,7 +494,7 @@ pub fn detect(
     let Engine {
         counts,
         mut out,
-        rows_read,
+        px_read,
         too_large,
         ..
     } = engine;
@@ -482,10 +523,11 @@ pub fn detect(
     let report = TileReport {
         tile: info.tile.clone(),
         size: [w, h],
-        // Valid and cloudy shares of the pixels computed (the zone blocks);
-        // the zone share is exact (no zone outside them).
-        valid_share: round(counts.valid as f64 / counts.computed.max(1) as f64, 4),
-        cloud_share: round(counts.cloud as f64 / counts.computed.max(1) as f64, 4),
+        // Valid and cloudy shares of the zone (what a strip skips has no
+        // zone, so they do not depend on the strips); the zone share is
+        // exact (no zone outside the blocks computed).
+        valid_share: round(counts.zone_valid as f64 / counts.zone.max(1) as f64, 4),
+        cloud_share: round(counts.zone_cloud as f64 / counts.zone.max(1) as f64, 4),
         zone_share: round(counts.zone as f64 / n, 4),
         normalization: super::rounded_fit(&params.fit),
         shift_px: params.shift,
@@ -498,7 +540,7 @@ pub fn detect(
             block_rows: b,
             blocks: need.len(),
             blocks_in_zone: need.iter().filter(|&&x| x).count(),
-            read_share: round(rows_read as f64 / h.max(1) as f64, 4),
+            read_share: round(px_read as f64 / (h * w).max(1) as f64, 4),
             sample_rows,
             strips: n_strips,
         }),
@@ -580,13 +622,15 @@ fn sample_pass(
     Ok((estimate(pair, zone.view(), ctx.config), rows, bands))
 }
 
-/// Pixel counts over the rows computed, for the report.
+/// Pixel counts for the report: over the pixels computed (which depend
+/// on the strips), and over the zone (which do not).
 #[derive(Default)]
 struct Counts {
     computed: usize,
     valid: usize,
-    cloud: usize,
     zone: usize,
+    zone_valid: usize,
+    zone_cloud: usize,
     zone_usable: usize,
     reported: usize,
 }
@@ -595,8 +639,9 @@ impl Counts {
     fn add(&mut self, o: &Counts) {
         self.computed += o.computed;
         self.valid += o.valid;
-        self.cloud += o.cloud;
         self.zone += o.zone;
+        self.zone_valid += o.zone_valid;
+        self.zone_cloud += o.zone_cloud;
         self.zone_usable += o.zone_usable;
         self.reported += o.reported;
     }
@@ -611,10 +656,14 @@ fn strip_cols(w: usize, strips: usize, k: usize, lead: usize) -> (Range<usize>, 
 }
 
 /// How many strips a scene `w` columns wide is cut into: the option, else
-/// one per worker thread with at least [`MIN_STRIP_COLS`] columns each.
+/// two per worker thread with at least [`MIN_STRIP_COLS`] columns each.
+/// Two per thread because the corridor is rarely spread evenly: a strip
+/// skips the blocks no corridor reaches in its columns, and with more
+/// strips than cores the busy ones get the idle ones' core (10980² pair:
+/// 2 strips 24–25 s, 4 strips 19–20 s, same output).
 fn strip_count(opt: &StreamOptions, w: usize) -> usize {
     let n = match opt.strips {
-        0 => rayon::current_num_threads().min(w / MIN_STRIP_COLS),
+        0 => (2 * rayon::current_num_threads()).min(w / MIN_STRIP_COLS),
         n => n,
     };
     n.clamp(1, w.max(1))
@@ -632,7 +681,14 @@ pub const MIN_STRIP_COLS: usize = 1024;
 /// re-faults pages on every block for no lower peak.
 const TRIM_ABOVE: u64 = 960 << 20;
 
+/// Bytes of flagged-pixel masks a strip may hand over ahead of the
+/// stitcher (a block's mask is a byte per pixel of its own columns):
+/// enough for a strip whose corridor is further down to run ahead by a
+/// whole 10980² scene (86 blocks of 128 × 5,490), bounded for wider ones.
+const QUEUE_BYTES: usize = 16 << 20;
+
 /// What every strip of a scene shares (read only).
+#[derive(Clone, Copy)]
 struct Shared<'a> {
     corridors: &'a Corridors<'a>,
     params: &'a Params,
@@ -662,6 +718,9 @@ struct Bufs {
 /// of the whole stage chain gives exactly the scene's values on the
 /// strip's own columns.
 struct Strip {
+    /// Per block, whether a corridor may reach the strip's own columns;
+    /// the strip skips the others (its rows there are empty).
+    need: Vec<bool>,
     reader: TileReader,
     inner: Range<usize>,
     win: Range<usize>,
@@ -677,8 +736,8 @@ struct StripRows {
     /// Per row, the values of its flagged pixels in column order.
     values: Vec<Vec<PixelValues>>,
     counts: Counts,
-    /// New rows read.
-    rows_read: usize,
+    /// Pixels read: new rows × the strip's own columns.
+    px_read: usize,
 }
 
 impl Strip {
@@ -709,7 +768,7 @@ impl Strip {
         raw.extend(want(l_raw), 0, h, FINE_STEP.min(b), |r, _| {
             read_raw(reader, sh.corridors, r, cols.clone())
         })?;
-        let rows_read = raw.end().saturating_sub(before_end);
+        let px_read = raw.end().saturating_sub(before_end);
         self.laps[0] += lap.elapsed().as_secs_f64();
         lap = Instant::now();
         clouds.extend(want(l_clouds), hl.clouds, h, b, |r, _| {
@@ -793,7 +852,7 @@ impl Strip {
         let out = self.rows_of(a..e);
         self.trim(e, &hl);
         let mut out = out;
-        out.rows_read = rows_read;
+        out.px_read = px_read * self.inner.len();
         Ok(out)
     }
 
@@ -819,13 +878,20 @@ impl Strip {
         let cd = cloud_d.get(rows.clone());
         let own = self.inner.start - self.win.start..self.inner.end - self.win.start;
         let sl = |x: &Array2<bool>| x.slice(s![.., own.clone()]).to_owned();
+        let zone_own = zone.slice(s![.., own.clone()]);
         let counts = Counts {
             computed: rows.len() * own.len(),
             valid: sl(&valid).iter().filter(|&&v| v).count(),
             zone: sl(&zone).iter().filter(|&&v| v).count(),
-            cloud: Zip::from(cb.slice(s![.., own.clone()]))
+            zone_valid: Zip::from(zone_own)
+                .and(valid.slice(s![.., own.clone()]))
+                .fold(0usize, |n, &z, &v| n + usize::from(z && v)),
+            zone_cloud: Zip::from(zone_own)
+                .and(cb.slice(s![.., own.clone()]))
                 .and(ca.slice(s![.., own.clone()]))
-                .fold(0usize, |n, &a, &b| n + usize::from(a != 0 || b != 0)),
+                .fold(0usize, |n, &z, &a, &b| {
+                    n + usize::from(z && (a != 0 || b != 0))
+                }),
             zone_usable: sl(&cv.zone_usable).iter().filter(|&&v| v).count(),
             reported: 0,
         };
@@ -852,7 +918,18 @@ impl Strip {
             mask: sl(&m),
             values,
             counts,
-            rows_read: 0,
+            px_read: 0,
+        }
+    }
+
+    /// The stitcher's view of rows `rows` of a block the strip skips: no
+    /// corridor reaches its own columns, so nothing there is flagged.
+    fn skipped(&self, rows: Range<usize>) -> StripRows {
+        StripRows {
+            mask: Array2::from_elem((rows.len(), self.inner.len()), false),
+            values: vec![Vec::new(); rows.len()],
+            counts: Counts::default(),
+            px_read: 0,
         }
     }
 
@@ -896,7 +973,7 @@ struct Engine<'a> {
     out: Vec<((usize, usize), Detection)>,
     /// Pixel counts of the components over `max_object_px`.
     too_large: Vec<usize>,
-    rows_read: usize,
+    px_read: usize,
     /// Seconds stitching, tracing and linking.
     stitch_s: f64,
 }
@@ -916,21 +993,70 @@ impl Engine<'_> {
         // kept a 10980² pair at 945 MiB but re-faulted the block buffers'
         // pages each time (29.9 s, 13 s of it in the kernel, against 24.2 s
         // without); after every stage it cost a third more again.
+        //
+        // Each strip streams the run on its own thread, skipping the blocks
+        // no corridor reaches in its columns, and hands each block's rows
+        // over a short queue; this thread stitches them in order, so a
+        // strip with little zone runs ahead instead of waiting each block
+        // for the busiest one.
+        let mut strips = std::mem::take(&mut self.strips);
+        let shared = self.shared;
+        let res = std::thread::scope(|sc| {
+            let queues: Vec<_> = strips
+                .iter_mut()
+                .map(|strip| {
+                    let depth = (QUEUE_BYTES / (b * strip.inner.len()).max(1)).max(2);
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<StripRows>>(depth);
+                    let run = run.clone();
+                    sc.spawn(move || {
+                        for a in run.clone().step_by(b) {
+                            let e = (a + b).min(run.end);
+                            let rows = if strip.need[a / b] {
+                                strip.advance(&shared, a, e, b)
+                            } else {
+                                Ok(strip.skipped(a..e))
+                            };
+                            let failed = rows.is_err();
+                            if tx.send(rows).is_err() || failed {
+                                break;
+                            }
+                        }
+                    });
+                    rx
+                })
+                .collect();
+            self.stitch_run(&queues, run.clone(), b, &mut stitch, tap)
+        });
+        self.strips = strips;
+        res?;
+        let lap = Instant::now();
+        let rest = stitch.close();
+        self.finish_all(rest, tap)?;
+        self.stitch_s += lap.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Stitches the blocks of `run` in order as the strips hand them over.
+    fn stitch_run(
+        &mut self,
+        queues: &[std::sync::mpsc::Receiver<Result<StripRows>>],
+        run: Range<usize>,
+        b: usize,
+        stitch: &mut Stitch,
+        tap: &mut dyn Tap,
+    ) -> Result<()> {
         for a in run.clone().step_by(b) {
             let e = (a + b).min(run.end);
-            let shared = &self.shared;
-            let parts: Vec<StripRows> = if self.strips.len() == 1 {
-                vec![self.strips[0].advance(shared, a, e, b)?]
-            } else {
-                use rayon::prelude::*;
-                self.strips
-                    .par_iter_mut()
-                    .map(|s| s.advance(shared, a, e, b))
-                    .collect::<Result<_>>()?
-            };
+            let parts: Vec<StripRows> = queues
+                .iter()
+                .map(|q| {
+                    q.recv()
+                        .expect("a strip hands over every block or an error")
+                })
+                .collect::<Result<_>>()?;
             let lap = Instant::now();
-            self.rows_read += parts[0].rows_read;
             for p in &parts {
+                self.px_read += p.px_read;
                 self.counts.add(&p.counts);
             }
             let masks: Vec<_> = parts.iter().map(|p| p.mask.view()).collect();
@@ -947,10 +1073,6 @@ impl Engine<'_> {
             drop(parts);
             crate::io::release_memory_above(TRIM_ABOVE);
         }
-        let lap = Instant::now();
-        let rest = stitch.close();
-        self.finish_all(rest, tap)?;
-        self.stitch_s += lap.elapsed().as_secs_f64();
         Ok(())
     }
 

@@ -354,27 +354,24 @@ impl<'a> Corridors<'a> {
 
 /// The map y range of the pixel centres of `rows`, with a pixel's margin.
 fn row_span(grid: &Grid, rows: Range<usize>) -> [f64; 2] {
-    let ys: Vec<f64> = [rows.start as f64, rows.end as f64]
-        .iter()
-        .flat_map(|&r| [0.0, grid.width as f64].map(|c| grid.to_map(c, r).1))
-        .collect();
-    let pad = grid.pixel_size();
-    [
-        ys.iter().cloned().fold(f64::INFINITY, f64::min) - pad,
-        ys.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + pad,
-    ]
+    let (r0, r1, w) = (rows.start as f64, rows.end as f64, grid.width as f64);
+    map_span(grid, [(0.0, r0), (w, r0), (0.0, r1), (w, r1)], |p| p.1)
 }
 
 /// The map x range of the pixel centres of `cols`, with a pixel's margin.
 fn col_span(grid: &Grid, cols: Range<usize>) -> [f64; 2] {
-    let xs: Vec<f64> = [cols.start as f64, cols.end as f64]
-        .iter()
-        .flat_map(|&c| [0.0, grid.height as f64].map(|r| grid.to_map(c, r).0))
-        .collect();
+    let (c0, c1, h) = (cols.start as f64, cols.end as f64, grid.height as f64);
+    map_span(grid, [(c0, 0.0), (c0, h), (c1, 0.0), (c1, h)], |p| p.0)
+}
+
+/// The range of one map coordinate (`pick`) over pixel corners given as
+/// (column, row), grown by a pixel.
+fn map_span(grid: &Grid, corners: [(f64, f64); 4], pick: fn((f64, f64)) -> f64) -> [f64; 2] {
+    let v = corners.map(|(c, r)| pick(grid.to_map(c, r)));
     let pad = grid.pixel_size();
     [
-        xs.iter().cloned().fold(f64::INFINITY, f64::min) - pad,
-        xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + pad,
+        v.iter().cloned().fold(f64::INFINITY, f64::min) - pad,
+        v.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + pad,
     ]
 }
 

@@ -127,9 +127,10 @@ pub fn load_rivers(path: &std::path::Path, defaults: WidthDefaults) -> Result<Ve
 /// streamed scene frees and reallocates the same block buffers thousands
 /// of times, and with glibc's defaults each one was mapped, faulted in
 /// page by page and unmapped again (a 10980² streamed pair: kernel time
-/// 13.4 → 0.7 s, wall 29.9 → 24.2 s, peak 945 → 988 MiB, same
-/// output). Call once at start-up,
-/// before threads start; the binary and the benches do. A no-op off glibc.
+/// 13.4 → 0.7 s, wall 29.9 → 24.2 s, peak 945 → 988 MiB, same output).
+///
+/// Call once at start-up, before threads start; the binary and the
+/// benches do. A no-op off glibc.
 #[allow(unsafe_code)]
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -73,8 +73,8 @@ pub struct StreamOptions {
 
 impl Default for StreamOptions {
     /// 112-row blocks (a 10980² pair in four strips peaks at 944 MiB
-    /// with them, 1003 MiB with 128 rows); scenes up to 2048² run whole (about 134 bytes per
-    /// pixel, so under 600 MB); the global pass reads at most 3 Mpx (about
+    /// with them, 1003 MiB with 128 rows); scenes up to 2048² run whole
+    /// (about 134 bytes per pixel, so under 600 MB); the global pass reads at most 3 Mpx (about
     /// 420 MB; a sample of millions of pixels fixes a gain or a threshold
     /// to well under the rounding of the report).
     fn default() -> Self {
@@ -325,16 +325,15 @@ impl<'a> Corridors<'a> {
     /// rows within columns `cols` (every block without segments).
     fn blocks_in(&self, grid: &Grid, b: usize, cols: Range<usize>) -> Vec<bool> {
         let [x0, x1] = col_span(grid, cols);
-        let mut need = self.blocks(grid, b);
-        if !self.scene_only {
-            for (k, n) in need.iter_mut().enumerate() {
+        (0..grid.height.div_ceil(b))
+            .map(|k| {
                 let span = row_span(grid, k * b..((k + 1) * b).min(grid.height));
-                *n = (0..self.spans.len()).any(|i| {
-                    self.reaches(i, span) && self.xspans[i][0] <= x1 && self.xspans[i][1] >= x0
-                });
-            }
-        }
-        need
+                self.scene_only
+                    || (0..self.spans.len()).any(|i| {
+                        self.reaches(i, span) && self.xspans[i][0] <= x1 && self.xspans[i][1] >= x0
+                    })
+            })
+            .collect()
     }
 
     /// The management zone on the window `rows` × `cols`, scanning only
@@ -679,9 +678,10 @@ pub const MIN_STRIP_COLS: usize = 1024;
 const TRIM_ABOVE: u64 = 960 << 20;
 
 /// Bytes of flagged-pixel masks a strip may hand over ahead of the
-/// stitcher (a block's mask is a byte per pixel of its own columns):
-/// enough for a strip whose corridor is further down to run ahead by a
-/// whole 10980² scene (86 blocks of 128 × 5,490), bounded for wider ones.
+/// stitcher (a block's mask is a byte per pixel of its own columns): 54
+/// blocks of 112 × 2,745 (a 10980² scene in four strips), so a strip with
+/// no zone for a while runs well ahead, and at most 16 MiB per strip
+/// whatever the scene's width (64 MiB measured no faster).
 const QUEUE_BYTES: usize = 16 << 20;
 
 /// What every strip of a scene shares (read only).

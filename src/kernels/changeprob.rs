@@ -100,69 +100,95 @@ fn point(b: &[f32], a: &[f32], out: &mut Vec<f32>) -> [f32; 6] {
     ]
 }
 
+/// Fixed-point scale of the window sums (2⁻²⁴ ≈ 6e-8, under an f32's
+/// resolution at the features' magnitudes). Integer sums are exact, so a
+/// window's mean does not depend on where the array starts (row blocks
+/// and column strips give the whole scene's bits) and running sums can
+/// replace a loop over the window.
+const FIXED: f64 = (1u64 << 24) as f64;
+
 /// Mean of `x` over the valid pixels of a `(2r+1)²` window around every
-/// pixel (the window clipped to the array; 0 where none is valid). Sums
-/// run in a fixed order relative to the pixel, so any row window that
-/// holds the pixel's neighbours gives the same bits.
+/// pixel (the window clipped to the array; 0 where none is valid), from
+/// exact fixed-point prefix sums: any row or column window that holds the
+/// pixel's neighbours gives the same bits.
 fn box_mean(x: ArrayView2<f32>, v: ArrayView2<bool>, r: usize) -> Array2<f32> {
     let (h, w) = x.dim();
-    let mut hs = Array2::<f32>::zeros((h, w));
-    let mut hc = Array2::<f32>::zeros((h, w));
+    // Horizontal window sums and counts per pixel.
+    let mut hs = Array2::<i64>::zeros((h, w));
+    let mut hc = Array2::<i64>::zeros((h, w));
     Zip::from(hs.rows_mut())
         .and(hc.rows_mut())
         .and(x.rows())
         .and(v.rows())
-        .par_for_each(|mut so, mut co, xr, vr| {
+        .for_each(|mut so, mut co, xr, vr| {
+            let (mut ps, mut pc) = (vec![0i64; w + 1], vec![0i64; w + 1]);
             for c in 0..w {
-                let (mut s, mut n) = (0.0f32, 0.0f32);
-                for cc in c.saturating_sub(r)..(c + r + 1).min(w) {
-                    if vr[cc] {
-                        s += xr[cc];
-                        n += 1.0;
-                    }
-                }
-                so[c] = s;
-                co[c] = n;
+                let (q, n) = if vr[c] {
+                    ((f64::from(xr[c]) * FIXED).round() as i64, 1)
+                } else {
+                    (0, 0)
+                };
+                ps[c + 1] = ps[c] + q;
+                pc[c + 1] = pc[c] + n;
+            }
+            for c in 0..w {
+                let (a, b) = (c.saturating_sub(r), (c + r + 1).min(w));
+                so[c] = ps[b] - ps[a];
+                co[c] = pc[b] - pc[a];
             }
         });
+    // Vertical: prefix sums down the columns, then window differences.
+    let mut ps = Array2::<i64>::zeros((h + 1, w));
+    let mut pc = Array2::<i64>::zeros((h + 1, w));
+    for row in 0..h {
+        let (done, mut next) = ps.view_mut().split_at(Axis(0), row + 1);
+        Zip::from(next.row_mut(0))
+            .and(done.row(row))
+            .and(hs.row(row))
+            .for_each(|n, &p, &s| *n = p + s);
+        let (done, mut next) = pc.view_mut().split_at(Axis(0), row + 1);
+        Zip::from(next.row_mut(0))
+            .and(done.row(row))
+            .and(hc.row(row))
+            .for_each(|n, &p, &s| *n = p + s);
+    }
     let mut out = Array2::<f32>::zeros((h, w));
     out.axis_iter_mut(Axis(0))
-        .into_par_iter()
         .enumerate()
         .for_each(|(row, mut o)| {
+            let (a, b) = (row.saturating_sub(r), (row + r + 1).min(h));
             for c in 0..w {
-                let (mut s, mut n) = (0.0f32, 0.0f32);
-                for rr in row.saturating_sub(r)..(row + r + 1).min(h) {
-                    s += hs[[rr, c]];
-                    n += hc[[rr, c]];
-                }
-                o[c] = if n > 0.0 { s / n } else { 0.0 };
+                let n = pc[[b, c]] - pc[[a, c]];
+                let s = ps[[b, c]] - ps[[a, c]];
+                o[c] = if n > 0 {
+                    (s as f64 / FIXED / n as f64) as f32
+                } else {
+                    0.0
+                };
             }
         });
     out
 }
 
-/// The feature stack `(features, rows, cols)` of a normalised pair, 0 at
-/// pixels not `valid`. Rows within [`HALO`] of the array's edge see a
-/// clipped window, as at the scene's edge.
-pub fn features(
-    before: ArrayView3<f32>,
-    after: ArrayView3<f32>,
-    valid: ArrayView2<bool>,
-) -> Array3<f32> {
+/// The neighbourhood layers of a pair: the per-pixel values the windows
+/// average (magnitude, NDVI, brightness and NDBI differences, brightness of
+/// both dates), their window means and the brightness texture.
+struct Context {
+    /// Window means, window-major then layer (the model's order).
+    means: Vec<Array2<f32>>,
+    /// 5 × 5 brightness standard deviation before, after, and after − before.
+    texture: [Array2<f32>; 3],
+}
+
+/// The context layers of a pair (0 around pixels not `valid`).
+fn context(before: ArrayView3<f32>, after: ArrayView3<f32>, valid: ArrayView2<bool>) -> Context {
     let (nb0, h, w) = before.dim();
     let nb = nb0.min(6);
-    let nf = feature_names(nb0).len();
-    let n_point = nf - (WINDOWS.len() * if nb > 4 { 4 } else { 3 }) - 3;
-    let mut f = Array3::<f32>::zeros((nf, h, w));
-    // Point features and the layers the windows average.
     let mut ctx = Array3::<f32>::zeros((6, h, w));
-    let rows: Vec<(Vec<f32>, Vec<f32>)> = (0..h)
-        .into_par_iter()
-        .map(|r| {
-            let mut pts = vec![0f32; n_point * w];
-            let mut cx = vec![0f32; 6 * w];
-            let mut buf = Vec::with_capacity(n_point);
+    ctx.axis_iter_mut(Axis(1))
+        .enumerate()
+        .for_each(|(r, mut cx)| {
+            let mut buf = Vec::with_capacity(64);
             let (mut b, mut a) = (vec![0f32; nb], vec![0f32; nb]);
             for c in 0..w {
                 if !valid[[r, c]] {
@@ -174,54 +200,82 @@ pub fn features(
                 }
                 buf.clear();
                 let q = point(&b, &a, &mut buf);
-                for (i, x) in buf.iter().enumerate() {
-                    pts[i * w + c] = *x;
-                }
                 for (i, x) in q.iter().enumerate() {
-                    cx[i * w + c] = *x;
+                    cx[[i, c]] = *x;
                 }
             }
-            (pts, cx)
-        })
-        .collect();
-    for (r, (pts, cx)) in rows.into_iter().enumerate() {
-        for i in 0..n_point {
-            f.slice_mut(s![i, r, ..])
-                .assign(&ndarray::ArrayView1::from(&pts[i * w..(i + 1) * w]));
-        }
-        for i in 0..6 {
-            ctx.slice_mut(s![i, r, ..])
-                .assign(&ndarray::ArrayView1::from(&cx[i * w..(i + 1) * w]));
-        }
-    }
+        });
     let n_ctx = if nb > 4 { 4 } else { 3 };
-    let mut at = n_point;
+    let mut means = Vec::with_capacity(WINDOWS.len() * n_ctx);
     for win in WINDOWS {
         for i in 0..n_ctx {
-            let m = box_mean(ctx.index_axis(Axis(0), i), valid, win / 2);
-            f.index_axis_mut(Axis(0), at).assign(&m);
-            at += 1;
+            means.push(box_mean(ctx.index_axis(Axis(0), i), valid, win / 2));
         }
     }
     // Local brightness texture (5 × 5 standard deviation) of both dates.
-    let mut sd = [Array2::zeros((h, w)), Array2::zeros((h, w))];
-    for (d, s) in sd.iter_mut().enumerate() {
-        let x = ctx.index_axis(Axis(0), 4 + d);
+    let sd = [4, 5].map(|layer| {
+        let x = ctx.index_axis(Axis(0), layer);
         let m = box_mean(x, valid, 2);
         let m2 = box_mean(x.mapv(|v| v * v).view(), valid, 2);
-        *s = Zip::from(&m)
+        Zip::from(&m)
             .and(&m2)
-            .map_collect(|&m, &m2| (m2 - m * m).max(0.0).sqrt());
-    }
+            .map_collect(|&m, &m2| (m2 - m * m).max(0.0).sqrt())
+    });
     let d = &sd[1] - &sd[0];
-    for (i, l) in [&sd[0], &sd[1], &d].into_iter().enumerate() {
-        f.index_axis_mut(Axis(0), at + i).assign(l);
+    let [sb, sa] = sd;
+    Context {
+        means,
+        texture: [sb, sa, d],
     }
-    Zip::from(f.lanes_mut(Axis(0)))
-        .and(valid)
-        .for_each(|mut l, &v| {
-            if !v {
-                l.fill(0.0);
+}
+
+/// The feature vector of valid pixel (r, c) into `out` (cleared first), in
+/// [`feature_names`] order.
+fn pixel_features(
+    before: ArrayView3<f32>,
+    after: ArrayView3<f32>,
+    cx: &Context,
+    (r, c): (usize, usize),
+    scratch: &mut [Vec<f32>; 2],
+    out: &mut Vec<f32>,
+) {
+    let nb = before.len_of(Axis(0)).min(6);
+    let [b, a] = scratch;
+    b.clear();
+    a.clear();
+    for k in 0..nb {
+        b.push(before[[k, r, c]]);
+        a.push(after[[k, r, c]]);
+    }
+    out.clear();
+    point(b, a, out);
+    out.extend(cx.means.iter().map(|m| m[[r, c]]));
+    out.extend(cx.texture.iter().map(|t| t[[r, c]]));
+}
+
+/// The feature stack `(features, rows, cols)` of a normalised pair, 0 at
+/// pixels not `valid`. Rows within [`HALO`] of the array's edge see a
+/// clipped window, as at the scene's edge.
+pub fn features(
+    before: ArrayView3<f32>,
+    after: ArrayView3<f32>,
+    valid: ArrayView2<bool>,
+) -> Array3<f32> {
+    let (_, h, w) = before.dim();
+    let nf = feature_names(before.len_of(Axis(0))).len();
+    let cx = context(before, after, valid);
+    let mut f = Array3::<f32>::zeros((nf, h, w));
+    f.axis_iter_mut(Axis(1))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(r, mut fr)| {
+            let mut scratch = [Vec::new(), Vec::new()];
+            let mut x = Vec::with_capacity(nf);
+            for c in 0..w {
+                if valid[[r, c]] {
+                    pixel_features(before, after, &cx, (r, c), &mut scratch, &mut x);
+                    fr.column_mut(c).assign(&ndarray::ArrayView1::from(&x[..]));
+                }
             }
         });
     f
@@ -434,9 +488,9 @@ impl TreeModel {
 }
 
 /// The change probability of every pixel where `need` is true (0
-/// elsewhere), computing features in row chunks so only one chunk's
-/// features are held. Any row window with [`HALO`] rows on each side of
-/// the rows used gives exactly the whole-scene values.
+/// elsewhere), computing features in row chunks (in parallel) so only the
+/// chunks' features are held. Any row window with [`HALO`] rows on each
+/// side of the rows used gives exactly the whole-scene values.
 pub fn probability(
     before: ArrayView3<f32>,
     after: ArrayView3<f32>,
@@ -446,38 +500,35 @@ pub fn probability(
 ) -> Array2<f32> {
     let (_, h, w) = before.dim();
     let mut p = Array2::<f32>::zeros((h, w));
-    for start in (0..h).step_by(CHUNK) {
-        let end = (start + CHUNK).min(h);
-        let (h0, h1) = (start.saturating_sub(HALO), (end + HALO).min(h));
-        // Features only over the columns a needed pixel's window reaches
-        // (the same halo argument as for rows).
-        for cols in spans(need.slice(s![start..end, ..]), HALO) {
-            let (c0, c1) = (cols.start, cols.end);
-            let f = features(
-                before.slice(s![.., h0..h1, c0..c1]),
-                after.slice(s![.., h0..h1, c0..c1]),
-                valid.slice(s![h0..h1, c0..c1]),
-            );
-            let nf = f.len_of(Axis(0));
-            p.slice_mut(s![start..end, c0..c1])
-                .axis_iter_mut(Axis(0))
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(i, mut row)| {
-                    let r = start + i;
-                    let mut x = vec![0f32; nf];
+    p.axis_chunks_iter_mut(Axis(0), CHUNK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(k, mut out)| {
+            let start = k * CHUNK;
+            let end = start + out.nrows();
+            let (h0, h1) = (start.saturating_sub(HALO), (end + HALO).min(h));
+            let mut scratch = [Vec::new(), Vec::new()];
+            let mut x = Vec::with_capacity(64);
+            // Features only over the columns a needed pixel's window
+            // reaches (the same halo argument as for rows).
+            for cols in spans(need.slice(s![start..end, ..]), HALO) {
+                let (c0, c1) = (cols.start, cols.end);
+                let (b, a, v) = (
+                    before.slice(s![.., h0..h1, c0..c1]),
+                    after.slice(s![.., h0..h1, c0..c1]),
+                    valid.slice(s![h0..h1, c0..c1]),
+                );
+                let cx = context(b, a, v);
+                for r in start..end {
                     for c in c0..c1 {
-                        if !need[[r, c]] || !valid[[r, c]] {
-                            continue;
+                        if need[[r, c]] && valid[[r, c]] {
+                            pixel_features(b, a, &cx, (r - h0, c - c0), &mut scratch, &mut x);
+                            out[[r - start, c]] = model.probability(&x);
                         }
-                        for (k, xk) in x.iter_mut().enumerate() {
-                            *xk = f[[k, r - h0, c - c0]];
-                        }
-                        row[c - c0] = model.probability(&x);
                     }
-                });
-        }
-    }
+                }
+            }
+        });
     p
 }
 
@@ -549,6 +600,34 @@ mod tests {
         let mag = names.iter().position(|n| n == "mag").unwrap();
         assert!(whole[[mag, 11, 6]] > 1.0 && whole[[mag, 30, 10]] == 0.0);
         assert!(whole.slice(s![.., 12, 6]).iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn window_means_are_the_direct_means_and_do_not_depend_on_the_array_start() {
+        let (h, w, r) = (23, 31, 3);
+        let x = Array2::from_shape_fn((h, w), |(i, j)| {
+            ((i * 31 + j * 17) % 13) as f32 * 0.37 - 1.1
+        });
+        let v = Array2::from_shape_fn((h, w), |(i, j)| (i * 7 + j * 3) % 5 != 0);
+        let m = box_mean(x.view(), v.view(), r);
+        for ((i, j), &got) in m.indexed_iter() {
+            let (mut s, mut n) = (0f64, 0f64);
+            for ii in i.saturating_sub(r)..(i + r + 1).min(h) {
+                for jj in j.saturating_sub(r)..(j + r + 1).min(w) {
+                    if v[[ii, jj]] {
+                        s += f64::from(x[[ii, jj]]);
+                        n += 1.0;
+                    }
+                }
+            }
+            assert!((f64::from(got) - s / n).abs() < 1e-6, "{i},{j}");
+        }
+        // A window cut out with the radius around it: the same bits.
+        let part = box_mean(x.slice(s![4..20, 5..30]), v.slice(s![4..20, 5..30]), r);
+        assert_eq!(
+            part.slice(s![r..16 - r, r..25 - r]),
+            m.slice(s![4 + r..20 - r, 5 + r..30 - r])
+        );
     }
 
     #[test]

@@ -2,8 +2,9 @@
 # Whole-scene bench: wall time and peak memory of `riverwatch detect` on a
 # 2048² and a 10980² Sentinel-2 synth pair, against a GDAL read-only pass
 # over the same files (`gdalinfo -checksum`, both dates in parallel, as
-# riverwatch reads them) and riverwatch's own CVA baseline, in one run so
-# the ratios hold whatever the machine's speed that day.
+# riverwatch reads them), riverwatch's own CVA baseline and a plain numpy
+# CVA (scripts/cva_baseline.py, needs python3-gdal and python3-numpy), in
+# one run so the ratios hold whatever the machine's speed that day.
 #
 # The 10980² pair is a 5490² synth scene resampled ×2 with gdal_translate
 # (nearest; 5 m pixels, 256 × 256 DEFLATE tiles like synth's own); it is
@@ -41,6 +42,9 @@ export -f read_only
 printf "%-8s %-28s %9s %9s %8s\n" scene run seconds peak_MB "× read"
 for s in ${SCENES:-s2048 s10980}; do
     d="$WORK/$s"
+    # One unmeasured pass first: the files then come from the page cache
+    # for every run, as they do for the detect runs after it.
+    read_only "$d"
     read -r rt rm < <(measure bash -c "read_only $d")
     printf "%-8s %-28s %9s %9s %8s\n" "$s" "GDAL read-only (2 in parallel)" "$rt" "$rm" "1.00"
     for run in "auto" "always" "always --strips 1" "cva-otsu" "always --block-rows 256"; do
@@ -52,4 +56,14 @@ for s in ${SCENES:-s2048 s10980}; do
         read -r t m < <(measure "$BIN" detect "$d/manifest.json" -o "$WORK/$s.geojson" "${args[@]}")
         printf "%-8s %-28s %9s %9s %8.2f\n" "$s" "detect ${args[*]:-(auto)}" "$t" "$m" "$(echo "$t / $rt" | bc -l)"
     done
+    if /usr/bin/python3 -c "import numpy, osgeo" 2>/dev/null; then
+        read -r t m < <(measure /usr/bin/python3 scripts/cva_baseline.py "$d/manifest.json" "$WORK/cva-$s")
+        printf "%-8s %-28s %9s %9s %8.2f\n" "$s" "plain numpy CVA (baseline)" "$t" "$m" "$(echo "$t / $rt" | bc -l)"
+    else
+        echo "(plain numpy CVA skipped: apt-get install python3-gdal python3-numpy)"
+    fi
+    # The read again at the end: how much the machine's speed moved
+    # during the run (ratios above are against the first).
+    read -r rt2 rm2 < <(measure bash -c "read_only $d")
+    printf "%-8s %-28s %9s %9s %8.2f\n" "$s" "GDAL read-only (again)" "$rt2" "$rm2" "$(echo "$rt2 / $rt" | bc -l)"
 done

@@ -324,18 +324,40 @@ pub struct TreeModel {
     /// The trees as one flat node array (built on first use; a model is
     /// not meant to be changed after it has scored a pixel).
     #[serde(skip)]
-    flat: std::sync::OnceLock<Vec<Node>>,
+    flat: std::sync::OnceLock<Flat>,
 }
 
-/// One node of the flattened ensemble: a leaf when `feature` is
-/// `u32::MAX` (then `threshold` holds its value); children are absolute
-/// indices into the flat array.
+/// One node of the flattened ensemble (16 bytes, so a tree sits in a few
+/// cache lines): a split on `feature` at `threshold` with absolute child
+/// indices, or a leaf (`feature` = `u32::MAX`) whose value is
+/// `Flat::values[left]`.
 #[derive(Debug, Clone, Copy)]
 struct Node {
-    threshold: f64,
+    /// The largest f32 not above the model's f64 threshold: for any f32 x,
+    /// `x <= threshold` exactly when `f64::from(x) <=` the f64 threshold.
+    threshold: f32,
     feature: u32,
     left: u32,
     right: u32,
+}
+
+/// The flattened ensemble: every tree's nodes, the root of each, and the
+/// leaf values (f64, summed in tree order).
+#[derive(Debug, Clone, Default)]
+struct Flat {
+    nodes: Vec<Node>,
+    roots: Vec<u32>,
+    values: Vec<f64>,
+}
+
+/// The largest f32 not above `t` (see [`Node::threshold`]).
+fn f32_at_or_below(t: f64) -> f32 {
+    let c = t as f32;
+    if f64::from(c) > t {
+        c.next_down()
+    } else {
+        c
+    }
 }
 
 /// A logistic stack of two component scores: confidence =
@@ -416,75 +438,75 @@ impl TreeModel {
         Ok(())
     }
 
-    /// The trees as one flat node array, roots first in tree order.
-    fn flat(&self) -> (&[Node], usize) {
-        let nodes = self.flat.get_or_init(|| {
-            let mut roots = Vec::with_capacity(self.trees.len());
-            let mut at = self.trees.len();
+    /// The trees as one flat node array.
+    fn flat(&self) -> &Flat {
+        self.flat.get_or_init(|| {
+            let mut f = Flat::default();
             for t in &self.trees {
-                roots.push(at);
-                at += t.leaf.len();
-            }
-            let mut v = vec![
-                Node {
-                    threshold: 0.0,
-                    feature: u32::MAX,
-                    left: 0,
-                    right: 0
-                };
-                at
-            ];
-            for (ti, t) in self.trees.iter().enumerate() {
-                let base = roots[ti];
+                let base = f.nodes.len() as u32;
+                f.roots.push(base);
                 for j in 0..t.leaf.len() {
-                    let n = if t.leaf[j] {
+                    f.nodes.push(if t.leaf[j] {
+                        f.values.push(t.value[j]);
                         Node {
-                            threshold: t.value[j],
+                            threshold: 0.0,
                             feature: u32::MAX,
-                            left: 0,
+                            left: (f.values.len() - 1) as u32,
                             right: 0,
                         }
                     } else {
                         Node {
-                            threshold: t.threshold[j],
+                            threshold: f32_at_or_below(t.threshold[j]),
                             feature: t.feature[j],
-                            left: (base + t.left[j] as usize) as u32,
-                            right: (base + t.right[j] as usize) as u32,
+                            left: base + t.left[j],
+                            right: base + t.right[j],
                         }
-                    };
-                    v[base + j] = n;
+                    });
                 }
-                // The root slot at the front points at the tree's node 0.
-                v[ti] = v[base];
             }
-            v
-        });
-        (nodes, self.trees.len())
+            f
+        })
     }
 
     /// Log-odds of change for one feature vector.
     pub fn raw(&self, x: &[f32]) -> f64 {
-        let (nodes, n_trees) = self.flat();
-        let mut s = self.baseline;
-        for root in 0..n_trees {
-            let mut n = nodes[root];
-            while n.feature != u32::MAX {
-                let next = if f64::from(x[n.feature as usize]) <= n.threshold {
-                    n.left
-                } else {
-                    n.right
-                };
-                n = nodes[next as usize];
+        let mut s = [0f64];
+        self.raw_batch(x, x.len(), &mut s);
+        s[0]
+    }
+
+    /// Log-odds of change for `out.len()` feature vectors of `nf` values
+    /// each, one after the other in `xs`. Tree by tree over the batch (a
+    /// tree stays in cache); each vector's sum runs in tree order, so the
+    /// bits equal [`TreeModel::raw`]'s.
+    pub fn raw_batch(&self, xs: &[f32], nf: usize, out: &mut [f64]) {
+        let f = self.flat();
+        out.fill(self.baseline);
+        for &root in &f.roots {
+            for (s, x) in out.iter_mut().zip(xs.chunks_exact(nf)) {
+                let mut n = f.nodes[root as usize];
+                while n.feature != u32::MAX {
+                    let next = if x[n.feature as usize] <= n.threshold {
+                        n.left
+                    } else {
+                        n.right
+                    };
+                    n = f.nodes[next as usize];
+                }
+                *s += f.values[n.left as usize];
             }
-            s += n.threshold;
         }
-        s
     }
 
     /// Probability of change for one feature vector.
     pub fn probability(&self, x: &[f32]) -> f32 {
-        (1.0 / (1.0 + (-self.raw(x)).exp())) as f32
+        logistic(self.raw(x))
     }
+}
+
+/// The logistic link of log-odds `z`.
+fn logistic(z: f64) -> f32 {
+    (1.0 / (1.0 + (-z).exp())) as f32
 }
 
 /// The change probability of every pixel where `need` is true (0
@@ -509,6 +531,7 @@ pub fn probability(
             let (h0, h1) = (start.saturating_sub(HALO), (end + HALO).min(h));
             let mut scratch = [Vec::new(), Vec::new()];
             let mut x = Vec::with_capacity(64);
+            let (mut xs, mut cols_at, mut raw) = (Vec::new(), Vec::new(), Vec::new());
             // Features only over the columns a needed pixel's window
             // reaches (the same halo argument as for rows).
             for cols in spans(need.slice(s![start..end, ..]), HALO) {
@@ -520,11 +543,22 @@ pub fn probability(
                 );
                 let cx = context(b, a, v);
                 for r in start..end {
+                    cols_at.clear();
+                    xs.clear();
                     for c in c0..c1 {
                         if need[[r, c]] && valid[[r, c]] {
                             pixel_features(b, a, &cx, (r - h0, c - c0), &mut scratch, &mut x);
-                            out[[r - start, c]] = model.probability(&x);
+                            xs.extend_from_slice(&x);
+                            cols_at.push(c);
                         }
+                    }
+                    if cols_at.is_empty() {
+                        continue;
+                    }
+                    raw.resize(cols_at.len(), 0.0);
+                    model.raw_batch(&xs, x.len(), &mut raw);
+                    for (&c, &z) in cols_at.iter().zip(&raw) {
+                        out[[r - start, c]] = logistic(z);
                     }
                 }
             }
@@ -656,6 +690,60 @@ mod tests {
             all[[12, 6]] > all[[100, 60]],
             "the changed square scores higher"
         );
+    }
+
+    /// The trees walked as stored (f64 thresholds), one vector at a time.
+    fn reference_raw(m: &TreeModel, x: &[f32]) -> f64 {
+        let mut s = m.baseline;
+        for t in &m.trees {
+            let mut j = 0;
+            while !t.leaf[j] {
+                j = if f64::from(x[t.feature[j] as usize]) <= t.threshold[j] {
+                    t.left[j] as usize
+                } else {
+                    t.right[j] as usize
+                };
+            }
+            s += t.value[j];
+        }
+        s
+    }
+
+    #[test]
+    fn the_flat_batch_gives_the_stored_trees_bits() {
+        let m = crate::pipeline::models::change_model(5);
+        let nf = m.features.len();
+        // Vectors on, just under and just over the model's own thresholds,
+        // and spread values.
+        let mut xs = Vec::new();
+        for (i, t) in m.trees.iter().take(40).enumerate() {
+            for j in (0..t.leaf.len()).filter(|&j| !t.leaf[j]).take(3) {
+                let th = t.threshold[j] as f32;
+                for v in [th, th.next_down(), th.next_up()] {
+                    let mut x: Vec<f32> = (0..nf)
+                        .map(|k| ((i * 7 + k * 13) % 17) as f32 * 0.05 - 0.3)
+                        .collect();
+                    x[t.feature[j] as usize] = v;
+                    xs.extend(x);
+                }
+            }
+        }
+        let n = xs.len() / nf;
+        let mut out = vec![0f64; n];
+        m.raw_batch(&xs, nf, &mut out);
+        for (i, x) in xs.chunks_exact(nf).enumerate() {
+            assert_eq!(
+                out[i].to_bits(),
+                reference_raw(m, x).to_bits(),
+                "vector {i}"
+            );
+            assert_eq!(m.raw(x).to_bits(), out[i].to_bits());
+        }
+        assert!(
+            f64::from(f32_at_or_below(0.1)) <= 0.1
+                && f64::from(f32_at_or_below(0.1).next_up()) > 0.1
+        );
+        assert_eq!(f32_at_or_below(f64::MAX), f32::MAX);
     }
 
     #[test]

@@ -354,10 +354,25 @@ struct Flat {
 fn f32_at_or_below(t: f64) -> f32 {
     let c = t as f32;
     if f64::from(c) > t {
-        c.next_down()
+        f32_step(c, false)
     } else {
         c
     }
+}
+
+/// The next f32 above (`up`) or below `c` (`f32::next_up`/`next_down`,
+/// which need Rust 1.86; the crate builds from 1.80).
+fn f32_step(c: f32, up: bool) -> f32 {
+    if c.is_nan() || c == if up { f32::INFINITY } else { f32::NEG_INFINITY } {
+        return c;
+    }
+    if c == 0.0 {
+        let tiny = f32::from_bits(1);
+        return if up { tiny } else { -tiny };
+    }
+    let b = c.to_bits();
+    // Away from zero is one more in the magnitude bits.
+    f32::from_bits(if (c > 0.0) == up { b + 1 } else { b - 1 })
 }
 
 /// A logistic stack of two component scores: confidence =
@@ -719,7 +734,7 @@ mod tests {
         for (i, t) in m.trees.iter().take(40).enumerate() {
             for j in (0..t.leaf.len()).filter(|&j| !t.leaf[j]).take(3) {
                 let th = t.threshold[j] as f32;
-                for v in [th, th.next_down(), th.next_up()] {
+                for v in [th, f32_step(th, false), f32_step(th, true)] {
                     let mut x: Vec<f32> = (0..nf)
                         .map(|k| ((i * 7 + k * 13) % 17) as f32 * 0.05 - 0.3)
                         .collect();
@@ -741,9 +756,11 @@ mod tests {
         }
         assert!(
             f64::from(f32_at_or_below(0.1)) <= 0.1
-                && f64::from(f32_at_or_below(0.1).next_up()) > 0.1
+                && f64::from(f32_step(f32_at_or_below(0.1), true)) > 0.1
         );
         assert_eq!(f32_at_or_below(f64::MAX), f32::MAX);
+        assert_eq!(f32_step(-1.0, false), -f32_step(1.0, true));
+        assert!(f32_step(-0.0, false) < 0.0 && f32_step(1.0, false) < 1.0);
     }
 
     #[test]

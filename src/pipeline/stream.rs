@@ -419,7 +419,7 @@ pub fn detect(
             msg: "the raster is empty (0 rows or columns)".into(),
         });
     }
-    let (params, sample_rows, bands) = sample_pass(&reader, &corridors, info, sensor, ctx)?;
+    let (params, sample_rows, bands) = sample_pass(&reader, &corridors, (tile, info), sensor, ctx)?;
     tap.stage("global pass (sample)", t0.elapsed().as_secs_f64());
     crate::io::release_memory();
     let halos = Halos::of(cfg, &params);
@@ -567,7 +567,7 @@ fn runs(need: &[bool], b: usize, h: usize) -> Vec<Range<usize>> {
 fn sample_pass(
     reader: &TileReader,
     corridors: &Corridors<'_>,
-    info: &SceneInfo,
+    (tile, info): (&Tile, &SceneInfo),
     sensor: &Sensor,
     ctx: &Context<'_>,
 ) -> Result<(Params, usize, usize)> {
@@ -590,10 +590,7 @@ fn sample_pass(
             .map(|blk| blk * b..((blk + 1) * b).min(h))
             .collect()
     };
-    let mut parts = Vec::new();
-    for r in &ranges {
-        parts.push(read_raw(reader, corridors, r.clone(), 0..w)?);
-    }
+    let parts = read_sample(reader, corridors, &ranges, tile, sensor)?;
     let cat3 = |f: fn(&Raw) -> &Array3<f32>| -> Array3<f32> {
         let v: Vec<_> = parts.iter().map(|p| f(p).view()).collect();
         concatenate(Axis(1), &v).expect("same bands and width")
@@ -616,6 +613,38 @@ fn sample_pass(
     }
     let (rows, bands) = (pair.valid.nrows(), pair.before.dim().0);
     Ok((estimate(pair, zone.view(), ctx.config), rows, bands))
+}
+
+/// Reads the sample's row ranges in order: the later half on a second
+/// thread with its own GDAL handles (decoding is single-threaded per
+/// handle, and a 16-row band of a tiled file decodes whole tiles).
+fn read_sample(
+    reader: &TileReader,
+    corridors: &Corridors<'_>,
+    ranges: &[Range<usize>],
+    tile: &Tile,
+    sensor: &Sensor,
+) -> Result<Vec<Raw>> {
+    let w = reader.grid.width;
+    let read = |r: &TileReader, part: &[Range<usize>]| -> Result<Vec<Raw>> {
+        part.iter()
+            .map(|rows| read_raw(r, corridors, rows.clone(), 0..w))
+            .collect()
+    };
+    if ranges.len() < 2 {
+        return read(reader, ranges);
+    }
+    let (first, second) = ranges.split_at(ranges.len() / 2);
+    std::thread::scope(|s| {
+        let later = s.spawn(|| read(&TileReader::open(tile, sensor)?, second));
+        let mut parts = read(reader, first)?;
+        let rest = later.join().map_err(|_| Error::Tile {
+            tile: tile.id.clone(),
+            msg: "the sample reader thread panicked".into(),
+        })??;
+        parts.extend(rest);
+        Ok(parts)
+    })
 }
 
 /// Pixel counts for the report: over the pixels computed (which depend

@@ -250,8 +250,9 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 112, value_parser = clap::value_parser!(u32).range(8..))]
     pub block_rows: u32,
     /// Vertical strips computed side by side when streaming, each on its
-    /// own thread; 0 (default): two per worker thread, each at least 1024
-    /// columns wide. The output is the same for any number.
+    /// own thread, cut so each holds about the same number of zone blocks;
+    /// 0 (default): two per worker thread, at most one per 1024 columns.
+    /// The output is the same for any number.
     #[arg(long, default_value_t = 0)]
     pub strips: u32,
 }

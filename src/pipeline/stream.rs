@@ -65,8 +65,9 @@ pub struct StreamOptions {
     pub sample_px: usize,
     /// Vertical strips computed side by side (each with its own GDAL
     /// handles and a halo of columns, each streaming on its own thread);
-    /// 0: two per worker thread, each at least 1024 columns wide. The
-    /// output is the same for any number.
+    /// 0: two per worker thread, at most one per 1024 columns. Strips are
+    /// cut so each holds about the same number of zone blocks. The output
+    /// is the same for any number.
     #[serde(default)]
     pub strips: usize,
 }
@@ -440,8 +441,9 @@ pub fn detect(
     let lead = Halos::across(cfg, &params).leads()[0];
     let mut strips = Vec::with_capacity(n_strips);
     let mut first = Some(reader);
+    let bounds = strip_bounds(&corridors, &grid, b, n_strips);
     for k in 0..n_strips {
-        let (inner, win) = strip_cols(w, n_strips, k, lead);
+        let (inner, win) = strip_cols(w, &bounds, k, lead);
         let reader = match first.take() {
             Some(r) => r,
             None => TileReader::open(tile, sensor)?,
@@ -672,12 +674,60 @@ impl Counts {
     }
 }
 
-/// Columns of a strip: what it reports (`inner`) and what it reads and
-/// computes (`win`: `inner` grown by `lead` on each side, clipped).
-fn strip_cols(w: usize, strips: usize, k: usize, lead: usize) -> (Range<usize>, Range<usize>) {
-    let inner = k * w / strips..(k + 1) * w / strips;
+/// Columns of strip `k` between `bounds`: what it reports (`inner`) and
+/// what it reads and computes (`win`: `inner` grown by `lead` on each
+/// side, clipped to the `w` columns).
+fn strip_cols(w: usize, bounds: &[usize], k: usize, lead: usize) -> (Range<usize>, Range<usize>) {
+    let inner = bounds[k]..bounds[k + 1];
     let win = inner.start.saturating_sub(lead)..(inner.end + lead).min(w);
     (inner, win)
+}
+
+/// Columns per group when strips are balanced.
+const BALANCE_COLS: usize = 64;
+
+/// Where `strips` strips start (and the last ends): cut so each holds
+/// about the same share of the work, counted as the blocks of `b` rows a
+/// corridor reaches in each group of [`BALANCE_COLS`] columns (equal
+/// widths when every block is needed). Strips of equal width left one
+/// strip with 38 of the 87 zone blocks of the 10980² pair, which then ran
+/// alone for the last seconds. Any cut gives the same output.
+fn strip_bounds(corridors: &Corridors<'_>, grid: &Grid, b: usize, strips: usize) -> Vec<usize> {
+    let w = grid.width;
+    let groups: Vec<Range<usize>> = (0..w.div_ceil(BALANCE_COLS))
+        .map(|g| g * BALANCE_COLS..((g + 1) * BALANCE_COLS).min(w))
+        .collect();
+    // A group's work: its columns times the blocks it computes (one for
+    // a group no corridor reaches, so empty stretches still spread out).
+    let work: Vec<usize> = groups
+        .iter()
+        .map(|g| {
+            let blocks = corridors
+                .blocks_in(grid, b, g.clone())
+                .iter()
+                .filter(|&&n| n)
+                .count();
+            g.len() * blocks.max(1)
+        })
+        .collect();
+    let total: usize = work.iter().sum();
+    let mut bounds = vec![0];
+    let mut acc = 0;
+    for (i, (g, wk)) in groups.iter().zip(&work).enumerate() {
+        acc += wk;
+        let k = bounds.len();
+        // Close strip k − 1 once it holds its share, leaving at least one
+        // group for each strip still to come.
+        if k < strips && acc * strips >= k * total && groups.len() - (i + 1) >= strips - k {
+            bounds.push(g.end);
+        }
+    }
+    // Fewer groups than strips: equal widths.
+    if bounds.len() < strips {
+        return (0..=strips).map(|k| k * w / strips).collect();
+    }
+    bounds.push(w);
+    bounds
 }
 
 /// How many strips a scene `w` columns wide is cut into: the option, else
@@ -1400,6 +1450,48 @@ mod tests {
     fn runs_join_consecutive_blocks() {
         let need = [true, true, false, true, false, false, true];
         assert_eq!(runs(&need, 10, 65), vec![0..20, 30..40, 60..65]);
+    }
+
+    #[test]
+    fn strips_are_balanced_by_the_blocks_a_corridor_reaches() {
+        use crate::domain::rivers::Projected;
+        use geo::{line_string, MultiLineString};
+        // 4000 × 2000 px at 10 m; a river down the left tenth, the full
+        // height, and a short one at the right reaching the top tenth.
+        let grid = Grid {
+            width: 4000,
+            height: 2000,
+            gt: [0.0, 10.0, 0.0, 20_000.0, 0.0, -10.0],
+            wkt: String::new(),
+        };
+        let river = |x: f64, y0: f64, y1: f64, index| Projected {
+            index,
+            lines: MultiLineString(vec![line_string![(x: x, y: y0), (x: x, y: y1)]]),
+            corridor_m: 500.0,
+            channel_m: 200.0,
+        };
+        let proj = vec![
+            river(2_000.0, 0.0, 20_000.0, 0),
+            river(35_000.0, 18_000.0, 20_000.0, 1),
+        ];
+        let c = Corridors::new(&proj, false);
+        let b = strip_bounds(&c, &grid, 100, 4);
+        assert_eq!((b.len(), b[0], b[4]), (5, 0, 4000));
+        assert!(b.windows(2).all(|w| w[0] < w[1]), "{b:?}");
+        // The long river's columns (0..250 px with its corridor) are cut
+        // finer than equal widths would.
+        assert!(b[1] < 1000, "{b:?}");
+        // Without segments every block is needed: equal widths, to a group.
+        let all = strip_bounds(&Corridors::new(&[], true), &grid, 100, 4);
+        for (k, &x) in all.iter().enumerate() {
+            assert!(x.abs_diff(k * 1000) <= BALANCE_COLS, "{all:?}");
+        }
+        // More strips than groups: equal widths.
+        let narrow = Grid {
+            width: 100,
+            ..grid.clone()
+        };
+        assert_eq!(strip_bounds(&c, &narrow, 100, 4), vec![0, 25, 50, 75, 100]);
     }
 
     #[test]

@@ -282,7 +282,12 @@ impl<T: Rows> Buf<T> {
             let end = (start + step.max(1)).min(want.end);
             let win = start.saturating_sub(halo)..(end + halo).min(height);
             let out = f(win.clone(), start..end)?;
-            let new = out.cut(start - win.start..end - win.start);
+            // A window of just the new rows (no halo) is kept as it is.
+            let new = if win == (start..end) {
+                out
+            } else {
+                out.cut(start - win.start..end - win.start)
+            };
             self.chunks.push_back((start, new));
         }
         self.trim(want.start);

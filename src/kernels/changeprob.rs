@@ -109,8 +109,9 @@ const FIXED: f64 = (1u64 << 24) as f64;
 
 /// Mean of `x` over the valid pixels of a `(2r+1)²` window around every
 /// pixel (the window clipped to the array; 0 where none is valid), from
-/// exact fixed-point prefix sums: any row or column window that holds the
-/// pixel's neighbours gives the same bits.
+/// exact fixed-point sums (prefix sums along rows, a sliding window down
+/// columns): any row or column window that holds the pixel's neighbours
+/// gives the same bits.
 fn box_mean(x: ArrayView2<f32>, v: ArrayView2<bool>, r: usize) -> Array2<f32> {
     let (h, w) = x.dim();
     // Horizontal window sums and counts per pixel.
@@ -137,36 +138,34 @@ fn box_mean(x: ArrayView2<f32>, v: ArrayView2<bool>, r: usize) -> Array2<f32> {
                 co[c] = pc[b] - pc[a];
             }
         });
-    // Vertical: prefix sums down the columns, then window differences.
-    let mut ps = Array2::<i64>::zeros((h + 1, w));
-    let mut pc = Array2::<i64>::zeros((h + 1, w));
-    for row in 0..h {
-        let (done, mut next) = ps.view_mut().split_at(Axis(0), row + 1);
-        Zip::from(next.row_mut(0))
-            .and(done.row(row))
-            .and(hs.row(row))
-            .for_each(|n, &p, &s| *n = p + s);
-        let (done, mut next) = pc.view_mut().split_at(Axis(0), row + 1);
-        Zip::from(next.row_mut(0))
-            .and(done.row(row))
-            .and(hc.row(row))
-            .for_each(|n, &p, &s| *n = p + s);
+    // Vertical: a window sliding down the rows (exact, so the sums do not
+    // depend on where the window started).
+    let (mut s, mut n) = (vec![0i64; w], vec![0i64; w]);
+    let slide = |s: &mut [i64], n: &mut [i64], row: usize, sign: i64| {
+        for (c, (acc, cnt)) in s.iter_mut().zip(n.iter_mut()).enumerate() {
+            *acc += sign * hs[[row, c]];
+            *cnt += sign * hc[[row, c]];
+        }
+    };
+    for row in 0..r.min(h) {
+        slide(&mut s, &mut n, row, 1);
     }
     let mut out = Array2::<f32>::zeros((h, w));
-    out.axis_iter_mut(Axis(0))
-        .enumerate()
-        .for_each(|(row, mut o)| {
-            let (a, b) = (row.saturating_sub(r), (row + r + 1).min(h));
-            for c in 0..w {
-                let n = pc[[b, c]] - pc[[a, c]];
-                let s = ps[[b, c]] - ps[[a, c]];
-                o[c] = if n > 0 {
-                    (s as f64 / FIXED / n as f64) as f32
-                } else {
-                    0.0
-                };
-            }
-        });
+    for row in 0..h {
+        if row + r < h {
+            slide(&mut s, &mut n, row + r, 1);
+        }
+        if row > r {
+            slide(&mut s, &mut n, row - r - 1, -1);
+        }
+        for (c, o) in out.row_mut(row).iter_mut().enumerate() {
+            *o = if n[c] > 0 {
+                (s[c] as f64 / FIXED / n[c] as f64) as f32
+            } else {
+                0.0
+            };
+        }
+    }
     out
 }
 

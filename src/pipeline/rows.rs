@@ -11,21 +11,24 @@ use ndarray::{concatenate, s, Array2, Array3, Axis};
 use std::collections::VecDeque;
 use std::ops::Range;
 
-/// Something made of rows: cut a range out, join two bands.
+/// Something made of rows: its height, and a range of rows cut out.
 pub trait Rows: Sized {
     /// Number of rows.
     fn n(&self) -> usize;
     /// Rows `r` (relative to the first row) as a new band.
     fn cut(&self, r: Range<usize>) -> Self;
-    /// This band followed by `below`.
-    fn join(self, below: Self) -> Self;
-    /// The bands one after the other (at least one), each row copied once
-    /// where the layers allow it.
-    fn join_all(parts: Vec<Self>) -> Self {
-        let mut it = parts.into_iter();
-        let first = it.next().expect("at least one band");
-        it.fold(first, Rows::join)
-    }
+}
+
+/// Borrowed layers of a buffered chunk (a reference, or a tuple of them)
+/// that rows can be gathered from: a range of each of several chunks, one
+/// after the other, copied once into one owned band. A stage projects what
+/// it reads out of the chunks first, so layers it does not read are never
+/// copied.
+pub trait Part: Sized {
+    /// The owned band.
+    type Owned;
+    /// Rows `r` of each part (relative to it), in order, as one band.
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Self::Owned;
 }
 
 impl<T: Clone> Rows for Array2<T> {
@@ -35,12 +38,19 @@ impl<T: Clone> Rows for Array2<T> {
     fn cut(&self, r: Range<usize>) -> Self {
         self.slice(s![r, ..]).to_owned()
     }
-    fn join(self, below: Self) -> Self {
-        concatenate(Axis(0), &[self.view(), below.view()]).expect("same width")
-    }
-    fn join_all(parts: Vec<Self>) -> Self {
-        let v: Vec<_> = parts.iter().map(|p| p.view()).collect();
-        concatenate(Axis(0), &v).expect("same width")
+}
+
+impl<T: Clone> Part for &Array2<T> {
+    type Owned = Array2<T>;
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Array2<T> {
+        if let [(a, r)] = &parts[..] {
+            return a.cut(r.clone());
+        }
+        let v: Vec<_> = parts
+            .iter()
+            .map(|(a, r)| a.slice(s![r.clone(), ..]))
+            .collect();
+        concatenate(Axis(0), &v).expect("chunks of one buffer have the same width")
     }
 }
 
@@ -51,12 +61,19 @@ impl<T: Clone> Rows for Array3<T> {
     fn cut(&self, r: Range<usize>) -> Self {
         self.slice(s![.., r, ..]).to_owned()
     }
-    fn join(self, below: Self) -> Self {
-        concatenate(Axis(1), &[self.view(), below.view()]).expect("same bands and width")
-    }
-    fn join_all(parts: Vec<Self>) -> Self {
-        let v: Vec<_> = parts.iter().map(|p| p.view()).collect();
-        concatenate(Axis(1), &v).expect("same bands and width")
+}
+
+impl<T: Clone> Part for &Array3<T> {
+    type Owned = Array3<T>;
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Array3<T> {
+        if let [(a, r)] = &parts[..] {
+            return a.cut(r.clone());
+        }
+        let v: Vec<_> = parts
+            .iter()
+            .map(|(a, r)| a.slice(s![.., r.clone(), ..]))
+            .collect();
+        concatenate(Axis(1), &v).expect("chunks of one buffer have the same bands and width")
     }
 }
 
@@ -67,11 +84,20 @@ impl<T: Rows> Rows for Option<T> {
     fn cut(&self, r: Range<usize>) -> Self {
         self.as_ref().map(|a| a.cut(r))
     }
-    fn join(self, below: Self) -> Self {
-        match (self, below) {
-            (Some(a), Some(b)) => Some(a.join(b)),
-            _ => None,
-        }
+}
+
+impl<'a, T> Part for &'a Option<T>
+where
+    &'a T: Part,
+{
+    type Owned = Option<<&'a T as Part>::Owned>;
+    /// `None` when any part is (a layer its stage did not compute).
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Self::Owned {
+        let some: Option<Vec<_>> = parts
+            .into_iter()
+            .map(|(a, r)| a.as_ref().map(|a| (a, r)))
+            .collect();
+        some.map(<&T>::gather)
     }
 }
 
@@ -82,12 +108,29 @@ impl<A: Rows, B: Rows> Rows for (A, B) {
     fn cut(&self, r: Range<usize>) -> Self {
         (self.0.cut(r.clone()), self.1.cut(r))
     }
-    fn join(self, below: Self) -> Self {
-        (self.0.join(below.0), self.1.join(below.1))
+}
+
+impl<A: Part, B: Part> Part for (A, B) {
+    type Owned = (A::Owned, B::Owned);
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Self::Owned {
+        let n = parts.len();
+        let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for ((x, y), r) in parts {
+            a.push((x, r.clone()));
+            b.push((y, r));
+        }
+        (A::gather(a), B::gather(b))
     }
-    fn join_all(parts: Vec<Self>) -> Self {
-        let (a, b): (Vec<A>, Vec<B>) = parts.into_iter().unzip();
-        (A::join_all(a), B::join_all(b))
+}
+
+impl<'a, A, B> Part for &'a (A, B)
+where
+    &'a A: Part,
+    &'a B: Part,
+{
+    type Owned = (<&'a A as Part>::Owned, <&'a B as Part>::Owned);
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Self::Owned {
+        <(&A, &B)>::gather(parts.into_iter().map(|(x, r)| ((&x.0, &x.1), r)).collect())
     }
 }
 
@@ -98,22 +141,48 @@ impl<A: Rows, B: Rows, C: Rows> Rows for (A, B, C) {
     fn cut(&self, r: Range<usize>) -> Self {
         (self.0.cut(r.clone()), self.1.cut(r.clone()), self.2.cut(r))
     }
-    fn join(self, below: Self) -> Self {
-        (
-            self.0.join(below.0),
-            self.1.join(below.1),
-            self.2.join(below.2),
+}
+
+impl<A: Part, B: Part, C: Part> Part for (A, B, C) {
+    type Owned = (A::Owned, B::Owned, C::Owned);
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Self::Owned {
+        let n = parts.len();
+        let mut a = Vec::with_capacity(n);
+        let mut b = Vec::with_capacity(n);
+        let mut c = Vec::with_capacity(n);
+        for ((x, y, z), r) in parts {
+            a.push((x, r.clone()));
+            b.push((y, r.clone()));
+            c.push((z, r));
+        }
+        (A::gather(a), B::gather(b), C::gather(c))
+    }
+}
+
+impl<'a, A, B, C> Part for &'a (A, B, C)
+where
+    &'a A: Part,
+    &'a B: Part,
+    &'a C: Part,
+{
+    type Owned = (
+        <&'a A as Part>::Owned,
+        <&'a B as Part>::Owned,
+        <&'a C as Part>::Owned,
+    );
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Self::Owned {
+        <(&A, &B, &C)>::gather(
+            parts
+                .into_iter()
+                .map(|(x, r)| ((&x.0, &x.1, &x.2), r))
+                .collect(),
         )
     }
-    fn join_all(parts: Vec<Self>) -> Self {
-        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-        for (x, y, z) in parts {
-            a.push(x);
-            b.push(y);
-            c.push(z);
-        }
-        (A::join_all(a), B::join_all(b), C::join_all(c))
-    }
+}
+
+/// Gathers one field `f` of every part.
+fn field<'a, S, F: Part>(parts: &[(&'a S, Range<usize>)], f: impl Fn(&'a S) -> F) -> F::Owned {
+    F::gather(parts.iter().map(|(x, r)| (f(x), r.clone())).collect())
 }
 
 impl Rows for Indices {
@@ -130,14 +199,18 @@ impl Rows for Indices {
             brightness: self.brightness.cut(r),
         }
     }
-    fn join(self, o: Self) -> Self {
+}
+
+impl Part for &Indices {
+    type Owned = Indices;
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Indices {
         Indices {
-            ndvi: self.ndvi.join(o.ndvi),
-            ndwi: self.ndwi.join(o.ndwi),
-            mndwi: self.mndwi.join(o.mndwi),
-            ndbi: self.ndbi.join(o.ndbi),
-            bsi: self.bsi.join(o.bsi),
-            brightness: self.brightness.join(o.brightness),
+            ndvi: field(&parts, |x| &x.ndvi),
+            ndwi: field(&parts, |x| &x.ndwi),
+            mndwi: field(&parts, |x| &x.mndwi),
+            ndbi: field(&parts, |x| &x.ndbi),
+            bsi: field(&parts, |x| &x.bsi),
+            brightness: field(&parts, |x| &x.brightness),
         }
     }
 }
@@ -156,14 +229,18 @@ impl Rows for Cover {
             zone_usable: self.zone_usable.cut(r),
         }
     }
-    fn join(self, o: Self) -> Self {
+}
+
+impl Part for &Cover {
+    type Owned = Cover;
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Cover {
         Cover {
-            before: self.before.join(o.before),
-            after: self.after.join(o.after),
-            lc_before: self.lc_before.join(o.lc_before),
-            lc_after: self.lc_after.join(o.lc_after),
-            water_threshold: self.water_threshold,
-            zone_usable: self.zone_usable.join(o.zone_usable),
+            before: field(&parts, |x| &x.before),
+            after: field(&parts, |x| &x.after),
+            lc_before: field(&parts, |x| &x.lc_before),
+            lc_after: field(&parts, |x| &x.lc_after),
+            water_threshold: parts[0].0.water_threshold,
+            zone_usable: field(&parts, |x| &x.zone_usable),
         }
     }
 }
@@ -179,15 +256,15 @@ impl Rows for Magnitude {
             probability: self.probability.as_ref().map(|p| p.cut(r)),
         }
     }
-    fn join(self, o: Self) -> Self {
-        let probability = match (self.probability, o.probability) {
-            (Some(a), Some(b)) => Some(a.join(b)),
-            _ => None,
-        };
+}
+
+impl Part for &Magnitude {
+    type Owned = Magnitude;
+    fn gather(parts: Vec<(Self, Range<usize>)>) -> Magnitude {
         Magnitude {
-            appeared: self.appeared.join(o.appeared),
-            vanished: self.vanished.join(o.vanished),
-            probability,
+            appeared: field(&parts, |x| &x.appeared),
+            vanished: field(&parts, |x| &x.vanished),
+            probability: field(&parts, |x| &x.probability),
         }
     }
 }
@@ -220,32 +297,31 @@ impl<T: Rows> Buf<T> {
     }
 
     /// Rows `r` (absolute), which must be held, as one band.
-    pub fn get(&self, r: Range<usize>) -> T {
-        self.get_part(r, |d, rr| d.cut(rr))
+    pub fn get<'a>(&'a self, r: Range<usize>) -> T
+    where
+        &'a T: Part<Owned = T>,
+    {
+        self.get_part(r, |d| d)
     }
 
-    /// Part of rows `r` (absolute), which must be held: `part` cuts what a
-    /// stage reads out of one chunk (rows relative to the chunk), so the
-    /// layers it does not read are never copied.
-    pub fn get_part<U: Rows>(&self, r: Range<usize>, part: impl Fn(&T, Range<usize>) -> U) -> U {
-        let mut pieces: Vec<U> = Vec::new();
+    /// Part of rows `r` (absolute), which must be held: `part` projects
+    /// the layers a stage reads out of a chunk, and only those rows of
+    /// those layers are copied, once.
+    pub fn get_part<'a, P: Part>(&'a self, r: Range<usize>, part: impl Fn(&'a T) -> P) -> P::Owned {
+        let mut pieces = Vec::new();
+        let mut held = 0;
         for (r0, d) in &self.chunks {
             let (a, b) = (r.start.max(*r0), r.end.min(r0 + d.n()));
             if a < b {
-                pieces.push(part(d, a - r0..b - r0));
+                pieces.push((part(d), a - r0..b - r0));
+                held += b - a;
             }
         }
         assert!(
-            !pieces.is_empty(),
+            !pieces.is_empty() && held == r.len(),
             "rows requested that the buffer does not hold"
         );
-        let out = if pieces.len() == 1 {
-            pieces.pop().expect("one piece")
-        } else {
-            U::join_all(pieces)
-        };
-        debug_assert_eq!(out.n(), r.len(), "rows not held");
-        out
+        P::gather(pieces)
     }
 
     /// Makes the buffer hold rows `want` (clipped to `height`): computes the

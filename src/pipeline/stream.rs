@@ -26,7 +26,7 @@ use super::blocks::{self, Magnitude};
 use super::cover::{self, Cover};
 use super::features::{self, Layers, PixelValues, Stats};
 use super::objects::{self, ObjectContext, Traced};
-use super::rows::{Buf, Rows as _};
+use super::rows::Buf;
 use super::taps::Tap;
 use super::{global, link, rules, trust, Context, SceneInfo, ScenePair, TileReport, TileResult};
 use crate::domain::config::{Config, Method};
@@ -854,12 +854,12 @@ impl Strip {
             Ok((cb, ca))
         })?;
         aligned.extend(want(l_aligned), hl.align, h, FINE_STEP.min(b), |r, _| {
-            let (af, v) = raw.get_part(r, |d, rr| (d.1.cut(rr.clone()), d.2 .0.cut(rr)));
+            let (af, v) = raw.get_part(r, |d| (&d.1, &d.2 .0));
             Ok(global::align(af, v, &p.fit, p.shift, rules, cfg))
         })?;
         thin.extend(want(l_thin), hl.thin, h, b, |r, new| {
             // The raw-data clouds are only needed on the new rows.
-            let bf = raw.get_part(r.clone(), |d, rr| d.0.cut(rr));
+            let bf = raw.get_part(r.clone(), |d| &d.0);
             let (af, v) = aligned.get(r.clone());
             let (cb_new, ca_new) = clouds.get(new.clone());
             let mut cs = [Array2::zeros(v.dim()), Array2::zeros(v.dim())];
@@ -872,7 +872,7 @@ impl Strip {
         self.laps[1] += lap.elapsed().as_secs_f64();
         lap = Instant::now();
         cover.extend(want(l_cover), hl.cover, h, b, |r, _| {
-            let (bf, z) = raw.get_part(r.clone(), |d, rr| (d.0.cut(rr.clone()), d.2 .1.cut(rr)));
+            let (bf, z) = raw.get_part(r.clone(), |d| (&d.0, &d.2 .1));
             let (af, v) = aligned.get(r.clone());
             let (cb, ca, u) = thin.get(r.clone());
             let mut cv = cover::land_cover_with(
@@ -905,7 +905,7 @@ impl Strip {
             Ok((cv, mag, (v, z)))
         })?;
         mask.extend(want(0), hl.mask, h, b, |r, _| {
-            let u = thin.get_part(r.clone(), |d, rr| d.2.cut(rr));
+            let u = thin.get_part(r.clone(), |d| &d.2);
             let (cv, mag, (v, z)) = cover.get(r);
             let cand = rules::candidates(
                 &rules::RuleInput {
@@ -921,7 +921,7 @@ impl Strip {
             Ok(rules::clean(cand.mask.view(), z.view(), u.view(), cfg))
         })?;
         cloud_d.extend(want(0), hl.cloud_d, h, b, |r, _| {
-            let (cb, ca) = thin.get_part(r, |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
+            let (cb, ca) = thin.get_part(r, |d| (&d.0, &d.1));
             Ok(super::cloud_distance(&cb, &ca).1)
         })?;
         self.laps[2] += lap.elapsed().as_secs_f64();
@@ -945,11 +945,10 @@ impl Strip {
             cloud_d,
             ..
         } = &self.bufs;
-        let (bf, (valid, zone)) =
-            raw.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.2.cut(rr)));
-        let af = aligned.get_part(rows.clone(), |d, rr| d.0.cut(rr));
-        let (cb, ca) = thin.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
-        let (cv, mag) = cover.get_part(rows.clone(), |d, rr| (d.0.cut(rr.clone()), d.1.cut(rr)));
+        let (bf, (valid, zone)) = raw.get_part(rows.clone(), |d| (&d.0, &d.2));
+        let af = aligned.get_part(rows.clone(), |d| &d.0);
+        let (cb, ca) = thin.get_part(rows.clone(), |d| (&d.0, &d.1));
+        let (cv, mag) = cover.get_part(rows.clone(), |d| (&d.0, &d.1));
         let m = mask.get(rows.clone());
         let cd = cloud_d.get(rows.clone());
         let own = self.inner.start - self.win.start..self.inner.end - self.win.start;

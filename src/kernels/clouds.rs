@@ -173,12 +173,22 @@ pub fn thin_clouds<'a>(
     valid: ArrayView2<bool>,
     p: &CloudParams,
 ) -> (Array2<u8>, Array2<u8>) {
+    let [a0, a1] = thin_levels(before, after, valid);
+    thin_clouds_from_levels([a0.view(), a1.view()], p)
+}
+
+/// The per-pixel half of [`thin_clouds`]: each date's mixing share with
+/// cloud against the other date, as levels (2 seeds a patch, α > 0.12; 1
+/// lets it grow, α > 0.04; 0 neither, or not valid). A pixel's levels
+/// depend on that pixel only.
+pub fn thin_levels<'a>(
+    before: ArrayView3<'a, f32>,
+    after: ArrayView3<'a, f32>,
+    valid: ArrayView2<bool>,
+) -> [Array2<u8>; 2] {
     let (h, w) = valid.dim();
     let nb = before.len_of(Axis(0)).min(5);
-    let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
-    // Mixing share of each date with cloud against the other date, both
-    // directions in one pass, row by row over band planes, kept as levels:
-    // 2 seeds a patch (α > 0.12), 1 lets it grow (α > 0.04), 0 neither.
+    // Both directions in one pass, row by row over band planes.
     let level = |a: f32| u8::from(a > 0.04) + u8::from(a > 0.12);
     let mut alphas = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
     {
@@ -209,7 +219,19 @@ pub fn thin_clouds<'a>(
                 }
             });
     }
-    for (k, alpha) in alphas.iter().enumerate() {
+    alphas
+}
+
+/// The neighbourhood half of [`thin_clouds`], from the levels of
+/// [`thin_levels`]: seeds in patches of at least `2 × cloud_min_pixels`
+/// pixels, grown into connected pixels of level 1, then dilated.
+pub fn thin_clouds_from_levels(
+    levels: [ArrayView2<u8>; 2],
+    p: &CloudParams,
+) -> (Array2<u8>, Array2<u8>) {
+    let (h, w) = levels[0].dim();
+    let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
+    for (k, alpha) in levels.iter().enumerate() {
         let core = alpha.mapv(|a| a == 2);
         // No component can be big enough: skip the labelling.
         if core.iter().filter(|&&v| v).count() < 2 * p.cloud_min_pixels {

@@ -120,6 +120,29 @@ pub fn thin<'a>(
     (cs, u)
 }
 
+/// [`thin`] for rows `inner` of a window, from the window's thin-cloud
+/// levels ([`clouds::thin_levels`]; `None` for the CVA baseline) and the
+/// raw-data cloud codes and valid mask of those rows: the same values as
+/// [`thin`] on the window, cut to `inner`.
+pub fn thin_from_levels(
+    levels: Option<[ArrayView2<u8>; 2]>,
+    inner: std::ops::Range<usize>,
+    valid: ArrayView2<bool>,
+    mut cs: [Array2<u8>; 2],
+    cfg: &Config,
+) -> ([Array2<u8>; 2], Array2<bool>) {
+    if let Some(lv) = levels {
+        let (tb, ta) = clouds::thin_clouds_from_levels(lv, &cfg.clouds());
+        for (c, t) in cs.iter_mut().zip([tb, ta]) {
+            Zip::from(c)
+                .and(t.slice(ndarray::s![inner.clone(), ..]))
+                .for_each(|c, &t| *c = (*c).max(t));
+        }
+    }
+    let u = usable(valid, cs[0].view(), cs[1].view());
+    (cs, u)
+}
+
 /// Runs the global pass; with `rules` false (the CVA baseline) it only
 /// passes the data through.
 pub fn prepare(

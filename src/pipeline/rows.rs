@@ -46,11 +46,24 @@ impl<T: Clone> Part for &Array2<T> {
         if let [(a, r)] = &parts[..] {
             return a.cut(r.clone());
         }
-        let v: Vec<_> = parts
-            .iter()
-            .map(|(a, r)| a.slice(s![r.clone(), ..]))
-            .collect();
-        concatenate(Axis(0), &v).expect("chunks of one buffer have the same width")
+        let w = parts[0].0.ncols();
+        let n: usize = parts.iter().map(|(_, r)| r.len()).sum();
+        let mut out = Vec::with_capacity(n * w);
+        for (a, r) in &parts {
+            match a.as_slice() {
+                // Rows of a standard-layout array are one run of memory.
+                Some(x) if a.ncols() == w => out.extend_from_slice(&x[r.start * w..r.end * w]),
+                _ => {
+                    let v: Vec<_> = parts
+                        .iter()
+                        .map(|(a, r)| a.slice(s![r.clone(), ..]))
+                        .collect();
+                    return concatenate(Axis(0), &v)
+                        .expect("chunks of one buffer have the same width");
+                }
+            }
+        }
+        Array2::from_shape_vec((n, w), out).expect("rows × width values")
     }
 }
 
@@ -69,11 +82,29 @@ impl<T: Clone> Part for &Array3<T> {
         if let [(a, r)] = &parts[..] {
             return a.cut(r.clone());
         }
-        let v: Vec<_> = parts
+        let (nb, _, w) = parts[0].0.dim();
+        let n: usize = parts.iter().map(|(_, r)| r.len()).sum();
+        let standard = parts
             .iter()
-            .map(|(a, r)| a.slice(s![.., r.clone(), ..]))
-            .collect();
-        concatenate(Axis(1), &v).expect("chunks of one buffer have the same bands and width")
+            .all(|(a, _)| a.is_standard_layout() && a.dim().0 == nb && a.dim().2 == w);
+        if !standard {
+            let v: Vec<_> = parts
+                .iter()
+                .map(|(a, r)| a.slice(s![.., r.clone(), ..]))
+                .collect();
+            return concatenate(Axis(1), &v)
+                .expect("chunks of one buffer have the same bands and width");
+        }
+        // Band by band, each part's rows are one run of memory.
+        let mut out = Vec::with_capacity(nb * n * w);
+        for k in 0..nb {
+            for (a, r) in &parts {
+                let x = a.as_slice().expect("standard layout");
+                let base = k * a.dim().1 * w;
+                out.extend_from_slice(&x[base + r.start * w..base + r.end * w]);
+            }
+        }
+        Array3::from_shape_vec((nb, n, w), out).expect("bands × rows × width values")
     }
 }
 
@@ -327,7 +358,8 @@ impl<T: Rows> Buf<T> {
     /// Makes the buffer hold rows `want` (clipped to `height`): computes the
     /// rows it lacks with `f`, which gets the window of rows to compute
     /// (the new rows with `halo` rows on either side, clipped) and the new
-    /// rows, and returns the whole window; only the new rows are kept. New
+    /// rows, and returns the whole window or just the new rows; only the
+    /// new rows are kept. New
     /// rows are computed `step` at a time.
     /// Chunks wholly above `want` are dropped; a buffer that already holds
     /// rows goes on from its last row even when it was trimmed past
@@ -358,8 +390,9 @@ impl<T: Rows> Buf<T> {
             let end = (start + step.max(1)).min(want.end);
             let win = start.saturating_sub(halo)..(end + halo).min(height);
             let out = f(win.clone(), start..end)?;
-            // A window of just the new rows (no halo) is kept as it is.
-            let new = if win == (start..end) {
+            // What `f` returns for just the new rows (or for a window of
+            // only them) is kept as it is.
+            let new = if out.n() == end - start {
                 out
             } else {
                 out.cut(start - win.start..end - win.start)

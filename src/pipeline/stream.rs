@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::io::crs::Transformer;
 use crate::io::raster::TileReader;
 use crate::kernels::changeprob::{self, TreeModel};
-use crate::kernels::clouds::Cast;
+use crate::kernels::clouds::{self, Cast};
 use crate::kernels::label::Component;
 use crate::kernels::normalize::Fit;
 use crate::kernels::polygons::trace_at;
@@ -780,6 +780,9 @@ struct Bufs {
     raw: Buf<Raw>,
     clouds: Buf<(Array2<u8>, Array2<u8>)>,
     aligned: Buf<(Array3<f32>, Array2<bool>)>,
+    // Thin-cloud levels of both dates (per pixel), so the thin-cloud stage
+    // reads two bytes a pixel over its halo instead of both dates' bands.
+    levels: Buf<(Array2<u8>, Array2<u8>)>,
     thin: Buf<(Array2<u8>, Array2<u8>, Array2<bool>)>,
     // Land cover and magnitude, with the aligned valid mask and the zone
     // the rules read (so the raw and aligned rows can go sooner).
@@ -833,6 +836,7 @@ impl Strip {
             raw,
             clouds,
             aligned,
+            levels,
             thin,
             cover,
             mask,
@@ -857,16 +861,28 @@ impl Strip {
             let (af, v) = raw.get_part(r, |d| (&d.1, &d.2 .0));
             Ok(global::align(af, v, &p.fit, p.shift, rules, cfg))
         })?;
+        if rules {
+            levels.extend(want(l_thin + hl.thin), 0, h, FINE_STEP.min(b), |r, _| {
+                let bf = raw.get_part(r.clone(), |d| &d.0);
+                let (af, v) = aligned.get(r);
+                let [lb, la] = clouds::thin_levels(bf.view(), af.view(), v.view());
+                Ok((lb, la))
+            })?;
+        }
         thin.extend(want(l_thin), hl.thin, h, b, |r, new| {
-            // The raw-data clouds are only needed on the new rows.
-            let bf = raw.get_part(r.clone(), |d| &d.0);
-            let (af, v) = aligned.get(r.clone());
-            let (cb_new, ca_new) = clouds.get(new.clone());
-            let mut cs = [Array2::zeros(v.dim()), Array2::zeros(v.dim())];
+            // Only the thin clouds need the halo; the raw-data clouds and
+            // the valid mask are read on the new rows.
+            let v = aligned.get_part(new.clone(), |d| &d.1);
+            let (cb, ca) = clouds.get(new.clone());
+            let lv = rules.then(|| levels.get(r.clone()));
             let inner = new.start - r.start..new.end - r.start;
-            cs[0].slice_mut(s![inner.clone(), ..]).assign(&cb_new);
-            cs[1].slice_mut(s![inner, ..]).assign(&ca_new);
-            let ([cb, ca], u) = global::thin(bf.view(), af.view(), v.view(), cs, rules, cfg);
+            let ([cb, ca], u) = global::thin_from_levels(
+                lv.as_ref().map(|(lb, la)| [lb.view(), la.view()]),
+                inner,
+                v.view(),
+                [cb, ca],
+                cfg,
+            );
             Ok((cb, ca, u))
         })?;
         self.laps[1] += lap.elapsed().as_secs_f64();
@@ -1016,14 +1032,16 @@ impl Strip {
         let next = |buf_end: usize, halo: usize| buf_end.saturating_sub(halo);
         let (e_clouds, e_aligned, e_thin) = (bf.clouds.end(), bf.aligned.end(), bf.thin.end());
         let (e_cover, e_mask, e_cd) = (bf.cover.end(), bf.mask.end(), bf.cloud_d.end());
+        let e_levels = bf.levels.end();
         bf.raw.trim(
             e.min(next(e_clouds, hl.clouds))
                 .min(next(e_aligned, hl.align))
-                .min(next(e_thin, hl.thin))
+                .min(e_levels)
                 .min(next(e_cover, hl.cover)),
         );
         bf.aligned
-            .trim(e.min(next(e_thin, hl.thin)).min(next(e_cover, hl.cover)));
+            .trim(e.min(e_levels).min(e_thin).min(next(e_cover, hl.cover)));
+        bf.levels.trim(e.min(next(e_thin, hl.thin)));
         bf.clouds.trim(e_thin);
         bf.thin.trim(
             e.min(next(e_cover, hl.cover))

@@ -43,6 +43,7 @@ fn kernels(c: &mut Criterion) {
                 normalize::Selection::Residual,
                 30,
                 0.5,
+                [0.7, 1.4],
             )
         })
     });
@@ -56,6 +57,7 @@ fn kernels(c: &mut Criterion) {
                 normalize::Selection::Irmad,
                 30,
                 0.5,
+                [0.7, 1.4],
             )
         })
     });

@@ -19,6 +19,15 @@ then prints a per-city table and the means. Usage:
 
 `otb-mad` is the textbook side-by-side reference (Debian's otb-bin,
 Orfeo ToolBox 8.1): MAD variates, chi-square at p < 0.01; numpy needed.
+
+`--landsat-like` runs every pair as a Landsat TM/ETM+-like pair with a
+sensor change between the dates instead: both dates and the reference
+warped to 30 m pixels in the city's UTM zone (mean of the 10 m pixels;
+the reference by majority), and the later date's red, NIR, SWIR1 and SWIR2
+scaled by 0.56, 0.61, 0.65 and 0.65 -- the relative gains the detection
+issue reports for its real TM/ETM+ pair (the blue and green gains there
+were 1.0). No real pair with a sensor change is bundled; this is the
+nearest check on real imagery.
 """
 import argparse, json, os, subprocess, sys
 
@@ -29,13 +38,45 @@ ap.add_argument("--methods", nargs="+", default=["rules", "cva-otsu"])
 ap.add_argument("--work", default="target/oscd")
 ap.add_argument("--json", help="also write the rows as JSON here")
 ap.add_argument("--config", help="TOML settings passed to detect")
+ap.add_argument("--fold-models", metavar="DIR",
+                help="score each city with DIR/CITY-swir.json, the change model fitted without it "
+                     "(scripts/fit_change_model.py stack writes them to target/changefit/folds): held-out numbers")
 ap.add_argument("--quiet", action="store_true", help="only the mean lines")
+ap.add_argument("--landsat-like", action="store_true",
+                help="30 m pixels and a sensor change between the dates (see above)")
 ap.add_argument("--sizes", action="store_true",
                 help="also recall by reference object size (needs numpy and scipy): an object is found when "
                      "at least half its pixels are reported")
 a = ap.parse_args()
 
 cities = json.load(open(os.path.join(a.data, "cities.json")))
+if a.landsat_like and a.sizes:
+    sys.exit("--sizes bins objects by 10 m pixels; run it without --landsat-like")
+# Relative gains of the later date per band (B, G, R, NIR, SWIR1, SWIR2).
+SENSOR_CHANGE = [1.0, 1.0, 0.56, 0.61, 0.65, 0.65]
+
+
+def landsat_like(d, out):
+    """The pair in `d` at 30 m in its UTM zone, the later date scaled by
+    SENSOR_CHANGE, written to `out`; returns `out`."""
+    if os.path.exists(f"{out}/reference.tif"):
+        return out
+    os.makedirs(out, exist_ok=True)
+    info = json.loads(subprocess.run(["gdalinfo", "-json", f"{d}/before.tif"], check=True, capture_output=True,
+                                     text=True).stdout)
+    lon, lat = info["cornerCoordinates"]["center"]
+    epsg = (32600 if lat >= 0 else 32700) + int((lon + 180) // 6) + 1
+    warp = lambda src, dst, r: subprocess.run(["gdalwarp", "-q", "-overwrite", "-t_srs", f"EPSG:{epsg}", "-tr", "30", "30",
+                                               "-r", r, "-of", "GTiff", src, dst], check=True, capture_output=True)
+    warp(f"{d}/before.tif", f"{out}/before.tif", "average")
+    warp(f"{d}/after.tif", f"{out}/after30.tif", "average")
+    warp(f"{d}/reference.tif", f"{out}/reference.tif.tmp", "mode")
+    scale = [x for k, g in enumerate(SENSOR_CHANGE) for x in (f"-scale_{k + 1}", "0", "10000", "0", str(round(10000 * g)))]
+    subprocess.run(["gdal_translate", "-q", "-ot", "UInt16", *scale, f"{out}/after30.tif", f"{out}/after.tif"],
+                   check=True, capture_output=True)
+    os.replace(f"{out}/reference.tif.tmp", f"{out}/reference.tif")
+    return out
+
 def otb_mad(d, out, name):
     """The textbook reference: Orfeo ToolBox's Multivariate Alteration
     Detector on the pair as shipped (all bands), then chi-square of the
@@ -101,7 +142,9 @@ for method in a.methods:
     for c in cities:
         name = c["city"]
         d = os.path.join(a.data, name)
-        out = os.path.join(a.work, method, name)
+        if a.landsat_like:
+            d = landsat_like(d, os.path.join(a.work, "landsat-like", name))
+        out = os.path.join(a.work, ("landsat-like-" if a.landsat_like else "") + method, name)
         os.makedirs(out, exist_ok=True)
         if method == "otb-mad":
             pred = otb_mad(d, out, name)
@@ -116,7 +159,8 @@ for method in a.methods:
         p = subprocess.run([a.bin, "detect", "--scene", "--before", f"{d}/before.tif", "--after", f"{d}/after.tif",
                             "--before-date", c["before"], "--after-date", c["after"], "--tile", name, "--sensor", "sentinel2-l1c",
                             "--method", method, "-o", f"{out}/pred.geojson", "--emit-rasters", out,
-                            *(["--config", a.config] if a.config else [])],
+                            *(["--config", a.config] if a.config else []),
+                            *(["--change-model", f"{a.fold_models}/{name}-swir.json"] if a.fold_models and method == "rules" else [])],
                            capture_output=True, text=True)
         if p.returncode != 0:
             print(f"{method} {name}: detect failed: {p.stderr.strip()}", file=sys.stderr)

@@ -72,8 +72,9 @@ pub struct FitQuality {
     /// Whether IR-MAD could run at all (`false`: singular statistics even
     /// without the flat bands; the bands were fitted on every sample pixel).
     pub irmad: bool,
-    /// With [`Selection::Auto`], the bands the residual fit refused (with
-    /// the gain it refused) before IR-MAD took over.
+    /// With [`Selection::Auto`], the bands the residual fit refused or
+    /// fitted outside the trusted range (with that gain) before IR-MAD
+    /// took over.
     pub replaced: Vec<(usize, f64)>,
 }
 
@@ -96,8 +97,10 @@ impl Fit {
 #[serde(rename_all = "lowercase")]
 pub enum Selection {
     /// The residual fit, and IR-MAD for the whole fit when the residual fit
-    /// refuses a band (its gain outside 0.5–2: a sensor change, which the
-    /// residual fit, starting from the identity, cannot follow).
+    /// refuses a band (its gain outside 0.5–2) or gives a gain outside the
+    /// trusted range (`trust_gain_range`, 0.7–1.4): a sensor change, which
+    /// the residual fit, starting from the identity, follows badly or not
+    /// at all.
     #[default]
     Auto,
     /// IR-MAD always.
@@ -113,8 +116,10 @@ pub enum Selection {
 const RESIDUAL_ITERATIONS: usize = 4;
 
 /// Fits the normalisation from every `stride`-th valid pixel with the
-/// chosen [`Selection`]; IR-MAD runs at most `iterations` iterations.
-/// Returns the identity when fewer than 200 samples are valid.
+/// chosen [`Selection`]; IR-MAD runs at most `iterations` iterations, and
+/// with [`Selection::Auto`] takes over when a residual-fit gain leaves
+/// `trusted`. Returns the identity when fewer than 200 samples are valid.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     before: ArrayView3<f32>,
     after: ArrayView3<f32>,
@@ -123,6 +128,7 @@ pub fn fit(
     selection: Selection,
     iterations: usize,
     keep: f64,
+    trusted: [f32; 2],
 ) -> Fit {
     let residual = || fit_residual(before, after, valid, stride, RESIDUAL_ITERATIONS, keep);
     match selection {
@@ -130,12 +136,23 @@ pub fn fit(
         Selection::Irmad => fit_irmad(before, after, valid, stride, iterations, keep),
         Selection::Auto => {
             let r = residual();
-            if r.rejected.is_empty() {
+            let mut odd = r.rejected.clone();
+            odd.extend(
+                r.gain
+                    .iter()
+                    .enumerate()
+                    .filter(|&(b, &g)| {
+                        (g < trusted[0] || g > trusted[1]) && !r.rejected.iter().any(|x| x.0 == b)
+                    })
+                    .map(|(b, &g)| (b, f64::from(g))),
+            );
+            if odd.is_empty() {
                 return r;
             }
+            odd.sort_by_key(|x| x.0);
             let mut f = fit_irmad(before, after, valid, stride, iterations, keep);
             if let Some(q) = f.quality.as_mut() {
-                q.replaced = r.rejected;
+                q.replaced = odd;
             }
             f
         }
@@ -368,6 +385,7 @@ mod tests {
                 sel,
                 30,
                 0.5,
+                [0.7, 1.4],
             );
             assert!((f.gain[0] - 1.1).abs() < 0.01, "{sel:?} {f:?}");
             assert!((f.offset[1] - 0.02).abs() < 0.005, "{sel:?} {f:?}");
@@ -414,6 +432,7 @@ mod tests {
             Selection::Auto,
             30,
             0.5,
+            [0.7, 1.4],
         );
         assert!((f.gain[0] - 0.4).abs() < 0.01, "{f:?}");
         assert!((f.gain[1] - 2.6).abs() < 0.05, "{f:?}");
@@ -433,6 +452,7 @@ mod tests {
             Selection::Residual,
             30,
             0.5,
+            [0.7, 1.4],
         );
         assert_eq!(r.gain[1], 1.0);
         // The third band flat on the later date: IR-MAD runs on the other
@@ -446,6 +466,7 @@ mod tests {
             Selection::Auto,
             30,
             0.5,
+            [0.7, 1.4],
         );
         assert!((f.gain[1] - 2.6).abs() < 0.05, "{f:?}");
         assert_eq!(f.rejected.len(), 1, "{f:?}");

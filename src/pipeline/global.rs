@@ -166,6 +166,7 @@ pub fn prepare(
             cfg.normalize_selection,
             IRMAD_ITERATIONS,
             cfg.normalize_keep,
+            cfg.trust_gain_range,
         )
     } else {
         normalize::Fit::identity(before.dim().0)

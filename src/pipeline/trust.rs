@@ -44,8 +44,9 @@ pub fn normalisation(fit: &Fit, cfg: &Config) -> Vec<String> {
                 .iter()
                 .map(|(b, g)| format!("band {} gain {g:.2}", b + 1))
                 .collect();
+            let [lo, hi] = cfg.trust_gain_range;
             out.push(format!(
-                "radiometry: the residual fit refused {} (outside 0.5–2: a sensor change?); IR-MAD chose the unchanged pixels instead",
+                "radiometry: the residual fit gave {}, outside {lo}–{hi} (a sensor change?); IR-MAD chose the unchanged pixels instead, which no gain or offset between the dates can mislead",
                 bands.join(", ")
             ));
         }

@@ -473,4 +473,58 @@ mod tests {
         assert_eq!((f.rejected[0].0, f.gain[2]), (2, 1.0));
         assert!(f.quality.as_ref().is_some_and(|q| q.irmad));
     }
+
+    /// A moderate sensor change (band gains 0.6 and 1.0, inside the
+    /// residual fit's 0.5–2) with a fifth of the pixels changed: `auto`
+    /// hands the fit to IR-MAD because a residual gain leaves the trusted
+    /// range, and says which; with a range that trusts it, the residual fit
+    /// is kept.
+    #[test]
+    fn auto_hands_an_untrusted_gain_to_irmad() {
+        let (h, w) = (80, 80);
+        let mut s = 11u64;
+        let mut rnd = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let mut before = Array3::<f32>::zeros((3, h, w));
+        let mut after = Array3::<f32>::zeros((3, h, w));
+        for r in 0..h {
+            for c in 0..w {
+                let base = rnd();
+                for b in 0..3 {
+                    let v = 0.03 + 0.3 * base + 0.05 * rnd();
+                    before[[b, r, c]] = v;
+                    let g = [0.6, 1.0, 1.0][b];
+                    after[[b, r, c]] = if (r * w + c) % 5 == 0 {
+                        0.6 * rnd()
+                    } else {
+                        v / g + 0.002 * (rnd() - 0.5)
+                    };
+                }
+            }
+        }
+        let all = Array2::from_elem((h, w), true);
+        let run = |trusted| {
+            fit(
+                before.view(),
+                after.view(),
+                all.view(),
+                1,
+                Selection::Auto,
+                30,
+                0.5,
+                trusted,
+            )
+        };
+        let f = run([0.7, 1.4]);
+        assert!((f.gain[0] - 0.6).abs() < 0.01, "{f:?}");
+        assert!((f.gain[1] - 1.0).abs() < 0.01, "{f:?}");
+        let q = f.quality.as_ref().expect("IR-MAD ran");
+        assert_eq!(q.replaced.iter().map(|r| r.0).collect::<Vec<_>>(), [0]);
+        let r = run([0.5, 2.0]);
+        assert!(r.quality.is_none(), "{r:?}");
+    }
 }

@@ -455,6 +455,7 @@ impl DateReader {
         let (bh, bw) = valid.dim();
         let origin = (cols.start as isize, rows.start as isize);
         let mut buf: Vec<f32> = Vec::new();
+        let mut dn16: Vec<u16> = Vec::new();
         valid.fill(true);
         for (i, &(si, b)) in self.bands.iter().enumerate() {
             let (s64, o64) = (self.scale[i], self.offset[i]);
@@ -479,7 +480,25 @@ impl DateReader {
             };
             let nd = self.nodata[i].map(|v| v as f32);
             let mut plane = out.index_axis_mut(ndarray::Axis(0), i);
-            if let Some(dst) = plane.as_slice_mut() {
+            if band.band_type() == gdal::raster::GdalDataType::UInt16 {
+                // 16-bit DN (Sentinel-2, Landsat, GF products) are read as
+                // they are stored and converted here: GDAL then copies two
+                // bytes a pixel instead of converting each to f32 itself
+                // (the same values: every u16 is exact in f32).
+                dn16.resize(bw * bh, 0);
+                band.read_into_slice::<u16>(origin, (width, h), (bw, bh), &mut dn16, None)
+                    .map_err(err)?;
+                let src = ArrayView2::from_shape((bh, bw), &dn16[..])
+                    .map_err(|e| Error::gdal(&self.path, e))?;
+                ndarray::Zip::from(&mut plane)
+                    .and(&mut valid)
+                    .and(src)
+                    .for_each(|p, v, &dn| {
+                        let dn = f32::from(dn);
+                        *v &= Some(dn) != nd;
+                        *p = to_refl(dn);
+                    });
+            } else if let Some(dst) = plane.as_slice_mut() {
                 band.read_into_slice::<f32>(origin, (width, h), (bw, bh), dst, None)
                     .map_err(err)?;
                 ndarray::Zip::from(&mut plane)

@@ -393,13 +393,17 @@ mod tests {
         }
     }
 
-    /// A sensor change between the dates (gains 0.4 and 2.6, which the
-    /// 0.2.0 fit refused and left at 1) is recovered, with a tenth of the
-    /// pixels truly changed; a constant band is refused and said.
-    #[test]
-    fn recovers_a_sensor_change_and_refuses_a_flat_band() {
+    /// An 80 × 80 three-band pair: the later date is the earlier with
+    /// `(v - offset) / gain` per band and a little noise, except every
+    /// `changed_every`-th pixel, which is random (changed); all valid.
+    fn sensor_pair(
+        seed: u64,
+        gain: [f32; 3],
+        offset: f32,
+        changed_every: usize,
+    ) -> (Array3<f32>, Array3<f32>, Array2<bool>) {
         let (h, w) = (80, 80);
-        let mut s = 3u64;
+        let mut s = seed;
         let mut rnd = move || {
             s = s
                 .wrapping_mul(6364136223846793005)
@@ -414,16 +418,23 @@ mod tests {
                 for b in 0..3 {
                     let v = 0.03 + 0.3 * base + 0.05 * rnd();
                     before[[b, r, c]] = v;
-                    let g = [0.4, 2.6, 1.0][b];
-                    after[[b, r, c]] = if (r * w + c) % 10 == 0 {
+                    after[[b, r, c]] = if (r * w + c) % changed_every == 0 {
                         0.6 * rnd()
                     } else {
-                        (v - 0.01) / g + 0.002 * (rnd() - 0.5)
+                        (v - offset) / gain[b] + 0.002 * (rnd() - 0.5)
                     };
                 }
             }
         }
-        let all = Array2::from_elem((h, w), true);
+        (before, after, Array2::from_elem((h, w), true))
+    }
+
+    /// A sensor change between the dates (gains 0.4 and 2.6, which the
+    /// 0.2.0 fit refused and left at 1) is recovered, with a tenth of the
+    /// pixels truly changed; a constant band is refused and said.
+    #[test]
+    fn recovers_a_sensor_change_and_refuses_a_flat_band() {
+        let (before, mut after, all) = sensor_pair(3, [0.4, 2.6, 1.0], 0.01, 10);
         let f = fit(
             before.view(),
             after.view(),
@@ -481,32 +492,7 @@ mod tests {
     /// is kept.
     #[test]
     fn auto_hands_an_untrusted_gain_to_irmad() {
-        let (h, w) = (80, 80);
-        let mut s = 11u64;
-        let mut rnd = move || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        };
-        let mut before = Array3::<f32>::zeros((3, h, w));
-        let mut after = Array3::<f32>::zeros((3, h, w));
-        for r in 0..h {
-            for c in 0..w {
-                let base = rnd();
-                for b in 0..3 {
-                    let v = 0.03 + 0.3 * base + 0.05 * rnd();
-                    before[[b, r, c]] = v;
-                    let g = [0.6, 1.0, 1.0][b];
-                    after[[b, r, c]] = if (r * w + c) % 5 == 0 {
-                        0.6 * rnd()
-                    } else {
-                        v / g + 0.002 * (rnd() - 0.5)
-                    };
-                }
-            }
-        }
-        let all = Array2::from_elem((h, w), true);
+        let (before, after, all) = sensor_pair(11, [0.6, 1.0, 1.0], 0.0, 5);
         let run = |trusted| {
             fit(
                 before.view(),

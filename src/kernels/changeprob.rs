@@ -340,13 +340,82 @@ struct Node {
     right: u32,
 }
 
-/// The flattened ensemble: every tree's nodes, the root of each, and the
-/// leaf values (f64, summed in tree order).
+/// The flattened ensemble, tree by tree in the model's order: trees up to
+/// [`PERFECT_DEPTH`] deep are padded to perfect binary trees and walked
+/// without branches (a leaf above the bottom becomes splits that always go
+/// left, over copies of its value); deeper ones are walked node by node.
 #[derive(Debug, Clone, Default)]
 struct Flat {
+    trees: Vec<Layout>,
+    /// Walked trees' nodes.
     nodes: Vec<Node>,
-    roots: Vec<u32>,
+    /// Perfect trees' splits (2^depth − 1 per tree, in heap order: node
+    /// `i` has children `2i + 1` and `2i + 2`), threshold and feature.
+    splits: Vec<(f32, u32)>,
+    /// Leaf values (f64, summed in tree order): walked trees' leaves and
+    /// perfect trees' 2^depth bottom nodes.
     values: Vec<f64>,
+}
+
+/// Where one tree of [`Flat`] lives.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// A perfect tree `depth` deep: splits from `splits`, leaves from
+    /// `leaves`.
+    Perfect {
+        depth: u32,
+        splits: u32,
+        leaves: u32,
+    },
+    /// A tree walked node by node from `root`.
+    Walk { root: u32 },
+}
+
+/// Trees at most this deep are laid out as perfect trees (2^10 leaves; the
+/// shipped models are 6 deep).
+const PERFECT_DEPTH: usize = 10;
+
+/// Vectors walked through a perfect tree together (independent chains the
+/// processor overlaps).
+const LANES: usize = 8;
+
+/// Depth of `t` (0 for a lone leaf), children before parents: `check` has
+/// made every child come after its parent.
+fn depth_of(t: &Tree) -> usize {
+    let mut d = vec![0usize; t.leaf.len()];
+    for j in (0..t.leaf.len()).rev() {
+        if !t.leaf[j] {
+            d[j] = 1 + d[t.left[j] as usize].max(d[t.right[j] as usize]);
+        }
+    }
+    d.first().copied().unwrap_or(0)
+}
+
+/// Fills the perfect tree `depth` deep at heap position `i` (level `level`)
+/// from node `j` of `t`.
+fn fill_perfect(
+    t: &Tree,
+    j: usize,
+    i: usize,
+    level: usize,
+    depth: usize,
+    splits: &mut [(f32, u32)],
+    leaves: &mut [f64],
+) {
+    if level == depth {
+        leaves[i + 1 - (1 << depth)] = t.value[j];
+        return;
+    }
+    let (l, r) = if t.leaf[j] {
+        // Always left (NaN goes right, to the same value).
+        splits[i] = (f32::INFINITY, 0);
+        (j, j)
+    } else {
+        splits[i] = (f32_at_or_below(t.threshold[j]), t.feature[j]);
+        (t.left[j] as usize, t.right[j] as usize)
+    };
+    fill_perfect(t, l, 2 * i + 1, level + 1, depth, splits, leaves);
+    fill_perfect(t, r, 2 * i + 2, level + 1, depth, splits, leaves);
 }
 
 /// The largest f32 not above `t` (see [`Node::threshold`]).
@@ -452,13 +521,26 @@ impl TreeModel {
         Ok(())
     }
 
-    /// The trees as one flat node array.
+    /// The trees laid out for scoring (see [`Flat`]).
     fn flat(&self) -> &Flat {
         self.flat.get_or_init(|| {
             let mut f = Flat::default();
             for t in &self.trees {
+                let depth = depth_of(t);
+                if depth <= PERFECT_DEPTH {
+                    let (s0, v0) = (f.splits.len(), f.values.len());
+                    f.splits.resize(s0 + (1 << depth) - 1, (0.0, 0));
+                    f.values.resize(v0 + (1 << depth), 0.0);
+                    fill_perfect(t, 0, 0, 0, depth, &mut f.splits[s0..], &mut f.values[v0..]);
+                    f.trees.push(Layout::Perfect {
+                        depth: depth as u32,
+                        splits: s0 as u32,
+                        leaves: v0 as u32,
+                    });
+                    continue;
+                }
                 let base = f.nodes.len() as u32;
-                f.roots.push(base);
+                f.trees.push(Layout::Walk { root: base });
                 for j in 0..t.leaf.len() {
                     f.nodes.push(if t.leaf[j] {
                         f.values.push(t.value[j]);
@@ -496,18 +578,49 @@ impl TreeModel {
     pub fn raw_batch(&self, xs: &[f32], nf: usize, out: &mut [f64]) {
         let f = self.flat();
         out.fill(self.baseline);
-        for &root in &f.roots {
-            for (s, x) in out.iter_mut().zip(xs.chunks_exact(nf)) {
-                let mut n = f.nodes[root as usize];
-                while n.feature != u32::MAX {
-                    let next = if x[n.feature as usize] <= n.threshold {
-                        n.left
-                    } else {
-                        n.right
-                    };
-                    n = f.nodes[next as usize];
+        for &tree in &f.trees {
+            match tree {
+                Layout::Perfect {
+                    depth,
+                    splits,
+                    leaves,
+                } => {
+                    let sp = &f.splits[splits as usize..];
+                    let lv = &f.values[leaves as usize..];
+                    let bottom = (1usize << depth) - 1;
+                    let mut s_lanes = out.chunks_mut(LANES);
+                    for xg in xs.chunks(nf * LANES) {
+                        let Some(sg) = s_lanes.next() else { break };
+                        let mut at = [0usize; LANES];
+                        let n = sg.len();
+                        for _ in 0..depth {
+                            for (k, a) in at.iter_mut().enumerate().take(n) {
+                                let (t, ft) = sp[*a];
+                                // Left when x ≤ t, as the stored trees; NaN goes right.
+                                #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                                let right = !(xg[k * nf + ft as usize] <= t);
+                                *a = 2 * *a + 1 + usize::from(right);
+                            }
+                        }
+                        for (s, a) in sg.iter_mut().zip(at) {
+                            *s += lv[a - bottom];
+                        }
+                    }
                 }
-                *s += f.values[n.left as usize];
+                Layout::Walk { root } => {
+                    for (s, x) in out.iter_mut().zip(xs.chunks_exact(nf)) {
+                        let mut n = f.nodes[root as usize];
+                        while n.feature != u32::MAX {
+                            let next = if x[n.feature as usize] <= n.threshold {
+                                n.left
+                            } else {
+                                n.right
+                            };
+                            n = f.nodes[next as usize];
+                        }
+                        *s += f.values[n.left as usize];
+                    }
+                }
             }
         }
     }
@@ -760,6 +873,71 @@ mod tests {
         assert_eq!(f32_at_or_below(f64::MAX), f32::MAX);
         assert_eq!(f32_step(-1.0, false), -f32_step(1.0, true));
         assert!(f32_step(-0.0, false) < 0.0 && f32_step(1.0, false) < 1.0);
+    }
+
+    #[test]
+    fn deep_and_lopsided_trees_give_the_stored_trees_bits() {
+        // A chain 12 splits deep (walked node by node) after a lopsided
+        // 3-deep tree (padded to a perfect one), over 13 vectors (not a
+        // multiple of the lanes), NaN included.
+        let nf = feature_names(4).len();
+        let chain = |n: usize| {
+            let mut t = Tree {
+                feature: vec![],
+                threshold: vec![],
+                left: vec![],
+                right: vec![],
+                value: vec![],
+                leaf: vec![],
+            };
+            for k in 0..n {
+                // node 2k splits; its left is a leaf 2k+1, right goes on.
+                t.feature.extend([(k % nf) as u32, 0]);
+                t.threshold.extend([k as f64 * 0.1 - 0.5, 0.0]);
+                t.left.extend([(2 * k + 1) as u32, 0]);
+                t.right.extend([(2 * k + 2) as u32, 0]);
+                t.value.extend([0.0, k as f64 * 0.25 - 1.0]);
+                t.leaf.extend([false, true]);
+            }
+            t.feature.push(0);
+            t.threshold.push(0.0);
+            t.left.push(0);
+            t.right.push(0);
+            t.value.push(3.0);
+            t.leaf.push(true);
+            t
+        };
+        let m = TreeModel {
+            format: "riverwatch-change-model/1".into(),
+            features: feature_names(4),
+            baseline: 0.125,
+            trees: vec![chain(3), chain(12), chain(1)],
+            confidence: None,
+            provenance: serde_json::Value::Null,
+            flat: Default::default(),
+        };
+        assert!(m.check(4).is_ok());
+        let layouts: Vec<bool> = m
+            .flat()
+            .trees
+            .iter()
+            .map(|t| matches!(t, Layout::Perfect { .. }))
+            .collect();
+        assert_eq!(layouts, [true, false, true]);
+        let mut xs: Vec<f32> = (0..13 * nf)
+            .map(|i| ((i * 37) % 23) as f32 * 0.1 - 1.1)
+            .collect();
+        xs[5] = f32::NAN;
+        xs[nf] = f32::NAN;
+        let mut out = vec![0f64; 13];
+        m.raw_batch(&xs, nf, &mut out);
+        for (i, x) in xs.chunks_exact(nf).enumerate() {
+            assert_eq!(
+                out[i].to_bits(),
+                reference_raw(&m, x).to_bits(),
+                "vector {i}"
+            );
+        }
     }
 
     #[test]

@@ -427,6 +427,18 @@ impl DateReader {
         ))
     }
 
+    /// Rows of the tallest storage block among the bands read (1 when GDAL
+    /// cannot tell): reading any row of a block decodes all of its rows.
+    pub fn block_height(&self) -> usize {
+        self.bands
+            .iter()
+            .filter_map(|&(si, b)| self.sources[si].1.rasterband(b).ok())
+            .map(|band| band.block_size().1)
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// Reads a window (rows × cols) of every band as reflectance with the
     /// validity mask.
     ///
@@ -632,6 +644,11 @@ impl TileReader {
             .chain(&self.after.notes)
             .cloned()
             .collect()
+    }
+
+    /// Rows of the tallest storage block of either date.
+    pub fn block_height(&self) -> usize {
+        self.before.block_height().max(self.after.block_height())
     }
 
     /// Reads the same rows of both dates.

@@ -47,7 +47,9 @@ pub struct Config {
     /// normalisation iteration.
     pub normalize_keep: f64,
     /// How the normalisation chooses the unchanged pixels: `auto` (the
-    /// residual fit, IR-MAD when it refuses a band), `irmad` or `residual`.
+    /// residual fit, IR-MAD when it refuses a band or leaves the trusted
+    /// gains, unless a band does not correlate over IR-MAD's unchanged
+    /// pixels either), `irmad` or `residual`.
     pub normalize_selection: crate::kernels::normalize::Selection,
     /// Estimate and correct the global sub-pixel shift of the later image.
     pub coregister: bool,

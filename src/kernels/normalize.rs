@@ -14,7 +14,9 @@
 //!   fitted line, and is listed in [`Fit::weak`] so the caller says so.
 //!
 //! The default (`auto`) uses the residual fit and hands the whole fit to
-//! IR-MAD when the residual fit refuses a band.
+//! IR-MAD when the residual fit refuses a band or leaves the trusted gains,
+//! unless a band does not correlate over IR-MAD's unchanged pixels either
+//! (a season, not a sensor): then the residual fit stays, and is named.
 
 use super::irmad;
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
@@ -53,6 +55,11 @@ pub struct Fit {
     /// of fitting a line.
     #[serde(skip)]
     pub weak: Vec<(usize, f64)>,
+    /// With [`Selection::Auto`]: the bands on which IR-MAD's unchanged
+    /// pixels correlated under [`MIN_CORRELATION`] (with that correlation),
+    /// for which the residual fit was kept instead of IR-MAD's.
+    #[serde(skip)]
+    pub irmad_weak: Vec<(usize, f64)>,
     /// How the unchanged pixels were found, for the caller's notes.
     #[serde(skip)]
     pub quality: Option<FitQuality>,
@@ -87,6 +94,7 @@ impl Fit {
             samples: 0,
             rejected: Vec::new(),
             weak: Vec::new(),
+            irmad_weak: Vec::new(),
             quality: None,
         }
     }
@@ -100,7 +108,9 @@ pub enum Selection {
     /// refuses a band (its gain outside 0.5–2) or gives a gain outside the
     /// trusted range (`trust_gain_range`, 0.7–1.4): a sensor change, which
     /// the residual fit, starting from the identity, follows badly or not
-    /// at all.
+    /// at all. When a band correlates under [`MIN_CORRELATION`] over
+    /// IR-MAD's unchanged pixels, the residual fit is kept
+    /// ([`Fit::irmad_weak`]).
     #[default]
     Auto,
     /// IR-MAD always.
@@ -151,6 +161,16 @@ pub fn fit(
             }
             odd.sort_by_key(|x| x.0);
             let mut f = fit_irmad(before, after, valid, stride, iterations, keep);
+            // An IR-MAD unchanged set over which a band correlates under
+            // MIN_CORRELATION is no better than the residual fit's: a
+            // season moved that band, not a sensor, and matching its mean
+            // and spread flagged a sixth of Norcia (OSCD). The residual
+            // fit is kept, and the caller says why.
+            if !f.weak.is_empty() {
+                let mut r = r;
+                r.irmad_weak = f.weak;
+                return r;
+            }
             if let Some(q) = f.quality.as_mut() {
                 q.replaced = odd;
             }
@@ -427,6 +447,47 @@ mod tests {
             }
         }
         (before, after, Array2::from_elem((h, w), true))
+    }
+
+    /// A season, not a sensor: one band of the later date follows the
+    /// earlier only loosely (r well under 0.5) and at a tenth of its
+    /// level, so
+    /// the residual fit leaves the trusted gains and hands over, but over
+    /// IR-MAD's unchanged pixels that band still does not correlate: the
+    /// residual fit is kept, and the band is named. The same pair with the
+    /// band intact goes to IR-MAD as before.
+    #[test]
+    fn a_band_irmad_cannot_fit_keeps_the_residual_fit() {
+        let (before, mut after, all) = sensor_pair(5, [0.6, 1.0, 1.0], 0.0, 10);
+        let run = |after: &Array3<f32>, sel| {
+            fit(
+                before.view(),
+                after.view(),
+                all.view(),
+                1,
+                sel,
+                30,
+                0.5,
+                [0.7, 1.4],
+            )
+        };
+        let intact = run(&after, Selection::Auto);
+        assert!(intact.irmad_weak.is_empty(), "{intact:?}");
+        assert!((intact.gain[0] - 0.6).abs() < 0.01, "{intact:?}");
+        let mut s = 11u64;
+        for v in after.index_axis_mut(Axis(0), 0).iter_mut() {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let noise = (s >> 40) as f32 / (1u64 << 24) as f32;
+            *v = 0.1 * (0.15 * *v + 0.85 * 0.4 * noise);
+        }
+        let auto = run(&after, Selection::Auto);
+        let residual = run(&after, Selection::Residual);
+        assert_eq!(auto.irmad_weak.first().map(|w| w.0), Some(0), "{auto:?}");
+        assert!(auto.irmad_weak[0].1 < MIN_CORRELATION, "{auto:?}");
+        assert_eq!(auto.gain, residual.gain, "{auto:?}");
+        assert_eq!(auto.offset, residual.offset, "{auto:?}");
     }
 
     /// A sensor change between the dates (gains 0.4 and 2.6, which the

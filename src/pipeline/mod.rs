@@ -527,6 +527,7 @@ fn rounded_fit(fit: &Fit) -> Fit {
         samples: fit.samples,
         rejected: fit.rejected.clone(),
         weak: fit.weak.clone(),
+        irmad_weak: fit.irmad_weak.clone(),
         quality: fit.quality.clone(),
     }
 }

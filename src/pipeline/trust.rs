@@ -37,6 +37,20 @@ pub fn normalisation(fit: &Fit, cfg: &Config) -> Vec<String> {
             normalize::MIN_CORRELATION
         )
     }));
+    if !fit.irmad_weak.is_empty() {
+        let bands: Vec<String> = fit
+            .irmad_weak
+            .iter()
+            .map(|(b, r)| format!("band {} r = {r:.2}", b + 1))
+            .collect();
+        out.push(format!(
+            "UNTRUSTED radiometry: the residual fit's gains left {}–{}, but over IR-MAD's unchanged pixels {} (below {}): a season rather than a sensor change, so the residual fit was kept",
+            cfg.trust_gain_range[0],
+            cfg.trust_gain_range[1],
+            bands.join(", "),
+            normalize::MIN_CORRELATION
+        ));
+    }
     if let Some(q) = &fit.quality {
         if !q.replaced.is_empty() {
             let bands: Vec<String> = q
@@ -124,6 +138,7 @@ mod tests {
             samples: 5000,
             rejected: Vec::new(),
             weak: Vec::new(),
+            irmad_weak: Vec::new(),
             quality: None,
         };
         assert!(normalisation(&ok, &cfg).is_empty());

@@ -38,30 +38,20 @@ pub fn normalisation(fit: &Fit, cfg: &Config) -> Vec<String> {
         )
     }));
     if !fit.irmad_weak.is_empty() {
-        let bands: Vec<String> = fit
-            .irmad_weak
-            .iter()
-            .map(|(b, r)| format!("band {} r = {r:.2}", b + 1))
-            .collect();
         out.push(format!(
             "UNTRUSTED radiometry: the residual fit's gains left {}–{}, but over IR-MAD's unchanged pixels {} (below {}): a season rather than a sensor change, so the residual fit was kept",
             cfg.trust_gain_range[0],
             cfg.trust_gain_range[1],
-            bands.join(", "),
+            band_values(&fit.irmad_weak, "r ="),
             normalize::MIN_CORRELATION
         ));
     }
     if let Some(q) = &fit.quality {
         if !q.replaced.is_empty() {
-            let bands: Vec<String> = q
-                .replaced
-                .iter()
-                .map(|(b, g)| format!("band {} gain {g:.2}", b + 1))
-                .collect();
             let [lo, hi] = cfg.trust_gain_range;
             out.push(format!(
                 "radiometry: the residual fit gave {}, outside {lo}–{hi} (a sensor change?); IR-MAD chose the unchanged pixels instead, which no gain or offset between the dates can mislead",
-                bands.join(", ")
+                band_values(&q.replaced, "gain")
             ));
         }
         if !q.irmad {
@@ -90,6 +80,15 @@ pub fn normalisation(fit: &Fit, cfg: &Config) -> Vec<String> {
         ));
     }
     out
+}
+
+/// "band 2 gain 0.45, band 4 gain 0.61": per-band values, 1-based.
+fn band_values(v: &[(usize, f64)], what: &str) -> String {
+    let parts: Vec<String> = v
+        .iter()
+        .map(|(b, x)| format!("band {} {what} {x:.2}", b + 1))
+        .collect();
+    parts.join(", ")
 }
 
 /// A note when the reported pixels are an implausible share of the usable

@@ -451,8 +451,8 @@ mod tests {
 
     /// A season, not a sensor: one band of the later date follows the
     /// earlier only loosely (r well under 0.5) and at a tenth of its
-    /// level, so
-    /// the residual fit leaves the trusted gains and hands over, but over
+    /// level, so the residual fit leaves the trusted gains and hands over,
+    /// but over
     /// IR-MAD's unchanged pixels that band still does not correlate: the
     /// residual fit is kept, and the band is named. The same pair with the
     /// band intact goes to IR-MAD as before.

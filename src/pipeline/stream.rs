@@ -387,11 +387,24 @@ fn read_raw(
     cols: Range<usize>,
 ) -> Result<Raw> {
     let (b, a) = reader.read_window(rows.clone(), cols.clone())?;
+    Ok(raw_of(&reader.grid, corridors, rows, cols, b, a))
+}
+
+/// One window of both dates as the stages' raw rows: the bands, valid on
+/// both dates, and the management zone.
+fn raw_of(
+    grid: &Grid,
+    corridors: &Corridors<'_>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    b: Block,
+    a: Block,
+) -> Raw {
     let valid = Zip::from(&b.valid)
         .and(&a.valid)
         .map_collect(|&x, &y| x && y);
-    let zone = corridors.zone(&reader.grid, rows, cols);
-    Ok((b.bands, a.bands, (valid, zone)))
+    let zone = corridors.zone(grid, rows, cols);
+    (b.bands, a.bands, (valid, zone))
 }
 
 /// Streams a tile (see the module documentation).
@@ -692,13 +705,7 @@ fn read_sample(
     Ok(ranges
         .iter()
         .zip(before.into_iter().zip(after))
-        .map(|(rows, (b, a))| {
-            let valid = Zip::from(&b.valid)
-                .and(&a.valid)
-                .map_collect(|&x, &y| x && y);
-            let zone = corridors.zone(&reader.grid, rows.clone(), 0..w);
-            (b.bands, a.bands, (valid, zone))
-        })
+        .map(|(rows, (b, a))| raw_of(&reader.grid, corridors, rows.clone(), 0..w, b, a))
         .collect())
 }
 

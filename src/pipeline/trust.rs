@@ -150,6 +150,18 @@ mod tests {
             n[0].contains("band 1 gain 0.50") && n[0].contains("band 5 gain 1.60"),
             "{n:?}"
         );
+        // A season kept on the residual fit says which band and why.
+        let season = Fit {
+            gain: vec![0.95, 1.05, 1.0, 0.5, 1.1],
+            irmad_weak: vec![(3, 0.36)],
+            ..ok.clone()
+        };
+        let n = normalisation(&season, &cfg);
+        assert!(
+            n.iter()
+                .any(|m| m.contains("band 4 r = 0.36") && m.contains("residual fit was kept")),
+            "{n:?}"
+        );
         assert!(normalisation(&Fit::identity(5), &cfg)[0].contains("too few"));
         assert!(flagged_share(10, 100, &cfg).is_none());
         assert!(too_large(&[], 100.0, &cfg).is_none());

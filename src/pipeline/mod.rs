@@ -298,17 +298,6 @@ pub fn detect_scene(
     if rules {
         rules::sand_removal(&mut mag, &cv, cfg);
     }
-    if let Some(m) = model {
-        let x = blocks::ProbabilityInput {
-            before: before.view(),
-            after: g.after.view(),
-            usable: g.usable.view(),
-            zone_usable: cv.zone_usable.view(),
-            threshold,
-        };
-        blocks::with_probability(&mut mag, &x, m, cfg);
-        lap.mark(tap, "change model");
-    }
     let cand = rules::candidates(
         &rules::RuleInput {
             magnitude: &mag,
@@ -323,6 +312,15 @@ pub fn detect_scene(
     let mask = rules::clean(cand.mask.view(), zone.view(), g.usable.view(), cfg);
     let (labels, comps) = label(mask.view());
     lap.mark(tap, "rules+morphology+labels");
+    if let Some(m) = model {
+        let x = blocks::ProbabilityInput {
+            before: before.view(),
+            after: g.after.view(),
+            usable: g.usable.view(),
+        };
+        mag.probability = Some(blocks::probability(&x, mask.view(), m));
+        lap.mark(tap, "change model");
+    }
     let (cloud_px, cloud_d) = cloud_distance(&g.clouds_before, &g.clouds_after);
     let linker = link::Linker::new(ctx.segments, &indexed.index, ctx.registry);
     let to_wgs = Transformer::to_wgs84(&grid.wkt)?;

@@ -968,16 +968,6 @@ impl Strip {
             if rules {
                 rules::sand_removal(&mut mag, &cv, cfg);
             }
-            if let Some(m) = model {
-                let x = blocks::ProbabilityInput {
-                    before: bf.view(),
-                    after: af.view(),
-                    usable: u.view(),
-                    zone_usable: cv.zone_usable.view(),
-                    threshold: p.threshold,
-                };
-                blocks::with_probability(&mut mag, &x, m, cfg);
-            }
             Ok((cv, mag, (v, z)))
         })?;
         mask.extend(want(0), hl.mask, h, b, |r, _| {
@@ -1000,18 +990,48 @@ impl Strip {
             let (cb, ca) = thin.get_part(r, |d| (&d.0, &d.1));
             Ok(super::cloud_distance(&cb, &ca).1)
         })?;
+        let prob = model.map(|m| self.probability(a..e, m));
         self.laps[2] += lap.elapsed().as_secs_f64();
-        let out = self.rows_of(a..e);
+        let out = self.rows_of(a..e, prob.as_ref());
         self.trim(e, &hl);
         let mut out = out;
         out.px_read = px_read * self.inner.len();
         Ok(out)
     }
 
+    /// The change model's probability on the flagged pixels of rows
+    /// `rows` (0 elsewhere), from windows with the model's halo (which the
+    /// buffers keep, see [`Strip::trim`]).
+    fn probability(&self, rows: Range<usize>, model: &TreeModel) -> Array2<f32> {
+        let h = self.reader.grid.height;
+        let win = rows.start.saturating_sub(changeprob::HALO)..(rows.end + changeprob::HALO).min(h);
+        let Bufs {
+            raw,
+            aligned,
+            thin,
+            mask,
+            ..
+        } = &self.bufs;
+        let bf = raw.get_part(win.clone(), |d| &d.0);
+        let af = aligned.get_part(win.clone(), |d| &d.0);
+        let u = thin.get_part(win.clone(), |d| &d.2);
+        let inner = rows.start - win.start..rows.end - win.start;
+        let mut need = Array2::from_elem(u.dim(), false);
+        need.slice_mut(s![inner.clone(), ..])
+            .assign(&mask.get(rows));
+        let x = blocks::ProbabilityInput {
+            before: bf.view(),
+            after: af.view(),
+            usable: u.view(),
+        };
+        blocks::probability(&x, need.view(), model).slice_move(s![inner, ..])
+    }
+
     /// The stitcher's view of rows `rows`, which every buffer holds: the
-    /// mask, the flagged pixels' values and the counts, on the strip's own
+    /// mask, the flagged pixels' values (`prob`: the change model's
+    /// probability on those rows) and the counts, on the strip's own
     /// columns.
-    fn rows_of(&self, rows: Range<usize>) -> StripRows {
+    fn rows_of(&self, rows: Range<usize>, prob: Option<&Array2<f32>>) -> StripRows {
         let Bufs {
             raw,
             aligned,
@@ -1052,7 +1072,7 @@ impl Strip {
             cover: &cv,
             appeared: &mag.appeared,
             vanished: &mag.vanished,
-            probability: mag.probability.as_ref(),
+            probability: prob,
             before: bf.view(),
             after: af.view(),
             cloud_d: cd.view(),
@@ -1086,25 +1106,34 @@ impl Strip {
 
     /// Drops the rows the next block's stages no longer read (a stage
     /// that ends at row E with halo H next reads its inputs from E − H);
-    /// `e` is the end of the block just done.
+    /// `e` is the end of the block just done. The change model reads the
+    /// reflectance of both dates [`changeprob::HALO`] rows above the next
+    /// block.
     fn trim(&mut self, e: usize, hl: &Halos) {
         let bf = &mut self.bufs;
         let next = |buf_end: usize, halo: usize| buf_end.saturating_sub(halo);
+        let e_model = next(e, changeprob::HALO);
         let (e_clouds, e_aligned, e_thin) = (bf.clouds.end(), bf.aligned.end(), bf.thin.end());
         let (e_cover, e_mask, e_cd) = (bf.cover.end(), bf.mask.end(), bf.cloud_d.end());
         let e_levels = bf.levels.end();
         bf.raw.trim(
-            e.min(next(e_clouds, hl.clouds))
+            e_model
+                .min(next(e_clouds, hl.clouds))
                 .min(next(e_aligned, hl.align))
                 .min(e_levels)
                 .min(next(e_cover, hl.cover)),
         );
-        bf.aligned
-            .trim(e.min(e_levels).min(e_thin).min(next(e_cover, hl.cover)));
+        bf.aligned.trim(
+            e_model
+                .min(e_levels)
+                .min(e_thin)
+                .min(next(e_cover, hl.cover)),
+        );
         bf.levels.trim(e.min(next(e_thin, hl.thin)));
         bf.clouds.trim(e_thin);
         bf.thin.trim(
-            e.min(next(e_cover, hl.cover))
+            e_model
+                .min(next(e_cover, hl.cover))
                 .min(next(e_mask, hl.mask))
                 .min(next(e_cd, hl.cloud_d)),
         );

@@ -13,7 +13,7 @@
 //! on real and synthetic pairs (`models/`), and researchers can load their
 //! own with the same feature order ([`feature_names`]).
 
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -107,79 +107,93 @@ fn point(b: &[f32], a: &[f32], out: &mut Vec<f32>) -> [f32; 6] {
 /// replace a loop over the window.
 const FIXED: f64 = (1u64 << 24) as f64;
 
+/// Exact fixed-point sums of layers over any window: one summed-area
+/// table per layer (row-major, `(h + 1) × (w + 1)`), plus one of the
+/// valid-pixel count. A window's sum is four look-ups, so the features
+/// of a few pixels do not pay for a mean over every pixel of the array.
+struct Sums {
+    h: usize,
+    w: usize,
+    /// The valid-pixel count's table, then one per layer.
+    tables: Vec<Vec<i64>>,
+}
+
+impl Sums {
+    /// Tables of `layers` (each `h × w`) over the pixels `valid`, each value
+    /// taken as `f(x)` in fixed point.
+    fn new<'a>(
+        layers: impl IntoIterator<Item = (ArrayView2<'a, f32>, fn(f32) -> f32)>,
+        valid: ArrayView2<bool>,
+    ) -> Sums {
+        let (h, w) = valid.dim();
+        let table = |q: &dyn Fn(usize, usize) -> i64| {
+            let mut t = vec![0i64; (h + 1) * (w + 1)];
+            for r in 0..h {
+                let mut acc = 0i64;
+                let (above, row) = t[r * (w + 1)..(r + 2) * (w + 1)].split_at_mut(w + 1);
+                for c in 0..w {
+                    if valid[[r, c]] {
+                        acc += q(r, c);
+                    }
+                    row[c + 1] = above[c + 1] + acc;
+                }
+            }
+            t
+        };
+        let mut tables = vec![table(&|_, _| 1)];
+        for (x, f) in layers {
+            tables.push(table(&|r, c| {
+                (f64::from(f(x[[r, c]])) * FIXED).round() as i64
+            }));
+        }
+        Sums { h, w, tables }
+    }
+
+    /// Sum of table `t` over the `(2 rad + 1)²` window around (r, c),
+    /// clipped to the array.
+    fn sum(&self, t: usize, (r, c): (usize, usize), rad: usize) -> i64 {
+        let w1 = self.w + 1;
+        let (r0, r1) = (r.saturating_sub(rad), (r + rad + 1).min(self.h));
+        let (c0, c1) = (c.saturating_sub(rad), (c + rad + 1).min(self.w));
+        let s = &self.tables[t];
+        s[r1 * w1 + c1] - s[r0 * w1 + c1] - s[r1 * w1 + c0] + s[r0 * w1 + c0]
+    }
+
+    /// Mean of layer `k` over the valid pixels of the window (0 where none
+    /// is valid).
+    fn mean(&self, k: usize, at: (usize, usize), rad: usize) -> f32 {
+        let n = self.sum(0, at, rad);
+        if n > 0 {
+            (self.sum(k + 1, at, rad) as f64 / FIXED / n as f64) as f32
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Mean of `x` over the valid pixels of a `(2r+1)²` window around every
 /// pixel (the window clipped to the array; 0 where none is valid), from
-/// exact fixed-point sums (prefix sums along rows, a sliding window down
-/// columns): any row or column window that holds the pixel's neighbours
-/// gives the same bits.
+/// exact fixed-point sums: any row or column window that holds the
+/// pixel's neighbours gives the same bits.
+#[cfg(test)]
 fn box_mean(x: ArrayView2<f32>, v: ArrayView2<bool>, r: usize) -> Array2<f32> {
-    let (h, w) = x.dim();
-    // Horizontal window sums and counts per pixel.
-    let mut hs = Array2::<i64>::zeros((h, w));
-    let mut hc = Array2::<i64>::zeros((h, w));
-    Zip::from(hs.rows_mut())
-        .and(hc.rows_mut())
-        .and(x.rows())
-        .and(v.rows())
-        .for_each(|mut so, mut co, xr, vr| {
-            let (mut ps, mut pc) = (vec![0i64; w + 1], vec![0i64; w + 1]);
-            for c in 0..w {
-                let (q, n) = if vr[c] {
-                    ((f64::from(xr[c]) * FIXED).round() as i64, 1)
-                } else {
-                    (0, 0)
-                };
-                ps[c + 1] = ps[c] + q;
-                pc[c + 1] = pc[c] + n;
-            }
-            for c in 0..w {
-                let (a, b) = (c.saturating_sub(r), (c + r + 1).min(w));
-                so[c] = ps[b] - ps[a];
-                co[c] = pc[b] - pc[a];
-            }
-        });
-    // Vertical: a window sliding down the rows (exact, so the sums do not
-    // depend on where the window started).
-    let (mut s, mut n) = (vec![0i64; w], vec![0i64; w]);
-    let slide = |s: &mut [i64], n: &mut [i64], row: usize, sign: i64| {
-        for (c, (acc, cnt)) in s.iter_mut().zip(n.iter_mut()).enumerate() {
-            *acc += sign * hs[[row, c]];
-            *cnt += sign * hc[[row, c]];
-        }
-    };
-    for row in 0..r.min(h) {
-        slide(&mut s, &mut n, row, 1);
-    }
-    let mut out = Array2::<f32>::zeros((h, w));
-    for row in 0..h {
-        if row + r < h {
-            slide(&mut s, &mut n, row + r, 1);
-        }
-        if row > r {
-            slide(&mut s, &mut n, row - r - 1, -1);
-        }
-        for (c, o) in out.row_mut(row).iter_mut().enumerate() {
-            *o = if n[c] > 0 {
-                (s[c] as f64 / FIXED / n[c] as f64) as f32
-            } else {
-                0.0
-            };
-        }
-    }
-    out
+    let sums = Sums::new([(x, (|x| x) as fn(f32) -> f32)], v);
+    Array2::from_shape_fn(x.dim(), |at| sums.mean(0, at, r))
 }
 
-/// The neighbourhood layers of a pair: the per-pixel values the windows
-/// average (magnitude, NDVI, brightness and NDBI differences, brightness of
-/// both dates), their window means and the brightness texture.
+/// The neighbourhood of a pair: window sums of the per-pixel values the
+/// windows average (magnitude, NDVI, brightness and NDBI differences), and
+/// of the brightness of both dates and its square (the texture).
 struct Context {
-    /// Window means, window-major then layer (the model's order).
-    means: Vec<Array2<f32>>,
-    /// 5 × 5 brightness standard deviation before, after, and after − before.
-    texture: [Array2<f32>; 3],
+    /// Layers averaged over [`WINDOWS`] (3 without SWIR, 4 with).
+    n_ctx: usize,
+    sums: Sums,
 }
 
-/// The context layers of a pair (0 around pixels not `valid`).
+/// Radius of the brightness texture's window (5 × 5).
+const TEXTURE_R: usize = 2;
+
+/// The context of a pair (its layers 0 around pixels not `valid`).
 fn context(before: ArrayView3<f32>, after: ArrayView3<f32>, valid: ArrayView2<bool>) -> Context {
     let (nb0, h, w) = before.dim();
     let nb = nb0.min(6);
@@ -205,26 +219,35 @@ fn context(before: ArrayView3<f32>, after: ArrayView3<f32>, valid: ArrayView2<bo
             }
         });
     let n_ctx = if nb > 4 { 4 } else { 3 };
-    let mut means = Vec::with_capacity(WINDOWS.len() * n_ctx);
-    for win in WINDOWS {
-        for i in 0..n_ctx {
-            means.push(box_mean(ctx.index_axis(Axis(0), i), valid, win / 2));
-        }
-    }
-    // Local brightness texture (5 × 5 standard deviation) of both dates.
-    let sd = [4, 5].map(|layer| {
-        let x = ctx.index_axis(Axis(0), layer);
-        let m = box_mean(x, valid, 2);
-        let m2 = box_mean(x.mapv(|v| v * v).view(), valid, 2);
-        Zip::from(&m)
-            .and(&m2)
-            .map_collect(|&m, &m2| (m2 - m * m).max(0.0).sqrt())
-    });
-    let d = &sd[1] - &sd[0];
-    let [sb, sa] = sd;
+    let id: fn(f32) -> f32 = |x| x;
+    let sq: fn(f32) -> f32 = |x| x * x;
+    let layer = |i: usize| ctx.index_axis(Axis(0), i);
+    // Layers 0..n_ctx, then brightness before, after, and their squares.
+    let layers = (0..n_ctx).map(|i| (layer(i), id)).chain([
+        (layer(4), id),
+        (layer(5), id),
+        (layer(4), sq),
+        (layer(5), sq),
+    ]);
     Context {
-        means,
-        texture: [sb, sa, d],
+        n_ctx,
+        sums: Sums::new(layers, valid),
+    }
+}
+
+impl Context {
+    /// The window means and the texture at `at`, in the model's order.
+    fn features_at(&self, at: (usize, usize), out: &mut Vec<f32>) {
+        for win in WINDOWS {
+            out.extend((0..self.n_ctx).map(|i| self.sums.mean(i, at, win / 2)));
+        }
+        // Local brightness texture (5 × 5 standard deviation) of both dates.
+        let sd = [0, 1].map(|d| {
+            let m = self.sums.mean(self.n_ctx + d, at, TEXTURE_R);
+            let m2 = self.sums.mean(self.n_ctx + 2 + d, at, TEXTURE_R);
+            (m2 - m * m).max(0.0).sqrt()
+        });
+        out.extend([sd[0], sd[1], sd[1] - sd[0]]);
     }
 }
 
@@ -248,8 +271,7 @@ fn pixel_features(
     }
     out.clear();
     point(b, a, out);
-    out.extend(cx.means.iter().map(|m| m[[r, c]]));
-    out.extend(cx.texture.iter().map(|t| t[[r, c]]));
+    cx.features_at((r, c), out);
 }
 
 /// The feature stack `(features, rows, cols)` of a normalised pair, 0 at

@@ -285,27 +285,61 @@ pub struct PixelValues {
     pub spec_a: [f32; 5],
 }
 
+/// Where one row's values are: each layer with the row in it (the
+/// streaming path's buffers hold a row at different offsets in different
+/// chunks, and read it where it is instead of copying the rows out).
+pub struct RowSources<'a> {
+    /// Indices and land cover, and the row.
+    pub cover: (&'a Cover, usize),
+    /// Appearance and disappearance magnitudes, and the row.
+    pub magnitude: (&'a Array2<f32>, &'a Array2<f32>, usize),
+    /// Earlier reflectance, and the row.
+    pub before: (ArrayView3<'a, f32>, usize),
+    /// Later reflectance (normalised, shifted), and the row.
+    pub after: (ArrayView3<'a, f32>, usize),
+    /// Distance to cloud, and the row.
+    pub cloud_d: (ArrayView2<'a, u8>, usize),
+    /// Change-model probability and the row, when the method has one.
+    pub probability: Option<(ArrayView2<'a, f32>, usize)>,
+}
+
 impl PixelValues {
     /// The values at row `r`, column `c` of the layers.
     pub fn at(l: &Layers<'_>, r: usize, c: usize) -> PixelValues {
-        let (ixb, ixa) = (&l.cover.before, &l.cover.after);
-        let nb = l.after.dim().0.min(5);
+        let src = RowSources {
+            cover: (l.cover, r),
+            magnitude: (l.appeared, l.vanished, r),
+            before: (l.before, r),
+            after: (l.after, r),
+            cloud_d: (l.cloud_d, r),
+            probability: l.probability.map(|p| (p.view(), r)),
+        };
+        PixelValues::in_row(&src, c)
+    }
+
+    /// The values at column `c` of a row's sources.
+    pub fn in_row(x: &RowSources<'_>, c: usize) -> PixelValues {
+        let (cv, r) = x.cover;
+        let (ixb, ixa) = (&cv.before, &cv.after);
+        let (ap, va, rm) = x.magnitude;
+        let ((before, rb), (after, ra)) = (x.before, x.after);
+        let nb = after.dim().0.min(5);
         let mut v = PixelValues {
-            lc: [l.cover.lc_before[[r, c]], l.cover.lc_after[[r, c]]],
+            lc: [cv.lc_before[[r, c]], cv.lc_after[[r, c]]],
             br_b: ixb.brightness[[r, c]],
             br_a: ixa.brightness[[r, c]],
             ndvi: [ixb.ndvi[[r, c]], ixa.ndvi[[r, c]]],
             ndwi: [ixb.ndwi[[r, c]], ixa.ndwi[[r, c]]],
-            appeared: l.appeared[[r, c]],
-            vanished: l.vanished[[r, c]],
-            cloud_d: l.cloud_d[[r, c]],
-            p: l.probability.map_or(0.0, |p| p[[r, c]]),
+            appeared: ap[[rm, c]],
+            vanished: va[[rm, c]],
+            cloud_d: x.cloud_d.0[[x.cloud_d.1, c]],
+            p: x.probability.map_or(0.0, |(p, rp)| p[[rp, c]]),
             bands: nb as u8,
             ..PixelValues::default()
         };
         for k in 0..nb {
-            v.spec_b[k] = l.before[[k, r, c]];
-            v.spec_a[k] = l.after[[k, r, c]];
+            v.spec_b[k] = before[[k, rb, c]];
+            v.spec_a[k] = after[[k, ra, c]];
         }
         v
     }

@@ -335,6 +335,16 @@ impl<T: Rows> Buf<T> {
         self.get_part(r, |d| d)
     }
 
+    /// The chunk holding row `r` (absolute, which must be held) and the
+    /// row's index in it: a row read where it is, without a copy.
+    pub fn row(&self, r: usize) -> (&T, usize) {
+        self.chunks
+            .iter()
+            .find(|(r0, d)| (*r0..r0 + d.n()).contains(&r))
+            .map(|(r0, d)| (d, r - r0))
+            .expect("a row the buffer holds")
+    }
+
     /// Part of rows `r` (absolute), which must be held: `part` projects
     /// the layers a stage reads out of a chunk, and only those rows of
     /// those layers are copied, once.

@@ -4,7 +4,7 @@ use super::indices::{BLUE, NIR};
 use super::label::label;
 use super::landcover::{CLOUD, SHADOW};
 use super::morphology::{dilate, reconstruct, Shape};
-use ndarray::{Array2, ArrayView2, ArrayView3, Axis, Zip};
+use ndarray::{s, Array2, ArrayView2, ArrayView3, Axis, Zip};
 use rayon::prelude::*;
 
 /// Thresholds of the cloud and shadow tests.
@@ -55,25 +55,89 @@ pub fn clouds_and_shadows_cast<'a>(
     p: &CloudParams,
     cast: Option<Cast>,
 ) -> (Array2<u8>, Array2<u8>, Cast) {
-    let (h, w) = valid.dim();
+    clouds_from_flags(cloud_flags(before, after, valid, p).view(), p, cast)
+}
+
+/// Bits of [`cloud_flags`] for the earlier date (the later date's are
+/// these shifted left by [`LATER`]): a cloud core...
+pub const CORE: u8 = 1;
+/// ...a pixel a cloud may grow into (blue brightened, NIR did not drop)...
+pub const RISE: u8 = 2;
+/// ...red, NIR (and SWIR) darker than `shadow_ratio` of the other date...
+pub const DARK: u8 = 4;
+/// ...and darker than 0.85 of it (where a shadow may grow).
+pub const DARKER: u8 = 8;
+/// Shift of the later date's bits.
+pub const LATER: u8 = 4;
+
+/// The per-pixel tests of the cloud and shadow detection for both dates,
+/// as bits ([`CORE`], [`RISE`], [`DARK`], [`DARKER`]; 0 where not
+/// `valid`). Everything after them reads only these bits, so a streamed
+/// scene computes them once per row and runs the rest, which needs a halo
+/// of rows, on a byte a pixel instead of both dates' bands.
+pub fn cloud_flags<'a>(
+    before: ArrayView3<'a, f32>,
+    after: ArrayView3<'a, f32>,
+    valid: ArrayView2<bool>,
+    p: &CloudParams,
+) -> Array2<u8> {
+    let (nb, _, w) = before.dim();
+    let mut out = Array2::<u8>::zeros(valid.dim());
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(r, mut o)| {
+            let mut score = vec![0f32; w];
+            for (k, (x, y)) in [(before, after), (after, before)].into_iter().enumerate() {
+                let row = |a: &ArrayView3<'a, f32>, b: usize| a.slice_move(s![b, r, ..]);
+                // Blue and green are left out of the shadow test: in a
+                // shadow they are dominated by path radiance (haze), so
+                // they darken far less than red and NIR.
+                score.fill(0.0);
+                for b in super::indices::RED..nb {
+                    Zip::from(&mut score[..])
+                        .and(row(&x, b))
+                        .and(row(&y, b))
+                        .for_each(|s, &xb, &yb| *s = s.max(xb / yb.max(1e-4)));
+                }
+                let shift = LATER * k as u8;
+                let (bx, by) = (row(&x, BLUE), row(&y, BLUE));
+                let (nx, ny) = (row(&x, NIR), row(&y, NIR));
+                let v = valid.row(r);
+                for c in 0..w {
+                    if !v[c] {
+                        continue;
+                    }
+                    let (rise, nir_kept) = (bx[c] - by[c], nx[c] - ny[c] > -0.02);
+                    // Thin cloud brightens blue and does not darken NIR;
+                    // new man-made surfaces on vegetation brighten blue
+                    // too but lower NIR.
+                    let bits =
+                        u8::from(bx[c] > p.cloud_blue && rise > p.cloud_blue_rise && nir_kept)
+                            * CORE
+                            | u8::from(rise > 0.02 && nir_kept) * RISE
+                            | u8::from(score[c] < p.shadow_ratio) * DARK
+                            | u8::from(score[c] < 0.85) * DARKER;
+                    o[c] |= bits << shift;
+                }
+            }
+        });
+    out
+}
+
+/// Cloud (5) and shadow (6) per date from the bits of [`cloud_flags`]
+/// (see [`clouds_and_shadows_cast`]).
+pub fn clouds_from_flags(
+    flags: ArrayView2<u8>,
+    p: &CloudParams,
+    cast: Option<Cast>,
+) -> (Array2<u8>, Array2<u8>, Cast) {
+    let (h, w) = flags.dim();
     let mut outs = [Array2::<u8>::zeros((h, w)), Array2::<u8>::zeros((h, w))];
     let mut used: Cast = [None, None];
-    for (k, (x, y)) in [(before, after), (after, before)].into_iter().enumerate() {
-        let out = &mut outs[k];
-        let bx = x.index_axis(Axis(0), BLUE);
-        let by = y.index_axis(Axis(0), BLUE);
-        // Thin cloud brightens blue and does not darken NIR; new man-made
-        // surfaces on vegetation brighten blue too but lower NIR.
-        let nx = x.index_axis(Axis(0), NIR);
-        let ny = y.index_axis(Axis(0), NIR);
-        let core = Zip::from(&bx)
-            .and(&by)
-            .and(&nx)
-            .and(&ny)
-            .and(&valid)
-            .par_map_collect(|&a, &b, &na, &nb_, &v| {
-                v && a > p.cloud_blue && a - b > p.cloud_blue_rise && na - nb_ > -0.02
-            });
+    for (k, out) in outs.iter_mut().enumerate() {
+        let bit = |b: u8| flags.mapv(|f| f & (b << (LATER * k as u8)) != 0);
+        let core = bit(CORE);
         // No component can be big enough: skip the labelling.
         if core.iter().filter(|&&v| v).count() < p.cloud_min_pixels {
             continue;
@@ -86,14 +150,8 @@ pub fn clouds_and_shadows_cast<'a>(
         if !core.iter().any(|&v| v) {
             continue;
         }
-        let rise = Zip::from(&bx)
-            .and(&by)
-            .and(&nx)
-            .and(&ny)
-            .and(&valid)
-            .map_collect(|&a, &b, &na, &nb_, &v| v && a - b > 0.02 && na - nb_ > -0.02);
         let cloud = dilate(
-            reconstruct(core.view(), rise.view(), p.cloud_grow_px).view(),
+            reconstruct(core.view(), bit(RISE).view(), p.cloud_grow_px).view(),
             Shape::Square,
             3,
         );
@@ -102,20 +160,10 @@ pub fn clouds_and_shadows_cast<'a>(
         // pixels; shadows are then that cast footprint where the surface
         // darkened. A darkening that no cloud casts (sand dug away, a pond)
         // is not a shadow.
-        let nb = x.len_of(Axis(0));
-        let mut score = Array2::<f32>::zeros((h, w));
-        // Blue and green are left out: in a shadow they are dominated by
-        // path radiance (haze), so they darken far less than red and NIR.
-        for b in super::indices::RED..nb {
-            Zip::from(&mut score)
-                .and(x.index_axis(Axis(0), b))
-                .and(y.index_axis(Axis(0), b))
-                .par_for_each(|s, &xb, &yb| *s = s.max(xb / yb.max(1e-4)));
-        }
-        let dark = Zip::from(&score)
+        let mut dark = bit(DARK);
+        Zip::from(&mut dark)
             .and(&cloud)
-            .and(&valid)
-            .map_collect(|&s, &c, &v| v && !c && s < p.shadow_ratio);
+            .for_each(|d, &c| *d = *d && !c);
         let offset = match cast {
             Some(c) => c[k],
             None => cast_offset(cloud.view(), dark.view(), p.shadow_search_px as isize),
@@ -124,11 +172,8 @@ pub fn clouds_and_shadows_cast<'a>(
         let shadow = match offset {
             Some((dx, dy)) => {
                 let cast = shift_mask(cloud.view(), dx, dy);
-                let darker = Zip::from(&score)
-                    .and(&valid)
-                    .map_collect(|&s, &v| v && s < 0.85);
                 let core = Zip::from(&cast).and(&dark).map_collect(|&a, &b| a && b);
-                let grown = reconstruct(core.view(), darker.view(), 4);
+                let grown = reconstruct(core.view(), bit(DARKER).view(), 4);
                 let cast_near = dilate(cast.view(), Shape::Square, 4);
                 dilate(
                     Zip::from(&grown)

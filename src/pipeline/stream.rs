@@ -839,6 +839,9 @@ struct Shared<'a> {
 #[derive(Default)]
 struct Bufs {
     raw: Buf<Raw>,
+    // The per-pixel bits of the cloud and shadow tests, so the cloud stage
+    // reads a byte a pixel over its halo instead of both dates' bands.
+    flags: Buf<Array2<u8>>,
     clouds: Buf<(Array2<u8>, Array2<u8>)>,
     aligned: Buf<(Array3<f32>, Array2<bool>)>,
     // Thin-cloud levels of both dates (per pixel), so the thin-cloud stage
@@ -918,6 +921,7 @@ impl Strip {
         let (reader, cols) = (&self.reader, self.win.clone());
         let Bufs {
             raw,
+            flags,
             clouds,
             aligned,
             levels,
@@ -935,10 +939,29 @@ impl Strip {
         let px_read = raw.end().saturating_sub(before_end);
         self.laps[0] += lap.elapsed().as_secs_f64();
         lap = Instant::now();
+        // Without the rules (the CVA baseline) no test is set, and no
+        // cloud found.
+        flags.extend(
+            want(l_clouds + hl.clouds),
+            0,
+            h,
+            FINE_STEP.min(b),
+            |r, _| {
+                if !rules {
+                    return Ok(Array2::zeros((r.len(), cols.len())));
+                }
+                let (bf, af, (v, _)) = raw.get_part(r, |d| (&d.0, &d.1, &d.2));
+                Ok(clouds::cloud_flags(
+                    bf.view(),
+                    af.view(),
+                    v.view(),
+                    &cfg.clouds(),
+                ))
+            },
+        )?;
         clouds.extend(want(l_clouds), hl.clouds, h, b, |r, _| {
-            let (bf, af, (v, _)) = raw.get(r);
             let (cb, ca, _) =
-                global::clouds_raw(bf.view(), af.view(), v.view(), rules, Some(p.cast), cfg);
+                clouds::clouds_from_flags(flags.get(r).view(), &cfg.clouds(), Some(p.cast));
             Ok((cb, ca))
         })?;
         aligned.extend(want(l_aligned), hl.align, h, FINE_STEP.min(b), |r, _| {
@@ -1129,9 +1152,10 @@ impl Strip {
         let (e_clouds, e_aligned, e_thin) = (bf.clouds.end(), bf.aligned.end(), bf.thin.end());
         let (e_cover, e_mask, e_cd) = (bf.cover.end(), bf.mask.end(), bf.cloud_d.end());
         let e_levels = bf.levels.end();
+        bf.flags.trim(e.min(next(e_clouds, hl.clouds)));
         bf.raw.trim(
             e_model
-                .min(next(e_clouds, hl.clouds))
+                .min(bf.flags.end())
                 .min(next(e_aligned, hl.align))
                 .min(e_levels)
                 .min(next(e_cover, hl.cover)),

@@ -22,7 +22,7 @@ pub const WINDOWS: [usize; 3] = [3, 7, 15];
 /// How many rows beyond a pixel its features read.
 pub const HALO: usize = 7;
 /// Rows per internal chunk (features are only held for one chunk).
-const CHUNK: usize = 64;
+const CHUNK: usize = 32;
 /// Offset inside the log ratio: keeps dark water pixels (reflectance
 /// ≈ 0.01) from dominating with noise.
 const LOG_EPS: f32 = 0.01;

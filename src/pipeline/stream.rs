@@ -1220,6 +1220,7 @@ impl Engine<'_> {
         // for the busiest one.
         let mut strips = std::mem::take(&mut self.strips);
         let shared = self.shared;
+        let own_pools = strips.len() >= rayon::current_num_threads();
         let res = std::thread::scope(|sc| {
             let queues: Vec<_> = strips
                 .iter_mut()
@@ -1229,11 +1230,16 @@ impl Engine<'_> {
                     let run = run.clone();
                     let tile = &self.ox.info.tile;
                     sc.spawn(move || {
-                        // The strip's kernels run their parallel loops on a
+                        // With at least a strip per worker thread, the
+                        // strip's kernels run their parallel loops on a
                         // pool of this one thread: the strips are the
                         // parallelism, and handing the loops of four strips
                         // to the two shared workers cost a tenth more CPU
                         // in waiting and hand-offs (10980²: 6.4 → 5.6 s).
+                        // Fewer strips share the workers.
+                        if !own_pools {
+                            return strip.stream(&shared, run, b, &tx);
+                        }
                         match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
                             Ok(pool) => pool.install(|| strip.stream(&shared, run, b, &tx)),
                             Err(e) => {

@@ -177,8 +177,9 @@ pub struct Halos {
     pub align: usize,
     /// Thin clouds: the core's size test (2 m), growth, dilation.
     pub thin: usize,
-    /// Land cover, the misregistration-tolerant magnitude and the change
-    /// model's neighbourhood features.
+    /// Land cover and the misregistration-tolerant magnitude (the change
+    /// model, which reads [`changeprob::HALO`] rows around a flagged
+    /// pixel, runs after the rules on buffers that hold them).
     pub cover: usize,
     /// Rules and clean-up: shoreline dilations, compact-shore extent,
     /// hysteresis reach, shoreline reconstruction, closing and opening.
@@ -230,7 +231,7 @@ impl Halos {
                 0
             },
             cover: if rules {
-                cfg.misregistration_px.max(changeprob::HALO)
+                cfg.misregistration_px
             } else {
                 0
             },

@@ -230,11 +230,7 @@ impl Halos {
             } else {
                 0
             },
-            cover: if rules {
-                cfg.misregistration_px
-            } else {
-                0
-            },
+            cover: if rules { cfg.misregistration_px } else { 0 },
             mask: if rules {
                 sh + (rules::COMPACT_SHORE_MAX_PX + 1)
                     + HYSTERESIS_REACH
@@ -1038,7 +1034,7 @@ impl Strip {
             let (cb, ca) = thin.get_part(r, |d| (&d.0, &d.1));
             Ok(super::cloud_distance(&cb, &ca).1)
         })?;
-        let prob = model.map(|m| self.probability(a..e, m));
+        let prob = model.and_then(|m| self.probability(a..e, m));
         self.laps[2] += lap.elapsed().as_secs_f64();
         let out = self.rows_of(a..e, prob.as_ref());
         self.trim(e, &hl);
@@ -1048,11 +1044,14 @@ impl Strip {
     }
 
     /// The change model's probability on the flagged pixels of rows
-    /// `rows` (0 elsewhere), from windows with the model's halo (which the
-    /// buffers keep, see [`Strip::trim`]).
-    fn probability(&self, rows: Range<usize>, model: &TreeModel) -> Array2<f32> {
-        let h = self.reader.grid.height;
-        let win = rows.start.saturating_sub(changeprob::HALO)..(rows.end + changeprob::HALO).min(h);
+    /// `rows` in the strip's own columns (0 elsewhere; `None` when none is
+    /// flagged), from a window of the buffers around them with the model's
+    /// halo (which the buffers keep, see [`Strip::trim`]). Only that
+    /// window's columns are copied out: flagged pixels are few, and copying
+    /// whole rows of both dates was a fifth of the model's time.
+    fn probability(&self, rows: Range<usize>, model: &TreeModel) -> Option<Array2<f32>> {
+        let (h, w) = (self.reader.grid.height, self.win.len());
+        let own = self.inner.start - self.win.start..self.inner.end - self.win.start;
         let Bufs {
             raw,
             aligned,
@@ -1060,19 +1059,53 @@ impl Strip {
             mask,
             ..
         } = &self.bufs;
-        let bf = raw.get_part(win.clone(), |d| &d.0);
-        let af = aligned.get_part(win.clone(), |d| &d.0);
-        let u = thin.get_part(win.clone(), |d| &d.2);
-        let inner = rows.start - win.start..rows.end - win.start;
-        let mut need = Array2::from_elem(u.dim(), false);
-        need.slice_mut(s![inner.clone(), ..])
-            .assign(&mask.get(rows));
+        let m = mask.get(rows.clone());
+        let flagged = m.slice(s![.., own.clone()]);
+        let (mut r0, mut r1, mut c0, mut c1) = (usize::MAX, 0, usize::MAX, 0);
+        for ((i, c), _) in flagged.indexed_iter().filter(|(_, &f)| f) {
+            (r0, r1) = (r0.min(i), r1.max(i + 1));
+            (c0, c1) = (c0.min(own.start + c), c1.max(own.start + c + 1));
+        }
+        if r1 == 0 {
+            return None;
+        }
+        let halo = changeprob::HALO;
+        let (a, e) = (rows.start + r0, rows.start + r1);
+        let win = a.saturating_sub(halo)..(e + halo).min(h);
+        let cols = c0.saturating_sub(halo)..(c1 + halo).min(w);
+        let nb = raw.row(a).0 .0.dim().0;
+        let (n, wc) = (win.len(), cols.len());
+        let mut bf = Array3::<f32>::zeros((nb, n, wc));
+        let mut af = Array3::<f32>::zeros((nb, n, wc));
+        let mut u = Array2::from_elem((n, wc), false);
+        let mut need = Array2::from_elem((n, wc), false);
+        for (i, r) in win.clone().enumerate() {
+            let ((x, _, _), lr) = raw.row(r);
+            bf.slice_mut(s![.., i, ..])
+                .assign(&x.slice(s![.., lr, cols.clone()]));
+            let ((y, _), la) = aligned.row(r);
+            af.slice_mut(s![.., i, ..])
+                .assign(&y.slice(s![.., la, cols.clone()]));
+            let ((_, _, ok), lt) = thin.row(r);
+            u.row_mut(i).assign(&ok.slice(s![lt, cols.clone()]));
+            if (a..e).contains(&r) {
+                // Flagged pixels of the strip's own columns.
+                let f = m.row(r - rows.start);
+                for (k, c) in cols.clone().enumerate() {
+                    need[[i, k]] = f[c] && own.contains(&c);
+                }
+            }
+        }
         let x = blocks::ProbabilityInput {
             before: bf.view(),
             after: af.view(),
             usable: u.view(),
         };
-        blocks::probability(&x, need.view(), model).slice_move(s![inner, ..])
+        let p = blocks::probability(&x, need.view(), model);
+        let mut out = Array2::<f32>::zeros((rows.len(), w));
+        out.slice_mut(s![r0..r1, cols.clone()])
+            .assign(&p.slice(s![a - win.start..e - win.start, ..]));
+        Some(out)
     }
 
     /// The stitcher's view of rows `rows`, which every buffer holds: the

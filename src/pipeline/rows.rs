@@ -413,6 +413,19 @@ impl<T: Rows> Buf<T> {
         Ok(())
     }
 
+    /// Appends rows computed elsewhere, starting at row `start`: the row
+    /// after the last one held, or any later row (a buffer that ends
+    /// before `start` goes on from there, as [`Buf::extend`] does: no
+    /// stage reads the rows between).
+    pub fn push(&mut self, start: usize, rows: T) {
+        if self.end() < start {
+            self.chunks.clear();
+            self.start = start;
+        }
+        assert_eq!(start, self.end(), "rows pushed out of order");
+        self.chunks.push_back((start, rows));
+    }
+
     /// Drops the chunks that end at or before row `first`: the caller knows
     /// no stage reads above it any more. Smaller steps make this finer.
     pub fn trim(&mut self, first: usize) {
@@ -468,6 +481,20 @@ mod tests {
             // Rows far above the last block were dropped.
             assert!(buf.chunks.front().unwrap().0 + 2 * b + lead >= h - b);
         }
+    }
+
+    #[test]
+    fn pushed_rows_go_on_after_a_gap() {
+        let mut buf: Buf<Array2<u32>> = Buf::new();
+        let rows = |r: Range<usize>| {
+            Array2::from_shape_fn((r.len(), 2), |(i, c)| (r.start + i) as u32 * 10 + c as u32)
+        };
+        buf.push(4, rows(4..8));
+        buf.push(8, rows(8..12));
+        assert_eq!((buf.held(), buf.get(6..10)), (4..12, rows(6..10)));
+        // A gap (the rows between read by nobody): it goes on from there.
+        buf.push(20, rows(20..24));
+        assert_eq!((buf.held(), buf.get(20..24)), (20..24, rows(20..24)));
     }
 
     #[test]

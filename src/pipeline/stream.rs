@@ -497,9 +497,13 @@ pub fn detect(
         .strips
         .iter()
         .fold([0f64; 3], |m, s| [0, 1, 2].map(|i| m[i].max(s.laps[i])));
-    for (name, t) in ["read+zones", "clouds+align", "cover+magnitude+rules"]
-        .iter()
-        .zip(laps)
+    for (name, t) in [
+        "read+zones+cloud tests",
+        "clouds+align",
+        "cover+magnitude+rules",
+    ]
+    .iter()
+    .zip(laps)
     {
         tap.stage(name, t);
     }
@@ -836,8 +840,9 @@ struct Shared<'a> {
 #[derive(Default)]
 struct Bufs {
     raw: Buf<Raw>,
-    // The per-pixel bits of the cloud and shadow tests, so the cloud stage
-    // reads a byte a pixel over its halo instead of both dates' bands.
+    // The per-pixel bits of the cloud and shadow tests, computed as the raw
+    // rows are read, so the cloud stage reads a byte a pixel over its halo
+    // instead of both dates' bands.
     flags: Buf<Array2<u8>>,
     clouds: Buf<(Array2<u8>, Array2<u8>)>,
     aligned: Buf<(Array3<f32>, Array2<bool>)>,
@@ -865,7 +870,8 @@ struct Strip {
     inner: Range<usize>,
     win: Range<usize>,
     bufs: Bufs,
-    /// Seconds in read+zones, clouds+align, cover+magnitude+rules.
+    /// Seconds in read+zones+cloud tests, clouds+align,
+    /// cover+magnitude+rules.
     laps: [f64; 3],
 }
 
@@ -931,31 +937,20 @@ impl Strip {
         let want = |l: usize| a.saturating_sub(l)..e + l;
         let before_end = raw.end().max(a.saturating_sub(l_raw));
         raw.extend(want(l_raw), 0, h, FINE_STEP.min(b), |r, _| {
-            read_raw(reader, sh.corridors, r, cols.clone())
+            let x = read_raw(reader, sh.corridors, r.clone(), cols.clone())?;
+            // The cloud tests' bits while the rows are at hand (none
+            // without the rules: the CVA baseline finds no cloud).
+            let f = if rules {
+                clouds::cloud_flags(x.0.view(), x.1.view(), x.2 .0.view(), &cfg.clouds())
+            } else {
+                Array2::zeros((r.len(), cols.len()))
+            };
+            flags.push(r.start, f);
+            Ok(x)
         })?;
         let px_read = raw.end().saturating_sub(before_end);
         self.laps[0] += lap.elapsed().as_secs_f64();
         lap = Instant::now();
-        // Without the rules (the CVA baseline) no test is set, and no
-        // cloud found.
-        flags.extend(
-            want(l_clouds + hl.clouds),
-            0,
-            h,
-            FINE_STEP.min(b),
-            |r, _| {
-                if !rules {
-                    return Ok(Array2::zeros((r.len(), cols.len())));
-                }
-                let (bf, af, (v, _)) = raw.get_part(r, |d| (&d.0, &d.1, &d.2));
-                Ok(clouds::cloud_flags(
-                    bf.view(),
-                    af.view(),
-                    v.view(),
-                    &cfg.clouds(),
-                ))
-            },
-        )?;
         clouds.extend(want(l_clouds), hl.clouds, h, b, |r, _| {
             let (cb, ca, _) =
                 clouds::clouds_from_flags(flags.get(r).view(), &cfg.clouds(), Some(p.cast));
@@ -1189,7 +1184,6 @@ impl Strip {
         bf.flags.trim(e.min(next(e_clouds, hl.clouds)));
         bf.raw.trim(
             e_model
-                .min(bf.flags.end())
                 .min(next(e_aligned, hl.align))
                 .min(e_levels)
                 .min(next(e_cover, hl.cover)),

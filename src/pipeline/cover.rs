@@ -75,14 +75,14 @@ pub fn land_cover_with(x: &CoverInput<'_>, water: Option<[f32; 2]>, cfg: &Config
 
 impl Cover {
     /// Drops the index layers that no stage reads once land cover is
-    /// classified (NDBI and BSI of both dates, MNDWI before): the streaming
-    /// path holds cover rows for the rules' halo, and these are a third of
-    /// them.
+    /// classified and the wet ground found (NDBI, BSI and MNDWI of both
+    /// dates): the streaming path holds cover rows for the rules' halo,
+    /// and these are a third of them.
     pub fn drop_unread(&mut self) {
         for ix in [&mut self.before, &mut self.after] {
             ix.ndbi = None;
             ix.bsi = None;
+            ix.mndwi = None;
         }
-        self.before.mndwi = None;
     }
 }

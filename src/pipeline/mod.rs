@@ -298,15 +298,10 @@ pub fn detect_scene(
     if rules {
         rules::sand_removal(&mut mag, &cv, cfg);
     }
+    let wet = rules::wet_after(&cv, cfg);
+    let masks = [g.valid.view(), g.usable.view(), zone.view()];
     let cand = rules::candidates(
-        &rules::RuleInput {
-            magnitude: &mag,
-            threshold,
-            cover: &cv,
-            valid: g.valid.view(),
-            usable: g.usable.view(),
-            zone: zone.view(),
-        },
+        &rules::RuleInput::of(&cv, &wet, &mag, masks, threshold),
         cfg,
     );
     let mask = rules::clean(cand.mask.view(), zone.view(), g.usable.view(), cfg);

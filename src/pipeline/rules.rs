@@ -76,14 +76,21 @@ pub struct Candidates {
     pub why: Array2<u8>,
 }
 
-/// Inputs of [`candidates`].
+/// Inputs of [`candidates`]: only the layers the rules read, so a streamed
+/// scene copies these into the rules' window and not the whole land cover.
 pub struct RuleInput<'a> {
-    /// Magnitudes after [`sand_removal`].
-    pub magnitude: &'a Magnitude,
+    /// Appearance magnitude after [`sand_removal`].
+    pub appeared: ArrayView2<'a, f32>,
     /// Adaptive change threshold.
     pub threshold: f32,
-    /// Indices and land cover.
-    pub cover: &'a Cover,
+    /// Land cover before.
+    pub lc_before: ArrayView2<'a, u8>,
+    /// Land cover after.
+    pub lc_after: ArrayView2<'a, u8>,
+    /// Brightness after.
+    pub brightness_after: ArrayView2<'a, f32>,
+    /// Wet ground after ([`wet_after`]).
+    pub wet: ArrayView2<'a, bool>,
     /// Valid on both dates.
     pub valid: ArrayView2<'a, bool>,
     /// Usable (valid and cloud-free) on both dates.
@@ -92,13 +99,48 @@ pub struct RuleInput<'a> {
     pub zone: ArrayView2<'a, bool>,
 }
 
+impl<'a> RuleInput<'a> {
+    /// The rules' layers out of a land cover, its wet-ground layer and the
+    /// magnitudes.
+    pub fn of(
+        cv: &'a Cover,
+        wet: &'a Array2<bool>,
+        m: &'a Magnitude,
+        masks: [ArrayView2<'a, bool>; 3],
+        threshold: f32,
+    ) -> Self {
+        let [valid, usable, zone] = masks;
+        RuleInput {
+            appeared: m.appeared.view(),
+            threshold,
+            lc_before: cv.lc_before.view(),
+            lc_after: cv.lc_after.view(),
+            brightness_after: cv.after.brightness.view(),
+            wet: wet.view(),
+            valid,
+            usable,
+            zone,
+        }
+    }
+}
+
+/// Wet ground after: water-saturated sediment absorbs SWIR (MNDWI over
+/// `wet_mndwi`); without SWIR, NDWI stays closer to 0 than on dry soil
+/// (over `wet_ndwi`).
+pub fn wet_after(cv: &Cover, cfg: &Config) -> Array2<bool> {
+    match &cv.after.mndwi {
+        Some(m) => m.mapv(|v| v > cfg.wet_mndwi),
+        None => cv.after.ndwi.mapv(|v| v > cfg.wet_ndwi),
+    }
+}
+
 /// Candidate encroachments: hysteresis on the appearance magnitude (pixels
 /// above `hysteresis × threshold` join an object connected to a pixel above
 /// the threshold, so edges blurred by resampling and weakly changed parts of
 /// a site are kept), minus routine change for the rules method.
 pub fn candidates(x: &RuleInput<'_>, cfg: &Config) -> Candidates {
     let weak = x.threshold * cfg.hysteresis;
-    let changed = Zip::from(&x.magnitude.appeared)
+    let changed = Zip::from(x.appeared)
         .and(x.usable)
         .map_collect(|&m, &u| u && m > weak);
     let (h, w) = changed.dim();
@@ -107,13 +149,13 @@ pub fn candidates(x: &RuleInput<'_>, cfg: &Config) -> Candidates {
         Method::Rules => {
             why = reasons(x, changed.view(), cfg);
             let cand = why.mapv(|k| k == reason::CANDIDATE);
-            let core = hysteresis(cand.view(), x.magnitude.appeared.view(), x.threshold);
+            let core = hysteresis(cand.view(), x.appeared, x.threshold);
             let with_shore = why.mapv(|k| k == reason::CANDIDATE || k == reason::SHORELINE);
             reconstruct(core.view(), with_shore.view(), cfg.shoreline_px + 1)
         }
         Method::CvaOtsu => {
             let cand = Zip::from(&changed).and(x.zone).map_collect(|&c, &z| c && z);
-            hysteresis(cand.view(), x.magnitude.appeared.view(), x.threshold)
+            hysteresis(cand.view(), x.appeared, x.threshold)
         }
     };
     Candidates { mask, why }
@@ -121,8 +163,7 @@ pub fn candidates(x: &RuleInput<'_>, cfg: &Config) -> Candidates {
 
 /// The reason code of every changed pixel in the zone.
 fn reasons(x: &RuleInput<'_>, changed: ArrayView2<bool>, cfg: &Config) -> Array2<u8> {
-    let cv = x.cover;
-    let (lc_b, lc_a, ixa) = (&cv.lc_before, &cv.lc_after, &cv.after);
+    let (lc_b, lc_a, br_a) = (x.lc_before, x.lc_after, x.brightness_after);
     let wb = lc_b.mapv(|c| c == WATER);
     let land_b = Zip::from(&wb).and(x.valid).map_collect(|&w, &v| v && !w);
     // Within k pixels (8-connected, chessboard distance) of land or of
@@ -141,9 +182,8 @@ fn reasons(x: &RuleInput<'_>, changed: ArrayView2<bool>, cfg: &Config) -> Array2
         // Near the earlier shoreline, water turning into wet bare ground
         // (exposed mud, wet sand) or into bank vegetation, or land turning
         // into water or wet ground, is the water level moving (or the bank
-        // seen through residual misregistration), not an encroachment. Wet
-        // ground: water-saturated sediment absorbs SWIR (MNDWI near 0);
-        // without SWIR, NDWI stays closer to 0 than on dry soil.
+        // seen through residual misregistration), not an encroachment (wet
+        // ground: see [`wet_after`]).
         let near_shore = if wbb {
             near_land[[r, c]]
         } else {
@@ -153,14 +193,10 @@ fn reasons(x: &RuleInput<'_>, changed: ArrayView2<bool>, cfg: &Config) -> Array2
         // misregistration only right at the bank; further out it is
         // reclaimed land.
         let at_bank = wbb && near_land_bank[[r, c]];
-        let wet = match &ixa.mndwi {
-            Some(m) => m[[r, c]] > cfg.wet_mndwi,
-            None => ixa.ndwi[[r, c]] > cfg.wet_ndwi,
-        };
-        *k = if let Some(k) = seasonal(b, a, ixa.brightness[[r, c]], cfg) {
+        let (wet, bright) = (x.wet[[r, c]], br_a[[r, c]]);
+        *k = if let Some(k) = seasonal(b, a, bright, cfg) {
             k
-        } else if (near_shore
-            && (waa || (a == BARE && wet && ixa.brightness[[r, c]] < cfg.built_brightness)))
+        } else if (near_shore && (waa || (a == BARE && wet && bright < cfg.built_brightness)))
             || (at_bank && a == VEG)
         {
             reason::SHORELINE

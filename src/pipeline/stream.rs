@@ -266,8 +266,9 @@ impl Halos {
 /// and let the rows no stage reads any more go sooner.
 const FINE_STEP: usize = 32;
 
-/// Land cover and magnitude rows, with the aligned valid mask and the zone.
-type CoverRows = (Cover, Magnitude, (Array2<bool>, Array2<bool>));
+/// Land cover and magnitude rows, with the aligned valid mask, the zone
+/// and the wet ground the rules read.
+type CoverRows = (Cover, Magnitude, (Array2<bool>, Array2<bool>, Array2<bool>));
 
 /// Raw rows of both dates: reflectance, valid on both, the zone.
 type Raw = (Array3<f32>, Array3<f32>, (Array2<bool>, Array2<bool>));
@@ -1002,21 +1003,33 @@ impl Strip {
                 Some(p.water),
                 cfg,
             );
+            let wet = rules::wet_after(&cv, cfg);
             cv.drop_unread();
             let mut mag = blocks::magnitude(bf.view(), af.view(), Some(z.view()), cfg);
             if rules {
                 rules::sand_removal(&mut mag, &cv, cfg);
             }
-            Ok((cv, mag, (v, z)))
+            Ok((cv, mag, (v, z, wet)))
         })?;
         mask.extend(want(0), hl.mask, h, b, |r, _| {
             let u = thin.get_part(r.clone(), |d| &d.2);
-            let (cv, mag, (v, z)) = cover.get(r);
+            // Only the layers the rules read, over their halo.
+            let ((lc_b, lc_a, br_a), (ap, wet), (v, z)) =
+                cover.get_part(r, |(cv, m, (v, z, wet))| {
+                    (
+                        (&cv.lc_before, &cv.lc_after, &cv.after.brightness),
+                        (&m.appeared, wet),
+                        (v, z),
+                    )
+                });
             let cand = rules::candidates(
                 &rules::RuleInput {
-                    magnitude: &mag,
+                    appeared: ap.view(),
                     threshold: p.threshold,
-                    cover: &cv,
+                    lc_before: lc_b.view(),
+                    lc_after: lc_a.view(),
+                    brightness_after: br_a.view(),
+                    wet: wet.view(),
                     valid: v.view(),
                     usable: u.view(),
                     zone: z.view(),

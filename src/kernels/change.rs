@@ -202,7 +202,13 @@ fn tolerant_n<const N: usize>(
     let mut vanished = Array2::<f32>::zeros((rows.len(), w));
     // Planes are used in place when each is contiguous (row blocks of a
     // standard-layout array are); anything else is copied once.
-    let zeros = vec![0f32; h * w];
+    // Missing bands (fewer than N) read as 0; with all N there, nothing
+    // to zero (a block's plane was zeroed for nothing on every call).
+    let zeros = if a.dim().0 < N {
+        vec![0f32; h * w]
+    } else {
+        Vec::new()
+    };
     let copy = |x: &ArrayView3<f32>| {
         (!x.axis_iter(Axis(0)).all(|p| p.is_standard_layout()))
             .then(|| x.as_standard_layout().into_owned())

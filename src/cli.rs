@@ -251,7 +251,7 @@ pub struct CommonArgs {
     pub block_rows: u32,
     /// Vertical strips computed side by side when streaming, each on its
     /// own thread, cut so each holds about the same number of zone blocks;
-    /// 0 (default): two per worker thread, at most one per 1024 columns.
+    /// 0 (default): four per worker thread, at most one per 1024 columns.
     /// The output is the same for any number.
     #[arg(long, default_value_t = 0)]
     pub strips: u32,

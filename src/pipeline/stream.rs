@@ -67,7 +67,7 @@ pub struct StreamOptions {
     pub sample_px: usize,
     /// Vertical strips computed side by side (each with its own GDAL
     /// handles and a halo of columns, each streaming on its own thread);
-    /// 0: two per worker thread, at most one per 1024 columns. Strips are
+    /// 0: four per worker thread, at most one per 1024 columns. Strips are
     /// cut so each holds about the same number of zone blocks. The output
     /// is the same for any number.
     #[serde(default)]
@@ -794,14 +794,16 @@ fn strip_bounds(corridors: &Corridors<'_>, grid: &Grid, b: usize, strips: usize)
 }
 
 /// How many strips a scene `w` columns wide is cut into: the option, else
-/// two per worker thread with at least [`MIN_STRIP_COLS`] columns each.
-/// Two per thread because the corridor is rarely spread evenly: a strip
-/// skips the blocks no corridor reaches in its columns, and with more
-/// strips than cores the busy ones get the idle ones' core (10980² pair:
-/// 2 strips 24–25 s, 4 strips 19–20 s, same output).
+/// four per worker thread with at least [`MIN_STRIP_COLS`] columns each.
+/// More strips than cores because the corridor is rarely spread evenly: a
+/// strip skips the blocks no corridor reaches in its columns, and the busy
+/// ones get the idle ones' core (10980² pair: 2 strips 24–25 s, 4 strips
+/// 19–20 s when the stages were slower; now 4 strips 4.53–4.65 s, 8 strips
+/// 4.36–4.44 s at 875 MiB; 5490²: 4 strips 2.32–2.33 s, 5 strips 2.24–2.26
+/// s, 8 strips 2.31–2.33 s; same output).
 fn strip_count(opt: &StreamOptions, w: usize) -> usize {
     let n = match opt.strips {
-        0 => (2 * rayon::current_num_threads()).min(w / MIN_STRIP_COLS),
+        0 => (4 * rayon::current_num_threads()).min(w / MIN_STRIP_COLS),
         n => n,
     };
     n.clamp(1, w.max(1))

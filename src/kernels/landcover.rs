@@ -11,7 +11,8 @@
 
 use super::indices::Indices;
 use super::threshold::{masked, otsu};
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
 
 /// Thresholds of the per-date land-cover rules.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,28 +62,35 @@ pub fn classify(
     let (h, w) = valid.dim();
     let mut out = Array2::<u8>::zeros((h, w));
     let swir = ix.mndwi.is_some();
-    Zip::indexed(&mut out).par_for_each(|(r, c), o| {
-        if !valid[[r, c]] {
-            *o = NODATA;
-            return;
-        }
-        if unusable[[r, c]] != 0 {
-            *o = unusable[[r, c]];
-            return;
-        }
-        let (ndvi, ndwi, br) = (ix.ndvi[[r, c]], ix.ndwi[[r, c]], ix.brightness[[r, c]]);
-        let mndwi = ix.mndwi.as_ref().map_or(0.0, |a| a[[r, c]]);
-        *o = if br < p.water_max_brightness
-            && (ndwi > t_water || (swir && mndwi > 0.3 && ndvi < 0.1))
-        {
-            WATER
-        } else if ndvi > p.veg_ndvi {
-            VEG
-        } else if ndvi < 0.3 && br > p.built_brightness {
-            BUILT
-        } else {
-            BARE
-        };
-    });
+    // Row by row (one-dimensional reads, no per-pixel split of the work).
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(r, mut o)| {
+            let (v, un) = (valid.row(r), unusable.row(r));
+            let (nv, nw, b) = (ix.ndvi.row(r), ix.ndwi.row(r), ix.brightness.row(r));
+            let m = ix.mndwi.as_ref().map(|a| a.row(r));
+            for c in 0..w {
+                o[c] = if !v[c] {
+                    NODATA
+                } else if un[c] != 0 {
+                    un[c]
+                } else {
+                    let (ndvi, ndwi, br) = (nv[c], nw[c], b[c]);
+                    let mndwi = m.as_ref().map_or(0.0, |m| m[c]);
+                    if br < p.water_max_brightness
+                        && (ndwi > t_water || (swir && mndwi > 0.3 && ndvi < 0.1))
+                    {
+                        WATER
+                    } else if ndvi > p.veg_ndvi {
+                        VEG
+                    } else if ndvi < 0.3 && br > p.built_brightness {
+                        BUILT
+                    } else {
+                        BARE
+                    }
+                };
+            }
+        });
     out
 }

@@ -76,30 +76,39 @@ pub fn label(mask: ArrayView2<bool>) -> (Array2<u32>, Vec<Component>) {
     // Resolve to roots, then renumber roots in order of first appearance.
     let mut remap = vec![0u32; parent.len()];
     let mut comps: Vec<Component> = Vec::new();
-    for (i, l) in lab.iter_mut().enumerate() {
-        if *l == 0 {
-            continue;
+    // Row by row (no division per pixel); a run of one provisional label
+    // resolves it once.
+    for r in 0..h {
+        let mut last = (0u32, 0u32);
+        for (c, l) in lab[r * w..(r + 1) * w].iter_mut().enumerate() {
+            if *l == 0 {
+                continue;
+            }
+            let nl = if *l == last.0 {
+                last.1
+            } else {
+                let root = find(&mut parent, *l) as usize;
+                if remap[root] == 0 {
+                    comps.push(Component {
+                        label: comps.len() as u32 + 1,
+                        pixels: 0,
+                        r0: r,
+                        r1: r + 1,
+                        c0: c,
+                        c1: c + 1,
+                    });
+                    remap[root] = comps.len() as u32;
+                }
+                last = (*l, remap[root]);
+                remap[root]
+            };
+            *l = nl;
+            let k = &mut comps[nl as usize - 1];
+            k.pixels += 1;
+            k.r1 = k.r1.max(r + 1);
+            k.c0 = k.c0.min(c);
+            k.c1 = k.c1.max(c + 1);
         }
-        let (r, c) = (i / w, i % w);
-        let root = find(&mut parent, *l) as usize;
-        if remap[root] == 0 {
-            comps.push(Component {
-                label: comps.len() as u32 + 1,
-                pixels: 0,
-                r0: r,
-                r1: r + 1,
-                c0: c,
-                c1: c + 1,
-            });
-            remap[root] = comps.len() as u32;
-        }
-        let nl = remap[root];
-        *l = nl;
-        let k = &mut comps[nl as usize - 1];
-        k.pixels += 1;
-        k.r1 = k.r1.max(r + 1);
-        k.c0 = k.c0.min(c);
-        k.c1 = k.c1.max(c + 1);
     }
     let lab = Array2::from_shape_vec((h, w), lab).unwrap_or_else(|_| Array2::zeros((h, w)));
     (lab, comps)
@@ -129,5 +138,61 @@ mod tests {
             (comps[0].r0, comps[0].r1, comps[0].c0, comps[0].c1),
             (0, 3, 0, 3)
         );
+    }
+
+    /// Labels by flood fill, numbered in raster order of first pixels.
+    fn flood(m: &Array2<bool>) -> Array2<u32> {
+        let (h, w) = m.dim();
+        let mut lab = Array2::<u32>::zeros((h, w));
+        let mut n = 0;
+        for r in 0..h {
+            for c in 0..w {
+                if !m[[r, c]] || lab[[r, c]] != 0 {
+                    continue;
+                }
+                n += 1;
+                let mut stack = vec![(r, c)];
+                lab[[r, c]] = n;
+                while let Some((y, x)) = stack.pop() {
+                    let mut go = |yy: usize, xx: usize| {
+                        if m[[yy, xx]] && lab[[yy, xx]] == 0 {
+                            lab[[yy, xx]] = n;
+                            stack.push((yy, xx));
+                        }
+                    };
+                    if y > 0 {
+                        go(y - 1, x);
+                    }
+                    if y + 1 < h {
+                        go(y + 1, x);
+                    }
+                    if x > 0 {
+                        go(y, x - 1);
+                    }
+                    if x + 1 < w {
+                        go(y, x + 1);
+                    }
+                }
+            }
+        }
+        lab
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn labels_equal_a_flood_fill(bits in proptest::collection::vec(proptest::bool::weighted(0.55), 0..160), w in 1usize..14) {
+            let n = bits.len() / w * w;
+            let m = Array2::from_shape_vec((n / w, w), bits[..n].to_vec()).unwrap();
+            let (lab, comps) = label(m.view());
+            proptest::prop_assert_eq!(&lab, &flood(&m));
+            for k in &comps {
+                let px: Vec<(usize, usize)> = lab.indexed_iter().filter(|(_, &l)| l == k.label).map(|(i, _)| i).collect();
+                proptest::prop_assert_eq!(k.pixels, px.len());
+                proptest::prop_assert_eq!(k.r0, px.iter().map(|p| p.0).min().unwrap());
+                proptest::prop_assert_eq!(k.r1, px.iter().map(|p| p.0).max().unwrap() + 1);
+                proptest::prop_assert_eq!(k.c0, px.iter().map(|p| p.1).min().unwrap());
+                proptest::prop_assert_eq!(k.c1, px.iter().map(|p| p.1).max().unwrap() + 1);
+            }
+        }
     }
 }

@@ -40,29 +40,31 @@ fn step_n<const SQUARE: bool, const DILATE: bool>(m: ArrayView2<bool>) -> Array2
     let op = |a: bool, b: bool| if DILATE { a | b } else { a & b };
     o.par_chunks_mut(w).enumerate().for_each(|(r, row)| {
         let cur = &s[r * w..(r + 1) * w];
-        let up = (r > 0).then(|| &s[(r - 1) * w..r * w]);
-        let dn = (r + 1 < h).then(|| &s[(r + 1) * w..(r + 2) * w]);
-        let vert = |c: usize| {
-            op(
-                op(up.map_or(edge, |u| u[c]), dn.map_or(edge, |d| d[c])),
-                cur[c],
-            )
-        };
-        if SQUARE {
-            let mut prev = edge;
-            let mut here = vert(0);
-            for (c, o) in row.iter_mut().enumerate() {
-                let next = if c + 1 < w { vert(c + 1) } else { edge };
-                *o = op(op(prev, here), next);
-                prev = here;
-                here = next;
+        // The column through the row before and after (outside: `edge`),
+        // as a plain byte-wise pass the compiler vectorises.
+        let mut vert = cur.to_vec();
+        for other in [(r > 0).then(|| r - 1), (r + 1 < h).then_some(r + 1)] {
+            match other {
+                Some(k) => {
+                    for (v, &x) in vert.iter_mut().zip(&s[k * w..(k + 1) * w]) {
+                        *v = op(*v, x);
+                    }
+                }
+                None => vert.iter_mut().for_each(|v| *v = op(*v, edge)),
             }
+        }
+        // Across: the square takes the columns' neighbours, the cross the
+        // row's own.
+        let across = if SQUARE { &vert[..] } else { cur };
+        row.copy_from_slice(&vert);
+        if w > 1 {
+            for c in 1..w - 1 {
+                row[c] = op(row[c], op(across[c - 1], across[c + 1]));
+            }
+            row[0] = op(row[0], op(edge, across[1]));
+            row[w - 1] = op(row[w - 1], op(across[w - 2], edge));
         } else {
-            for c in 0..w {
-                let left = if c > 0 { cur[c - 1] } else { edge };
-                let right = if c + 1 < w { cur[c + 1] } else { edge };
-                row[c] = op(op(left, right), vert(c));
-            }
+            row[0] = op(row[0], edge);
         }
     });
     out

@@ -112,12 +112,12 @@ pub fn cloud_flags<'a>(
                     // Thin cloud brightens blue and does not darken NIR;
                     // new man-made surfaces on vegetation brighten blue
                     // too but lower NIR.
-                    let bits =
-                        u8::from(bx[c] > p.cloud_blue && rise > p.cloud_blue_rise && nir_kept)
-                            * CORE
-                            | u8::from(rise > 0.02 && nir_kept) * RISE
-                            | u8::from(score[c] < p.shadow_ratio) * DARK
-                            | u8::from(score[c] < 0.85) * DARKER;
+                    let bit = |on: bool, b: u8| if on { b } else { 0 };
+                    let core = bx[c] > p.cloud_blue && rise > p.cloud_blue_rise && nir_kept;
+                    let bits = bit(core, CORE)
+                        | bit(rise > 0.02 && nir_kept, RISE)
+                        | bit(score[c] < p.shadow_ratio, DARK)
+                        | bit(score[c] < 0.85, DARKER);
                     o[c] |= bits << shift;
                 }
             }

@@ -153,25 +153,13 @@ mod tests {
                 n += 1;
                 let mut stack = vec![(r, c)];
                 lab[[r, c]] = n;
-                while let Some((y, x)) = stack.pop() {
-                    let mut go = |yy: usize, xx: usize| {
+                while let Some(p) = stack.pop() {
+                    crate::kernels::morphology::neighbours4(p, (h, w), |yy, xx| {
                         if m[[yy, xx]] && lab[[yy, xx]] == 0 {
                             lab[[yy, xx]] = n;
                             stack.push((yy, xx));
                         }
-                    };
-                    if y > 0 {
-                        go(y - 1, x);
-                    }
-                    if y + 1 < h {
-                        go(y + 1, x);
-                    }
-                    if x > 0 {
-                        go(y, x - 1);
-                    }
-                    if x + 1 < w {
-                        go(y, x + 1);
-                    }
+                    });
                 }
             }
         }

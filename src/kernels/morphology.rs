@@ -98,6 +98,27 @@ pub fn close(m: ArrayView2<bool>, shape: Shape, n: usize) -> Array2<bool> {
     erode(dilate(m, shape, n).view(), shape, n)
 }
 
+/// Calls `f` with each 4-connected neighbour of `(r, c)` inside an
+/// `(h, w)` raster.
+pub fn neighbours4(
+    (r, c): (usize, usize),
+    (h, w): (usize, usize),
+    mut f: impl FnMut(usize, usize),
+) {
+    if r > 0 {
+        f(r - 1, c);
+    }
+    if r + 1 < h {
+        f(r + 1, c);
+    }
+    if c > 0 {
+        f(r, c - 1);
+    }
+    if c + 1 < w {
+        f(r, c + 1);
+    }
+}
+
 /// Grows `seed` inside `mask` by at most `steps` 4-connected pixels
 /// (bounded geodesic reconstruction), by breadth-first search: the cost
 /// follows the grown area, not `steps` × the raster.
@@ -115,24 +136,12 @@ pub fn reconstruct(seed: ArrayView2<bool>, mask: ArrayView2<bool>, steps: usize)
         }
         let mut next = Vec::new();
         for (r, c) in frontier {
-            let mut visit = |rr: usize, cc: usize| {
+            neighbours4((r, c), (h, w), |rr, cc| {
                 if mask[[rr, cc]] && !out[[rr, cc]] {
                     out[[rr, cc]] = true;
                     next.push((rr, cc));
                 }
-            };
-            if r > 0 {
-                visit(r - 1, c);
-            }
-            if r + 1 < h {
-                visit(r + 1, c);
-            }
-            if c > 0 {
-                visit(r, c - 1);
-            }
-            if c + 1 < w {
-                visit(r, c + 1);
-            }
+            });
         }
         frontier = next;
     }

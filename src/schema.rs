@@ -82,7 +82,7 @@ pub fn check(kind: Kind, path: &Path, value: &serde_json::Value) -> Result<()> {
     let problems: Vec<String> = v
         .iter_errors(value)
         .take(5)
-        .map(|e| format!("at {:?}: {e}", e.instance_path.to_string()))
+        .map(|e| format!("at {:?}: {e}", e.instance_path().to_string()))
         .collect();
     if problems.is_empty() {
         Ok(())

@@ -62,6 +62,8 @@ ap.add_argument("--stack-synth-weight", type=float, default=30.0,
 ap.add_argument("--trees", type=int, default=150)
 ap.add_argument("--depth", type=int, default=6)
 ap.add_argument("--only", help="cv: comma-separated cities")
+ap.add_argument("--folds", default="folds",
+                help="stack/restack/cv: the fold models' folder under --work (another name keeps an experiment apart)")
 a = ap.parse_args()
 CITIES = json.load(open(os.path.join(a.data, "cities.json")))
 
@@ -372,7 +374,7 @@ def stack_step():
     """Out-of-fold components of every city (each city run with the pixel
     model fitted without it) and of the stacking seeds; fits the stack
     into models/ and, per city, a stack without that city into its fold."""
-    fold_dir = os.path.join(a.work, "folds"); os.makedirs(fold_dir, exist_ok=True)
+    fold_dir = os.path.join(a.work, a.folds); os.makedirs(fold_dir, exist_ok=True)
     oscd = {}
     for c in CITIES:
         n = c["city"]; p5 = f"{fold_dir}/{n}-swir.json"
@@ -390,7 +392,7 @@ def stack_step():
 def restack(oscd, syn):
     """Fits the stack into models/ and, per city, one without it into the
     city's fold model."""
-    fold_dir = os.path.join(a.work, "folds")
+    fold_dir = os.path.join(a.work, a.folds)
     st = fit_stack(list(oscd.values()), syn)
     for path in ("models/change-swir.json", "models/change-vnir.json"):
         with_stack(path, st)
@@ -406,7 +408,7 @@ def cv():
     """Leave one city out. The held-out city runs with the pixel model and
     stack fitted without it at each min_confidence of GRID; its setting is
     the one with the best mean held-out kappa over the *other* cities."""
-    fold_dir = os.path.join(a.work, "folds")
+    fold_dir = os.path.join(a.work, a.folds)
     res = {}
     for c in CITIES:
         n = c["city"]
@@ -442,7 +444,7 @@ if a.step == "fit":
 elif a.step == "stack":
     stack_step()
 elif a.step == "restack":
-    d = json.load(open(os.path.join(a.work, "folds", "components.json")))
+    d = json.load(open(os.path.join(a.work, a.folds, "components.json")))
     restack(d["oscd"], d["synth"])
 else:
     cv()

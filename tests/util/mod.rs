@@ -43,7 +43,7 @@ pub fn check_schema(name: &str, doc: &serde_json::Value) {
     let errs: Vec<String> = v
         .iter_errors(doc)
         .take(10)
-        .map(|e| format!("{} at {}", e, e.instance_path))
+        .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(errs.is_empty(), "{name}: {errs:#?}");
 }

@@ -115,6 +115,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_violation_names_the_file_the_schema_and_where() {
+        let v = serde_json::json!({"chiefs": [
+            {"id": "c1", "level": "duke", "title": "t", "region": "r", "parent": null}
+        ]});
+        let e = check(Kind::Chiefs, Path::new("reg.json"), &v)
+            .expect_err("an unknown level breaks the schema")
+            .to_string();
+        for want in ["reg.json", "chiefs.schema.json", "/chiefs/0/level"] {
+            assert!(e.contains(want), "{want:?} missing from: {e}");
+        }
+        let ok = serde_json::json!({"chiefs": [
+            {"id": "c1", "level": "city", "title": "t", "region": "r", "parent": null}
+        ]});
+        assert!(check(Kind::Chiefs, Path::new("reg.json"), &ok).is_ok());
+    }
+
+    #[test]
     fn every_schema_compiles() {
         for (k, name, _) in SOURCES {
             assert!(compiled(k).is_ok(), "{name}");

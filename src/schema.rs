@@ -82,7 +82,7 @@ pub fn check(kind: Kind, path: &Path, value: &serde_json::Value) -> Result<()> {
     let problems: Vec<String> = v
         .iter_errors(value)
         .take(5)
-        .map(|e| format!("at {:?}: {e}", e.instance_path().to_string()))
+        .map(|e| format!("at {:?}: {}", e.instance_path().to_string(), message(&e)))
         .collect();
     if problems.is_empty() {
         Ok(())
@@ -95,6 +95,17 @@ pub fn check(kind: Kind, path: &Path, value: &serde_json::Value) -> Result<()> {
                 problems.join("; ")
             ),
         ))
+    }
+}
+
+/// A violation in words; an enum's allowed values are listed in full (the
+/// library names two and counts the rest), so the fix is in the message.
+fn message(e: &jsonschema::ValidationError<'_>) -> String {
+    match e.kind() {
+        jsonschema::error::ValidationErrorKind::Enum { options } => {
+            format!("{} is not one of {options}", e.instance())
+        }
+        _ => e.to_string(),
     }
 }
 
@@ -122,7 +133,12 @@ mod tests {
         let e = check(Kind::Chiefs, Path::new("reg.json"), &v)
             .expect_err("an unknown level breaks the schema")
             .to_string();
-        for want in ["reg.json", "chiefs.schema.json", "/chiefs/0/level"] {
+        for want in [
+            "reg.json",
+            "chiefs.schema.json",
+            "/chiefs/0/level",
+            r#""duke" is not one of ["province","city","county","township","village"]"#,
+        ] {
             assert!(e.contains(want), "{want:?} missing from: {e}");
         }
         let ok = serde_json::json!({"chiefs": [

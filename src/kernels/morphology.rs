@@ -155,11 +155,15 @@ pub fn reconstruct(seed: ArrayView2<bool>, mask: ArrayView2<bool>, steps: usize)
 /// the same row (a sweep); the same minimum as visiting pixel by pixel.
 pub fn distance_to(m: ArrayView2<bool>, cap: u8) -> Array2<u8> {
     let (h, w) = m.dim();
-    let mut d = m.mapv(|v| if v { 0u8 } else { cap });
+    // Standard layout whatever the view's (a transposed view maps to a
+    // column-major array), so the rows below are contiguous.
+    let mut d = m.as_standard_layout().mapv(|v| if v { 0u8 } else { cap });
     if w == 0 {
         return d;
     }
-    let flat = d.as_slice_mut().expect("a new array is contiguous");
+    let flat = d
+        .as_slice_mut()
+        .expect("a standard-layout array is contiguous");
     // From the row before (forward) or after (backward): up-left, up,
     // up-right (or their mirror), each one further.
     let from_row = |cur: &mut [u8], other: &[u8]| {
@@ -313,5 +317,16 @@ mod tests {
         assert_eq!(r.iter().filter(|&&v| v).count(), 4);
         let d = distance_to(seed.view(), 5);
         assert_eq!(d.row(0).to_vec(), vec![0, 1, 2, 3, 4, 5, 5, 5, 5, 5]);
+    }
+
+    #[test]
+    fn distance_to_takes_a_column_major_view() {
+        let mut m = Array2::from_elem((4, 7), false);
+        m[[1, 5]] = true;
+        let t = m.t();
+        assert_eq!(
+            distance_to(t, 3),
+            distance_to(t.as_standard_layout().view(), 3)
+        );
     }
 }

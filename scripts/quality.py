@@ -16,6 +16,9 @@ ap.add_argument("--tiles", type=int, default=4)
 ap.add_argument("--size", type=int, default=1024)
 ap.add_argument("--sensor", default="sentinel2-l2a")
 ap.add_argument("--hard", action="store_true", help="synth --hard scenes (sensor change, strong haze, 2 px shifts, clouds without masks)")
+ap.add_argument("--indep", action="store_true",
+                help="scenes of scripts/synth_indep.py, the independently written generator no model or threshold saw (run with the fit venv's python)")
+ap.add_argument("--pixel-m", type=float, default=10.0, help="with --indep: the pixel size in metres (4 for GF at 4 m)")
 ap.add_argument("--methods", nargs="+", default=["rules", "cva-otsu"])
 ap.add_argument("--bin", default="target/release/riverwatch")
 ap.add_argument("--config", help="TOML settings passed to detect")
@@ -35,7 +38,12 @@ for method in a.methods:
     mm = {k: [0, 0, 0] for k in ["objects", "class_aware"]}
     mmu = [0, 0]; chief = [0.0, 0]; area = [0.0, 0.0, 0.0]; sizes = {}; pix = {}
     for seed in a.seeds:
-        d = f"target/quality/{a.sensor}{'-hard' if a.hard else ''}-s{seed}-{a.tiles}x{a.size}"
+        px = f"-{a.pixel_m:g}m" if a.indep and a.pixel_m != 10 else ""
+        d = f"target/quality/{'indep-' if a.indep else ''}{a.sensor}{px}{'-hard' if a.hard else ''}-s{seed}-{a.tiles}x{a.size}"
+        if a.indep and not os.path.exists(f"{d}/truth.geojson"):
+            subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "synth_indep.py"), "-o", d, "--seed", str(seed),
+                            "--tiles", str(a.tiles), "--size", str(a.size), "--sensor", a.sensor, "--debug", "--pixel-m", str(a.pixel_m),
+                            *(["--hard"] if a.hard else [])], check=True, capture_output=True)
         if not os.path.exists(f"{d}/truth.geojson"):
             run("synth", "-o", d, "--seed", str(seed), "--tiles", str(a.tiles), "--size", str(a.size), "--sensor", a.sensor,
                 *(["--hard"] if a.hard else []))
@@ -65,7 +73,7 @@ for method in a.methods:
         area[0] += r["area"]["pred_m2"]; area[1] += r["area"]["truth_m2"]; area[2] += r["area"]["intersection_m2"]
     o = prf(*tot["objects"]); c = prf(*tot["class_aware"]); ob = prf(*tot["obstruction"])
     ap_, ar = (area[2] / area[0] if area[0] else 1.0), (area[2] / area[1] if area[1] else 1.0)
-    print(f"## {a.sensor}, method {method}, seeds {a.seeds}, {a.tiles} tiles of {a.size}²")
+    print(f"## {'independent generator, ' if a.indep else ''}{a.sensor}{px}{', hard' if a.hard else ''}, method {method}, seeds {a.seeds}, {a.tiles} tiles of {a.size}²")
     om = prf(*mm["objects"]); cm = prf(*mm["class_aware"])
     print("| truth scored | object precision | object recall | object F1 | class-aware F1 | obstruction F1 | chief accuracy | area IoU |")
     print("|---|---|---|---|---|---|---|---|")

@@ -55,6 +55,10 @@ ap.add_argument("--s2-seeds", default="1-6")
 ap.add_argument("--gf-seeds", default="1-4")
 ap.add_argument("--hard-seeds", default="11-13",
                 help="Sentinel-2 seeds of `synth --hard` scenes (sensor change, haze, shifts, unmasked clouds) in the pixel fit")
+ap.add_argument("--indep-seeds", default="",
+                help="Sentinel-2 seeds of scripts/synth_indep.py scenes in the pixel fit (the independent generator; "
+                     "its seeds 1-5 are its check set and never fitted); empty: none, as shipped")
+ap.add_argument("--indep-gf-seeds", default="", help="the same, GF 4-band scenes")
 ap.add_argument("--neg", type=int, default=30000, help="unchanged pixels sampled per dataset")
 ap.add_argument("--synth-weight", type=float, default=1.0, help="weight of a synthetic seed relative to a city")
 ap.add_argument("--stack-synth-weight", type=float, default=30.0,
@@ -75,6 +79,13 @@ def seeds(spec):
         out += list(range(int(lo), int(hi or lo) + 1))
     if any(100 < s <= 105 for s in out):
         raise SystemExit("seeds 101-105 are the check set; do not fit on them")
+    return out
+
+
+def indep_seeds(spec):
+    out = seeds(spec) if spec else []
+    if any(s <= 5 for s in out):
+        raise SystemExit("scripts/synth_indep.py seeds 1-5 are its check set; do not fit on them")
     return out
 
 
@@ -136,8 +147,12 @@ def prepare():
             if os.path.exists(f"{o}/done"):
                 continue
             hard = ["--hard"] if sensor.endswith("-hard") else []
-            run(a.bin, "synth", "-o", o, "--seed", s, "--tiles", 4, "--size", 1024,
-                "--sensor", sensor.removesuffix("-hard"), *hard)
+            if sensor.startswith("indep-"):
+                run(sys.executable, os.path.join(os.path.dirname(__file__), "synth_indep.py"), "-o", o, "--seed", s,
+                    "--tiles", 4, "--size", 1024, "--sensor", sensor.removeprefix("indep-"))
+            else:
+                run(a.bin, "synth", "-o", o, "--seed", s, "--tiles", 4, "--size", 1024,
+                    "--sensor", sensor.removesuffix("-hard"), *hard)
             run(a.bin, "detect", f"{o}/manifest.json", "-o", f"{o}/pred.geojson", "--emit-rasters", o, "--emit-features")
             man = json.load(open(f"{o}/manifest.json"))
             for t in man["tiles"]:
@@ -178,7 +193,7 @@ def datasets():
                 keep = np.any(X != 0, axis=1)
                 Xs.append(X[keep]); ys.append(r[keep] == 2)
             out.append((f"{sensor}-s{s}", f"synth:{sensor}:{(s - 1) % 3}", np.concatenate(Xs), np.concatenate(ys),
-                        sensor != "gf-4band"))
+                        not sensor.endswith("gf-4band")))
     return out
 
 
@@ -346,7 +361,10 @@ STACK_S2, STACK_GF = "7-9", "5-6"
 # `synth --hard` Sentinel-2 scenes (suffix "-hard") when --hard-seeds is
 # not empty.
 SYNTH_SETS = [("sentinel2-l2a", a.s2_seeds), ("gf-4band", a.gf_seeds)] + \
-    ([("sentinel2-l2a-hard", a.hard_seeds)] if a.hard_seeds else [])
+    ([("sentinel2-l2a-hard", a.hard_seeds)] if a.hard_seeds else []) + \
+    ([("indep-sentinel2-l2a", a.indep_seeds)] if a.indep_seeds else []) + \
+    ([("indep-gf-4band", a.indep_gf_seeds)] if a.indep_gf_seeds else [])
+indep_seeds(a.indep_seeds), indep_seeds(a.indep_gf_seeds)  # refuses the independent generator's check seeds
 ZERO = "min_confidence = 0.0\n"
 
 

@@ -9,7 +9,9 @@ Data:
   * synthetic: `riverwatch synth` scenes of the fit seeds (never 101-105),
     labels = the truth polygons (every encroachment class); everything
     else, including the generator's seasonal and water-level change, is
-    unchanged.
+    unchanged;
+  * synthetic from a second generator, scripts/synth_indep.py (seeds
+    11-16, GF 11-13; never its check seeds 1-5), labelled the same way.
 
 Features are the ones the binary computes (`detect --emit-rasters DIR
 --emit-features`), so training and inference read identical numbers.
@@ -55,10 +57,10 @@ ap.add_argument("--s2-seeds", default="1-6")
 ap.add_argument("--gf-seeds", default="1-4")
 ap.add_argument("--hard-seeds", default="11-13",
                 help="Sentinel-2 seeds of `synth --hard` scenes (sensor change, haze, shifts, unmasked clouds) in the pixel fit")
-ap.add_argument("--indep-seeds", default="",
+ap.add_argument("--indep-seeds", default="11-16",
                 help="Sentinel-2 seeds of scripts/synth_indep.py scenes in the pixel fit (the independent generator; "
-                     "its seeds 1-5 are its check set and never fitted); empty: none, as shipped")
-ap.add_argument("--indep-gf-seeds", default="", help="the same, GF 4-band scenes")
+                     "its seeds 1-5 are its check set and never fitted); empty: none")
+ap.add_argument("--indep-gf-seeds", default="11-13", help="the same, GF 4-band scenes")
 ap.add_argument("--neg", type=int, default=30000, help="unchanged pixels sampled per dataset")
 ap.add_argument("--synth-weight", type=float, default=1.0, help="weight of a synthetic seed relative to a city")
 ap.add_argument("--stack-synth-weight", type=float, default=30.0,

@@ -61,6 +61,7 @@ ap.add_argument("--indep-seeds", default="11-16",
                 help="Sentinel-2 seeds of scripts/synth_indep.py scenes in the pixel fit (the independent generator; "
                      "its seeds 1-5 are its check set and never fitted); empty: none")
 ap.add_argument("--indep-gf-seeds", default="11-13", help="the same, GF 4-band scenes")
+ap.add_argument("--indep-hard-seeds", default="", help="the same, Sentinel-2 `synth_indep.py --hard` scenes")
 ap.add_argument("--neg", type=int, default=30000, help="unchanged pixels sampled per dataset")
 ap.add_argument("--synth-weight", type=float, default=1.0, help="weight of a synthetic seed relative to a city")
 ap.add_argument("--stack-synth-weight", type=float, default=30.0,
@@ -151,7 +152,7 @@ def prepare():
             hard = ["--hard"] if sensor.endswith("-hard") else []
             if sensor.startswith("indep-"):
                 run(sys.executable, os.path.join(os.path.dirname(__file__), "synth_indep.py"), "-o", o, "--seed", s,
-                    "--tiles", 4, "--size", 1024, "--sensor", sensor.removeprefix("indep-"))
+                    "--tiles", 4, "--size", 1024, "--sensor", sensor.removeprefix("indep-").removesuffix("-hard"), *hard)
             else:
                 run(a.bin, "synth", "-o", o, "--seed", s, "--tiles", 4, "--size", 1024,
                     "--sensor", sensor.removesuffix("-hard"), *hard)
@@ -365,8 +366,9 @@ STACK_S2, STACK_GF = "7-9", "5-6"
 SYNTH_SETS = [("sentinel2-l2a", a.s2_seeds), ("gf-4band", a.gf_seeds)] + \
     ([("sentinel2-l2a-hard", a.hard_seeds)] if a.hard_seeds else []) + \
     ([("indep-sentinel2-l2a", a.indep_seeds)] if a.indep_seeds else []) + \
-    ([("indep-gf-4band", a.indep_gf_seeds)] if a.indep_gf_seeds else [])
-indep_seeds(a.indep_seeds), indep_seeds(a.indep_gf_seeds)  # refuses the independent generator's check seeds
+    ([("indep-gf-4band", a.indep_gf_seeds)] if a.indep_gf_seeds else []) + \
+    ([("indep-sentinel2-l2a-hard", a.indep_hard_seeds)] if a.indep_hard_seeds else [])
+indep_seeds(a.indep_seeds), indep_seeds(a.indep_gf_seeds), indep_seeds(a.indep_hard_seeds)  # refuses the independent generator's check seeds
 ZERO = "min_confidence = 0.0\n"
 
 

@@ -10,51 +10,51 @@ use util::*;
 const PINNED: &[(&str, &str)] = &[
     (
         "dispatch/哈尔滨市/松北区.csv",
-        "1caab6c628046d66dabfecf41c8b73219e266170aac1db912cd94429ce9bbafe",
+        "3cb6bbfdc085f9960479b413169e9b0692e221630c53994c6ed1717eeef2420f",
     ),
     (
         "dispatch/哈尔滨市/松北区.geojson",
-        "63a9f1c73a7d052f61cd313e3b18e2f3d96bda38a56187f7ebadea54fbd059b4",
+        "04302ea37584332a17dfb9e1517ee58c83c3e5a98be4a43ef491246c27c10552",
     ),
     (
         "dispatch/哈尔滨市/道外区.csv",
-        "51583a414149277b23eb1e95f5dc5f40d4aa62bd95885efd6403991fdf23a874",
+        "a0a2b5fa2f952967d53aa6adb6efdb3d10bf3cc8f2c9650fbb9ab44b64a1a088",
     ),
     (
         "dispatch/哈尔滨市/道外区.geojson",
-        "7e46972bc68ad48d153930291b6dd8713114f8d7aff4b8eb8146e90502803e11",
+        "e8051df2dc1cb5c24bca9f25b189b11775113c650f7252852053a00797ded2c6",
     ),
     (
         "dispatch/哈尔滨市/道里区.csv",
-        "d8a2106eaa2418e0f1c04ed1d9dd986546b3ba36a035e37410f8ae43f643b16d",
+        "7ae8d17061ddf62bc285f2ab2874c2621e5ea2d34890a555e73eeda76f64267a",
     ),
     (
         "dispatch/哈尔滨市/道里区.geojson",
-        "9e917ed8d4840d30435773eb11b9f02dda5570dab219a9cf7815410cb4fa795c",
+        "1b8b839c880c3c935f4b4b1badef6e096662e6bf32347dc901ea93cb003344c0",
     ),
     (
         "flagged.geojson",
-        "c1661fe52a6d9750bd5c1987155fc1c7cc4f339e7fb28e6733276b1f6c8aaafa",
+        "d464fae45f04d3e06ae846914e3bf980596046811841ce387da06620bd5009e6",
     ),
     (
         "flagged.gpkg",
-        "895d4994b0309db7962c408c9f5ae5d2df72d40411f1d4c555d720eb23ee7dd3",
+        "3f3bf885bf486a9296993fd40c6667101dfb4cb5c71c7b7f16fda1a9cdbe4dc8",
     ),
     (
         "tiles/songhua-0000.geojson",
-        "49511db21d9d2dea5085a1fcebb6aeed8d8275cadd7d361ed9f43b67f9d30157",
+        "a4f2101e42f5287b529c4c1b9820f2c1e4df904aeb4f6bd04da4ad1b266542c0",
     ),
     (
         "tiles/songhua-0001.geojson",
-        "86e30fc73cd83d4b59d6ea11329db2e978c4b2f3aa4012cb15d1eac388b8b472",
+        "753e375c9b7d8c8b31beda455dcdf01ab5e56c7450b66839d3dca36cf1781d8f",
     ),
     (
         "tiles/songhua-0002.geojson",
-        "6c2dda485a7a8409954d966bcf74acd39c12e10c4250c0bb1df286c628c5745d",
+        "b770d636ff3d6e5fb624637131b9cce629d84728980f20bc8a3c1f372d96b445",
     ),
     (
         "tiles/songhua-0003.geojson",
-        "ddccfb7f9a017313047a03ddecb90fcf51ffebad3a6042d8d905d2c09c1f7500",
+        "c01aaa3295622436547e5bb03c2c16f537f263576660e33fe5c39033a05bdcaf",
     ),
 ];
 

@@ -23,7 +23,9 @@ tiles), so `riverwatch detect` and `riverwatch eval` run on it unchanged:
     scripts/quality.py --indep --seeds 1 2 3 --methods rules
 
 Needs numpy and scipy (the fit venv has them) and the GDAL command-line tools
-(gdal_translate, gdaltransform).
+(gdal_translate, gdaltransform). A seed gives the same scene for the same
+numpy and scipy versions (the shipped models' scenes: numpy 2.4, scipy 1.17);
+other versions may draw other scenes.
 """
 import argparse, json, os, subprocess, tempfile
 import numpy as np

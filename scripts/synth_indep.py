@@ -235,7 +235,7 @@ def paint_object(rng, t, cls, poly_mask, nb):
         a[:, m] = vals * (1 + 0.05 * rng.standard_normal(n)).astype(np.float32)
 
 
-def place_objects(rng, t, size, px, corridor_m, nb, hard):
+def place_objects(rng, t, size, px, corridor_m, nb):
     h = w = size
     taken = np.zeros((h, w), bool)
     objs = []
@@ -271,7 +271,7 @@ def place_objects(rng, t, size, px, corridor_m, nb, hard):
     return objs
 
 
-def clouds(rng, h, w, px, n, nb):
+def clouds(rng, h, w, px, n):
     """Opacity (0-1) of soft-edged clouds and the shadow darkening factor; no mask is written."""
     op = np.zeros((h, w), np.float32)
     for _ in range(n):
@@ -347,7 +347,7 @@ def main():
         tid = f"xiang-{a.seed:03d}-{ti}"
         tx0, ty0 = X0 + ti * size * px * 1.5, Y0
         t = make_tile(rng, size, px, a.hard, nb)
-        objs = place_objects(rng, t, size, px, corridor, nb, a.hard)
+        objs = place_objects(rng, t, size, px, corridor, nb)
         h = w = size
         # sensor, haze, clouds, shift, noise
         imgs = {}
@@ -358,7 +358,7 @@ def main():
             img = img + HAZE[:nb, None, None] * haze
             ncl = rng.integers(0, 3) + (2 if a.hard else 0)
             if ncl:
-                op, shade = clouds(rng, h, w, px, ncl, nb)
+                op, shade = clouds(rng, h, w, px, ncl)
                 img = img * shade + (S["cloud"][:nb, None, None] - img) * op
                 cloud_any |= (op > 0.15) | (shade < 0.9)
             if date == "after":
@@ -416,7 +416,7 @@ def main():
         if a.debug:
             np.savez_compressed(os.path.join(a.o, f"debug-{tid}.npz"), dist=t["dist"], hw=t["hw"], water_b=t["water_b"],
                                 water_a=t["water_a"], cloud=cloud_any, vil=t["vil"])
-        meta.append({"tile": tid, "objects": len(objs), "truth": len(keep), "water_level": float(t["hw"].mean())})
+        meta.append({"tile": tid, "objects": len(objs), "truth": len(keep), "mean_half_width_m": float(t["hw"].mean())})
     json.dump({"version": 1, "sensor": a.sensor, "rivers": "rivers.geojson", "chiefs": "chiefs.json", "tiles": tiles},
               open(os.path.join(a.o, "manifest.json"), "w"), ensure_ascii=False, indent=1)
     json.dump({"type": "FeatureCollection", "features": rivers}, open(os.path.join(a.o, "rivers.geojson"), "w"), ensure_ascii=False)

@@ -243,7 +243,8 @@ pub struct CommonArgs {
     #[arg(long)]
     pub min_pixels: Option<usize>,
     /// Stream scenes in row blocks (bounded memory): auto (scenes over
-    /// 2048 × 2048 pixels), always, or never (read every scene whole).
+    /// 3 Mpx, about 1774 × 1774 pixels), always, or never (read every
+    /// scene whole).
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub stream: String,
     /// Rows per block when streaming.

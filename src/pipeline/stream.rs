@@ -65,6 +65,12 @@ pub struct StreamOptions {
     /// The global pass reads the whole scene up to this many pixels, else a
     /// sample of blocks of this size in all.
     pub sample_px: usize,
+    /// A streamed scene whose zone rows (with the reach of the stage chain)
+    /// hold at most this many pixels is read once, whole rows, before the
+    /// global pass: the sample and every strip take their windows from
+    /// memory instead of decoding the same tiles twice. 0: never.
+    #[serde(default = "default_preload_px")]
+    pub preload_px: usize,
     /// Vertical strips computed side by side (each with its own GDAL
     /// handles and a halo of columns, each streaming on its own thread);
     /// 0: four per worker thread, at most one per 1024 columns. Strips are
@@ -76,18 +82,28 @@ pub struct StreamOptions {
 
 impl Default for StreamOptions {
     /// 112-row blocks (a 10980² pair in four strips peaks at 944 MiB
-    /// with them, 1003 MiB with 128 rows); scenes up to 2048² run whole
-    /// (about 134 bytes per pixel, so under 600 MB); the global pass reads at most 3 Mpx (about
-    /// 420 MB; a sample of millions of pixels fixes a gain or a threshold
-    /// to well under the rounding of the report).
+    /// with them, 1003 MiB with 128 rows); scenes up to the sample budget
+    /// run whole (about 134 bytes per pixel, so under 450 MB: streaming one
+    /// would estimate on all of it and then compute it again, 1024²: 0.47
+    /// s against 0.29 s whole), larger ones stream (2048²: 0.63 s streamed,
+    /// 0.83 s whole); the global pass reads at most 3 Mpx (about 420 MB; a
+    /// sample of millions of pixels fixes a gain or a threshold to well
+    /// under the rounding of the report).
     fn default() -> Self {
         StreamOptions {
             block_rows: 112,
-            in_memory_px: 2048 * 2048,
+            in_memory_px: 3 << 20,
             sample_px: 3 << 20,
+            preload_px: default_preload_px(),
             strips: 0,
         }
     }
+}
+
+/// 8 Mpx: both dates' reflectance and validity at 42 bytes a pixel, so at
+/// most about 340 MB on top of the strips' buffers.
+fn default_preload_px() -> usize {
+    8 << 20
 }
 
 impl StreamOptions {
@@ -259,6 +275,20 @@ impl Halos {
             .max(self.mask);
         [raw, clouds, aligned, thin, cover]
     }
+}
+
+/// The raw rows' lead ([`Halos::leads`]) for any estimate: the shadow
+/// cast offsets and the shift at the bounds their searches keep to.
+fn lead_bound(cfg: &Config) -> usize {
+    let c = cfg.shadow_search_px as isize;
+    let p = Params {
+        fit: Fit::identity(5),
+        shift: [cfg.coregister_px as f32; 2],
+        cast: [Some((c, c)); 2],
+        water: [0.0; 2],
+        threshold: 0.0,
+    };
+    Halos::of(cfg, &p).leads()[0]
 }
 
 /// Rows per chunk of the raw and aligned buffers (the largest): they are
@@ -436,8 +466,17 @@ pub fn detect(
             msg: "the raster is empty (0 rows or columns)".into(),
         });
     }
-    let (params, sample_rows, bands) = sample_pass(&reader, &corridors, (tile, info), sensor, ctx)?;
-    tap.stage("global pass (sample)", t0.elapsed().as_secs_f64());
+    let pre = match Preload::ranges(&runs(&need, b, h), lead_bound(cfg), h, w, opt.preload_px) {
+        Some(r) => Some(Preload::read(&reader, r, tile, sensor)?),
+        None => None,
+    };
+    let t1 = Instant::now();
+    if pre.is_some() {
+        tap.stage("read zone rows once", (t1 - t0).as_secs_f64());
+    }
+    let (params, sample_rows, bands) =
+        sample_pass(&reader, &corridors, pre.as_ref(), (tile, info), sensor, ctx)?;
+    tap.stage("global pass (sample)", t1.elapsed().as_secs_f64());
     crate::io::release_memory();
     let halos = Halos::of(cfg, &params);
     let linker = link::Linker::new(ctx.segments, &indexed.index, ctx.registry);
@@ -477,6 +516,7 @@ pub fn detect(
         strips,
         shared: Shared {
             corridors: &corridors,
+            pre: pre.as_ref(),
             params: &params,
             halos,
             cfg,
@@ -487,7 +527,7 @@ pub fn detect(
         counts: Counts::default(),
         out: Vec::new(),
         too_large: Vec::new(),
-        px_read: 0,
+        px_read: pre.as_ref().map_or(0, Preload::pixels),
         stitch_s: 0.0,
     };
     for run in runs(&need, b, h) {
@@ -622,6 +662,7 @@ fn sample_bands(pool: &[usize], k: usize, b: usize, block_h: usize) -> Vec<usize
 fn sample_pass(
     reader: &TileReader,
     corridors: &Corridors<'_>,
+    pre: Option<&Preload>,
     (tile, info): (&Tile, &SceneInfo),
     sensor: &Sensor,
     ctx: &Context<'_>,
@@ -645,7 +686,7 @@ fn sample_pass(
             .map(|blk| blk * b..((blk + 1) * b).min(h))
             .collect()
     };
-    let parts = read_sample(reader, corridors, &ranges, tile, sensor)?;
+    let parts = read_sample(reader, corridors, &ranges, pre, (tile, sensor))?;
     let cat3 = |f: fn(&Raw) -> &Array3<f32>| -> Array3<f32> {
         let v: Vec<_> = parts.iter().map(|p| f(p).view()).collect();
         concatenate(Axis(1), &v).expect("same bands and width")
@@ -670,21 +711,20 @@ fn sample_pass(
     Ok((estimate(pair, zone.view(), ctx.config), rows, bands))
 }
 
-/// Reads the sample's row ranges, one date on each thread (the later on a
-/// second set of GDAL handles: decoding is single-threaded per handle).
-/// A 16-row band of a tiled file decodes a whole row of tiles, which the
-/// next band from the same tile row finds in GDAL's block cache: with one
-/// date per thread the two threads need two tile rows of cache, where two
-/// threads reading both dates of different tile rows needed four and
-/// evicted each other's (10980², 256² tiles: 112 MB against the 96 MB
-/// cache).
-fn read_sample(
+/// Reads full-width row ranges of both dates, one date on each thread
+/// (the later on a second set of GDAL handles: decoding is single-threaded
+/// per handle). A 16-row band of a tiled file decodes a whole row of
+/// tiles, which the next band from the same tile row finds in GDAL's block
+/// cache: with one date per thread the two threads need two tile rows of
+/// cache, where two threads reading both dates of different tile rows
+/// needed four and evicted each other's (10980², 256² tiles: 112 MB
+/// against the 96 MB cache).
+fn read_dates(
     reader: &TileReader,
-    corridors: &Corridors<'_>,
     ranges: &[Range<usize>],
     tile: &Tile,
     sensor: &Sensor,
-) -> Result<Vec<Raw>> {
+) -> Result<Vec<(Block, Block)>> {
     let w = reader.grid.width;
     let read = |r: &DateReader| -> Result<Vec<Block>> {
         ranges
@@ -692,7 +732,8 @@ fn read_sample(
             .map(|rows| r.read_window(rows.clone(), 0..w))
             .collect()
     };
-    let (before, after) = if ranges.len() < 2 {
+    let (before, after) = if ranges.len() < 2 && ranges.iter().map(|r| r.len()).sum::<usize>() < 256
+    {
         (read(&reader.before)?, read(&reader.after)?)
     } else {
         std::thread::scope(|s| {
@@ -700,16 +741,100 @@ fn read_sample(
             let before = read(&reader.before)?;
             let after = later.join().map_err(|_| Error::Tile {
                 tile: tile.id.clone(),
-                msg: "the sample reader thread panicked".into(),
+                msg: "a reader thread panicked".into(),
             })??;
             Ok::<_, Error>((before, after))
         })?
     };
+    Ok(before.into_iter().zip(after).collect())
+}
+
+/// Reads the sample's row ranges: from the preloaded rows when they hold
+/// them all, else through GDAL ([`read_dates`]).
+fn read_sample(
+    reader: &TileReader,
+    corridors: &Corridors<'_>,
+    ranges: &[Range<usize>],
+    pre: Option<&Preload>,
+    (tile, sensor): (&Tile, &Sensor),
+) -> Result<Vec<Raw>> {
+    let w = reader.grid.width;
+    let held: Option<Vec<(Block, Block)>> =
+        pre.and_then(|p| ranges.iter().map(|r| p.window(r.clone(), 0..w)).collect());
+    let dates = match held {
+        Some(d) => d,
+        None => read_dates(reader, ranges, tile, sensor)?,
+    };
     Ok(ranges
         .iter()
-        .zip(before.into_iter().zip(after))
+        .zip(dates)
         .map(|(rows, (b, a))| raw_of(&reader.grid, corridors, rows.clone(), 0..w, b, a))
         .collect())
+}
+
+/// Rows of both dates read once, full width: the zone blocks and the reach
+/// of the stage chain around them (see [`StreamOptions::preload_px`]).
+struct Preload {
+    parts: Vec<(Range<usize>, Block, Block)>,
+}
+
+impl Preload {
+    /// The rows to preload: each run of zone blocks grown by `lead` rows
+    /// (overlapping ones joined), or `None` when they hold more than
+    /// `budget` pixels.
+    fn ranges(
+        runs: &[Range<usize>],
+        lead: usize,
+        h: usize,
+        w: usize,
+        budget: usize,
+    ) -> Option<Vec<Range<usize>>> {
+        let mut out: Vec<Range<usize>> = Vec::new();
+        for r in runs {
+            let g = r.start.saturating_sub(lead)..(r.end + lead).min(h);
+            match out.last_mut() {
+                Some(last) if last.end >= g.start => last.end = last.end.max(g.end),
+                _ => out.push(g),
+            }
+        }
+        let px: usize = out.iter().map(|r| r.len() * w).sum();
+        (px > 0 && px <= budget).then_some(out)
+    }
+
+    fn read(
+        reader: &TileReader,
+        ranges: Vec<Range<usize>>,
+        tile: &Tile,
+        sensor: &Sensor,
+    ) -> Result<Preload> {
+        let dates = read_dates(reader, &ranges, tile, sensor)?;
+        Ok(Preload {
+            parts: ranges
+                .into_iter()
+                .zip(dates)
+                .map(|(r, (b, a))| (r, b, a))
+                .collect(),
+        })
+    }
+
+    /// Pixels held.
+    fn pixels(&self) -> usize {
+        self.parts.iter().map(|(_, b, _)| b.valid.len()).sum()
+    }
+
+    /// A window of both dates, when one preloaded range holds its rows.
+    fn window(&self, rows: Range<usize>, cols: Range<usize>) -> Option<(Block, Block)> {
+        let (r, b, a) = self
+            .parts
+            .iter()
+            .find(|(r, _, _)| r.start <= rows.start && rows.end <= r.end)?;
+        let rs = rows.start - r.start..rows.end - r.start;
+        let cut = |x: &Block| Block {
+            bands: x.bands.slice(s![.., rs.clone(), cols.clone()]).to_owned(),
+            valid: x.valid.slice(s![rs.clone(), cols.clone()]).to_owned(),
+        };
+        Some((cut(b), cut(a)))
+    }
 }
 
 /// Pixel counts for the report: over the pixels computed (which depend
@@ -832,6 +957,9 @@ const QUEUE_BYTES: usize = 16 << 20;
 #[derive(Clone, Copy)]
 struct Shared<'a> {
     corridors: &'a Corridors<'a>,
+    /// Rows read before the global pass, which the strips take their
+    /// windows from.
+    pre: Option<&'a Preload>,
     params: &'a Params,
     /// Row halos.
     halos: Halos,
@@ -939,8 +1067,15 @@ impl Strip {
         let mut lap = Instant::now();
         let want = |l: usize| a.saturating_sub(l)..e + l;
         let before_end = raw.end().max(a.saturating_sub(l_raw));
+        let mut px_new = 0;
         raw.extend(want(l_raw), 0, h, FINE_STEP.min(b), |r, _| {
-            let x = read_raw(reader, sh.corridors, r.clone(), cols.clone())?;
+            let x = match sh.pre.and_then(|p| p.window(r.clone(), cols.clone())) {
+                Some((b, a)) => raw_of(&reader.grid, sh.corridors, r.clone(), cols.clone(), b, a),
+                None => {
+                    px_new += r.len();
+                    read_raw(reader, sh.corridors, r.clone(), cols.clone())?
+                }
+            };
             // The cloud tests' bits while the rows are at hand (none
             // without the rules: the CVA baseline finds no cloud).
             let f = if rules {
@@ -951,7 +1086,12 @@ impl Strip {
             flags.push(r.start, f);
             Ok(x)
         })?;
-        let px_read = raw.end().saturating_sub(before_end);
+        // Rows read through GDAL here (not from the preloaded rows).
+        let px_read = if sh.pre.is_some() {
+            px_new
+        } else {
+            raw.end().saturating_sub(before_end)
+        };
         self.laps[0] += lap.elapsed().as_secs_f64();
         lap = Instant::now();
         clouds.extend(want(l_clouds), hl.clouds, h, b, |r, _| {

@@ -62,6 +62,9 @@ ap.add_argument("--indep-seeds", default="11-16",
                      "its seeds 1-5 are its check set and never fitted); empty: none")
 ap.add_argument("--indep-gf-seeds", default="11-13", help="the same, GF 4-band scenes")
 ap.add_argument("--indep-hard-seeds", default="", help="the same, Sentinel-2 `synth_indep.py --hard` scenes")
+ap.add_argument("--stack-indep-seeds", default="",
+                help="Sentinel-2 seeds of scripts/synth_indep.py scenes among the confidence stack's synthetic seeds "
+                     "(never in the pixel fit); empty: none")
 ap.add_argument("--neg", type=int, default=30000, help="unchanged pixels sampled per dataset")
 ap.add_argument("--synth-weight", type=float, default=1.0, help="weight of a synthetic seed relative to a city")
 ap.add_argument("--stack-synth-weight", type=float, default=30.0,
@@ -144,7 +147,7 @@ def prepare():
             "-o", f"{o}/pred.geojson", "--emit-rasters", o, "--emit-features")
         onto(f"{d}/reference.tif", f"{o}/{n}_change_features.tif", f"{o}/ref.tif")
         print("prepared", n, flush=True)
-    for sensor, spec in SYNTH_SETS + [("sentinel2-l2a", STACK_S2), ("gf-4band", STACK_GF)]:
+    for sensor, spec in SYNTH_SETS + STACK_SETS:
         for s in seeds(spec):
             o = synth_dir(sensor, s)
             if os.path.exists(f"{o}/done"):
@@ -369,13 +372,19 @@ SYNTH_SETS = [("sentinel2-l2a", a.s2_seeds), ("gf-4band", a.gf_seeds)] + \
     ([("indep-gf-4band", a.indep_gf_seeds)] if a.indep_gf_seeds else []) + \
     ([("indep-sentinel2-l2a-hard", a.indep_hard_seeds)] if a.indep_hard_seeds else [])
 indep_seeds(a.indep_seeds), indep_seeds(a.indep_gf_seeds), indep_seeds(a.indep_hard_seeds)  # refuses the independent generator's check seeds
+# The confidence stack's synthetic seeds (never in the pixel fit).
+STACK_SETS = [("sentinel2-l2a", STACK_S2), ("gf-4band", STACK_GF)] + \
+    ([("indep-sentinel2-l2a", a.stack_indep_seeds)] if a.stack_indep_seeds else [])
+if set(indep_seeds(a.stack_indep_seeds)) & set(indep_seeds(a.indep_seeds)):
+    raise SystemExit("--stack-indep-seeds must not be in the pixel fit's --indep-seeds")
 ZERO = "min_confidence = 0.0\n"
 
 
 def synth_components(model5, model4, tag):
     """Components of the stacking seeds (never in the pixel fit)."""
     rows = []
-    for sensor, spec, model in (("sentinel2-l2a", STACK_S2, model5), ("gf-4band", STACK_GF, model4)):
+    for sensor, spec in STACK_SETS:
+        model = model4 if sensor.endswith("gf-4band") else model5
         for s in seeds(spec):
             o = os.path.join(a.work, "synth", f"{sensor}-s{s}")
             if not os.path.exists(f"{o}/done"):

@@ -2,6 +2,10 @@
 //!
 //! A scene larger than [`StreamOptions::in_memory_px`] is not read whole:
 //!
+//! 0. **Read once.** When the zone's rows, with the reach of the stage
+//!    chain, hold at most [`StreamOptions::preload_px`] pixels, both dates
+//!    are read there once, full rows, and the sample and every strip take
+//!    their windows from memory (the same values as reading each window).
 //! 1. **Global pass on a sample.** The scene-wide estimates (radiometric
 //!    fit, sub-pixel shift, shadow cast offsets, water thresholds, change
 //!    threshold) come from the whole scene when it is at most
@@ -732,6 +736,7 @@ fn read_dates(
             .map(|rows| r.read_window(rows.clone(), 0..w))
             .collect()
     };
+    // A few rows are not worth opening a second set of handles.
     let (before, after) = if ranges.len() < 2 && ranges.iter().map(|r| r.len()).sum::<usize>() < 256
     {
         (read(&reader.before)?, read(&reader.after)?)

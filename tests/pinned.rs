@@ -10,35 +10,35 @@ use util::*;
 const PINNED: &[(&str, &str)] = &[
     (
         "dispatch/哈尔滨市/松北区.csv",
-        "3cb6bbfdc085f9960479b413169e9b0692e221630c53994c6ed1717eeef2420f",
+        "cd84d88b027ab9d17073bc5bfaf427f2fff528333876cacabf89460add9e9b97",
     ),
     (
         "dispatch/哈尔滨市/松北区.geojson",
-        "04302ea37584332a17dfb9e1517ee58c83c3e5a98be4a43ef491246c27c10552",
+        "271971e285a79a3e6d45915c0dd9cf472e51df7c19da329fd011898015e25eb0",
     ),
     (
         "dispatch/哈尔滨市/道外区.csv",
-        "a0a2b5fa2f952967d53aa6adb6efdb3d10bf3cc8f2c9650fbb9ab44b64a1a088",
+        "847ff307866131099ddca6eacf8b17c5074511d4fd839495d40dcbee1a68287f",
     ),
     (
         "dispatch/哈尔滨市/道外区.geojson",
-        "e8051df2dc1cb5c24bca9f25b189b11775113c650f7252852053a00797ded2c6",
+        "217dc79d4936461eec5040deb1d13be6ed000eba90f61f373e10d1d717becce5",
     ),
     (
         "dispatch/哈尔滨市/道里区.csv",
-        "7ae8d17061ddf62bc285f2ab2874c2621e5ea2d34890a555e73eeda76f64267a",
+        "d756feeba8a9e3c4ad895deba507775ef41272faf81f8f4c513e5259e6cc7f60",
     ),
     (
         "dispatch/哈尔滨市/道里区.geojson",
-        "1b8b839c880c3c935f4b4b1badef6e096662e6bf32347dc901ea93cb003344c0",
+        "d8c9906568c4855d0adc82cfd2711a48887051174ff9145c938b24fa2bca01f5",
     ),
     (
         "flagged.geojson",
-        "d464fae45f04d3e06ae846914e3bf980596046811841ce387da06620bd5009e6",
+        "70cc18f5343e5d763e78577dbc5724e77eede26fb6a0a54eb227d64797e5c8cb",
     ),
     (
         "flagged.gpkg",
-        "3f3bf885bf486a9296993fd40c6667101dfb4cb5c71c7b7f16fda1a9cdbe4dc8",
+        "6ff8591f5b383f7857b55d1c2cff33944eaa32e44616980b6cf23ff0e2b4e3a5",
     ),
     (
         "tiles/songhua-0000.geojson",
@@ -46,7 +46,7 @@ const PINNED: &[(&str, &str)] = &[
     ),
     (
         "tiles/songhua-0001.geojson",
-        "753e375c9b7d8c8b31beda455dcdf01ab5e56c7450b66839d3dca36cf1781d8f",
+        "cebb763b1ee6835ade248905540244f9ae912189e6ed771a6d9f018c5796702b",
     ),
     (
         "tiles/songhua-0002.geojson",
@@ -54,7 +54,7 @@ const PINNED: &[(&str, &str)] = &[
     ),
     (
         "tiles/songhua-0003.geojson",
-        "c01aaa3295622436547e5bb03c2c16f537f263576660e33fe5c39033a05bdcaf",
+        "0ec356b27a075617b1724c4a3d1c2c94e8d52493e5872754f36cc5157a680efb",
     ),
 ];
 

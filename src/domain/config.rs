@@ -84,6 +84,11 @@ pub struct Config {
     /// Water-to-land or land-to-water change within this many pixels of the
     /// earlier shoreline is natural water-level change.
     pub shoreline_px: usize,
+    /// Water after that joins the earlier water body through water within
+    /// this many pixels is the water level rising (riparian land drowned);
+    /// the shoreline band is measured from it as well as from the earlier
+    /// shore. 0: only the earlier shore.
+    pub rising_water_px: usize,
     /// Keep compact blobs inside the shoreline band as candidates (only long
     /// thin bands are water-level change).
     pub compact_shore: bool,
@@ -161,6 +166,7 @@ impl Default for Config {
             sand_brightness: 0.13,
             dark_soil_brightness: 0.085,
             shoreline_px: 3,
+            rising_water_px: 10,
             compact_shore: true,
             wet_mndwi: -0.3,
             wet_ndwi: -0.25,

@@ -18,8 +18,9 @@ pub mod reason {
     // 0: not changed, or outside the zone.
     /// Kept: a candidate encroachment.
     pub const CANDIDATE: u8 = 1;
-    /// Water-level change along the earlier shoreline (kept only where it
-    /// touches a candidate within `shoreline_px + 1` pixels).
+    /// Water-level change along the earlier shoreline, or land drowned by
+    /// the risen water (`rising_water_px`) and wet ground next to it (kept
+    /// only where it touches a candidate within `shoreline_px + 1` pixels).
     pub const SHORELINE: u8 = 2;
     /// Land turned (or stayed) vegetated: phenology, crop cycles, regrowth.
     pub const VEGETATION: u8 = 3;
@@ -171,7 +172,12 @@ fn reasons(x: &RuleInput<'_>, changed: ArrayView2<bool>, cfg: &Config) -> Array2
     let sh = cfg.shoreline_px;
     let near_land = dilate(land_b.view(), Shape::Square, sh);
     let near_land_bank = dilate(land_b.view(), Shape::Square, cfg.bank_px);
-    let near_water = dilate(wb.view(), Shape::Square, sh);
+    // Near the earlier water or the water after joined to it.
+    let near_water = dilate(
+        risen_water(&wb, lc_a, cfg.rising_water_px).view(),
+        Shape::Square,
+        sh,
+    );
     let mut why = Array2::<u8>::zeros(changed.dim());
     Zip::indexed(&mut why).par_for_each(|(r, c), k| {
         if !changed[[r, c]] || !x.zone[[r, c]] {
@@ -183,7 +189,8 @@ fn reasons(x: &RuleInput<'_>, changed: ArrayView2<bool>, cfg: &Config) -> Array2
         // (exposed mud, wet sand) or into bank vegetation, or land turning
         // into water or wet ground, is the water level moving (or the bank
         // seen through residual misregistration), not an encroachment (wet
-        // ground: see [`wet_after`]).
+        // ground: see [`wet_after`]). The same holds next to water that
+        // joins the earlier water body: the river rose over its bank.
         let near_shore = if wbb {
             near_land[[r, c]]
         } else {
@@ -208,6 +215,21 @@ fn reasons(x: &RuleInput<'_>, changed: ArrayView2<bool>, cfg: &Config) -> Array2
         promote_compact_shore(&mut why, cfg.min_pixels);
     }
     why
+}
+
+/// The earlier water with the water after that joins it within `reach`
+/// pixels (4-connected, through water after): a river that rose drowns the
+/// land along its banks in one piece joined to the channel, while a pit dug
+/// or a field flooded apart from it does not join (and a compact pit in the
+/// joined band is still promoted, [`promote_compact_shore`]).
+fn risen_water(wb: &Array2<bool>, lc_a: ArrayView2<u8>, reach: usize) -> Array2<bool> {
+    if reach == 0 {
+        return wb.clone();
+    }
+    let wet = Zip::from(wb)
+        .and(lc_a)
+        .map_collect(|&w, &a| w || a == WATER);
+    reconstruct(wb.view(), wet.view(), reach)
 }
 
 /// The largest extent (rows or columns) of a shoreline blob promoted to an
@@ -254,4 +276,68 @@ pub fn clean(
         .and(usable)
         .for_each(|m, &z, &u| *m = *m && z && u);
     mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A river (rows 0–9) that rose by 6 px along the whole tile, beyond
+    /// the 3 px shoreline band, and a field flooded apart from it.
+    fn risen_scene() -> (Array2<u8>, Array2<u8>) {
+        let (h, w) = (60, 80);
+        let before = Array2::from_shape_fn((h, w), |(r, _)| if r < 10 { WATER } else { VEG });
+        let after = Array2::from_shape_fn((h, w), |(r, c)| {
+            let pond = (40..48).contains(&r) && (30..38).contains(&c);
+            if r < 16 || pond {
+                WATER
+            } else {
+                VEG
+            }
+        });
+        (before, after)
+    }
+
+    fn why_with(reach: usize) -> Array2<u8> {
+        let (before, after) = risen_scene();
+        let dim = before.dim();
+        let appeared = Array2::from_elem(dim, 1.0f32);
+        let bright = Array2::from_elem(dim, 0.05f32);
+        let (no, yes) = (Array2::from_elem(dim, false), Array2::from_elem(dim, true));
+        let changed = Zip::from(&before).and(&after).map_collect(|&b, &a| b != a);
+        let x = RuleInput {
+            appeared: appeared.view(),
+            threshold: 0.05,
+            lc_before: before.view(),
+            lc_after: after.view(),
+            brightness_after: bright.view(),
+            wet: no.view(),
+            valid: yes.view(),
+            usable: yes.view(),
+            zone: yes.view(),
+        };
+        let cfg = Config {
+            rising_water_px: reach,
+            ..Config::default()
+        };
+        reasons(&x, changed.view(), &cfg)
+    }
+
+    #[test]
+    fn risen_river_is_the_water_level_and_a_flooded_field_is_not() {
+        let why = why_with(10);
+        // The drowned bank, 6 px deep along the whole river: water level.
+        for r in 10..16 {
+            assert!(
+                why.row(r).iter().all(|&k| k == reason::SHORELINE),
+                "row {r}"
+            );
+        }
+        // The pond apart from the river stays a candidate (a pit, a pond).
+        assert_eq!(why[[44, 34]], reason::CANDIDATE);
+        // Without the rule only the 3 px band is explained.
+        let old = why_with(0);
+        assert_eq!(old[[12, 40]], reason::SHORELINE);
+        assert_eq!(old[[14, 40]], reason::CANDIDATE);
+    }
 }

@@ -232,7 +232,7 @@ impl Halos {
             .map(|o| if k == 0 { o.0 } else { o.1 }.unsigned_abs())
             .max()
             .unwrap_or(0);
-        let sh = cfg.shoreline_px.max(cfg.bank_px);
+        let sh = (cfg.shoreline_px + cfg.rising_water_px).max(cfg.bank_px);
         let morph = 2 * cfg.close_iterations + 2 * cfg.open_iterations;
         Halos {
             clouds: if rules {

@@ -31,13 +31,7 @@ ap.add_argument("--save", default=None, help="directory for held-out probability
 args = ap.parse_args()
 
 
-def envi(tif, out):
-    if not os.path.exists(out + ".hdr"):
-        subprocess.run(["gdal_translate", "-q", "-of", "ENVI", "-co", "INTERLEAVE=BSQ", tif, out + ".bin"], check=True)
-    h = open(out + ".hdr").read()
-    g = lambda k: int(re.search(k + r"\s*=\s*(\d+)", h).group(1))
-    dt = {1: np.uint8, 4: np.float32}[g("data type")]
-    return np.fromfile(out + ".bin", dtype=dt).reshape(g("bands"), g("lines"), g("samples"))
+from envi import envi  # noqa: E402 (scripts/envi.py)
 
 
 def kappa(p, r):

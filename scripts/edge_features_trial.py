@@ -17,14 +17,7 @@ from scipy import ndimage
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 
-def envi(tif, out):
-    """A GeoTIFF as a (bands, rows, cols) array, through ENVI raw."""
-    if not os.path.exists(out + ".hdr"):
-        subprocess.run(["gdal_translate", "-q", "-of", "ENVI", "-co", "INTERLEAVE=BSQ", tif, out + ".bin"], check=True)
-    h = open(out + ".hdr").read()
-    g = lambda k: int(re.search(k + r"\s*=\s*(\d+)", h).group(1))
-    dt = {1: np.uint8, 4: np.float32}[g("data type")]
-    return np.fromfile(out + ".bin", dtype=dt).reshape(g("bands"), g("lines"), g("samples"))
+from envi import envi  # noqa: E402 (scripts/envi.py)
 
 
 cities=[c["city"] for c in json.load(open("../shared/data/oscd-dev/cities.json"))]

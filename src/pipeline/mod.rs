@@ -304,18 +304,23 @@ pub fn detect_scene(
         &rules::RuleInput::of(&cv, &wet, &mag, masks, threshold),
         cfg,
     );
-    let mask = rules::clean(cand.mask.view(), zone.view(), g.usable.view(), cfg);
-    let (labels, comps) = label(mask.view());
-    lap.mark(tap, "rules+morphology+labels");
+    let mut mask = rules::clean(cand.mask.view(), zone.view(), g.usable.view(), cfg);
+    lap.mark(tap, "rules+morphology");
     if let Some(m) = model {
         let x = blocks::ProbabilityInput {
             before: before.view(),
             after: g.after.view(),
             usable: g.usable.view(),
         };
-        mag.probability = Some(blocks::probability(&x, mask.view(), m));
+        let p = blocks::probability(&x, mask.view(), m);
+        if rules {
+            rules::drop_improbable(&mut mask, p.view(), cfg);
+        }
+        mag.probability = Some(p);
         lap.mark(tap, "change model");
     }
+    let (labels, comps) = label(mask.view());
+    lap.mark(tap, "labels");
     let (cloud_px, cloud_d) = cloud_distance(&g.clouds_before, &g.clouds_after);
     let linker = link::Linker::new(ctx.segments, &indexed.index, ctx.registry);
     let to_wgs = Transformer::to_wgs84(&grid.wkt)?;
@@ -353,6 +358,7 @@ pub fn detect_scene(
         why: cand.why.view(),
         labels: &labels,
         reported: &objs.reported,
+        probability: mag.probability.as_ref(),
         config: cfg,
     })?;
     let mut notes = notes;

@@ -10,7 +10,7 @@ use crate::kernels::label::label;
 use crate::kernels::landcover::{BARE, BUILT, VEG, WATER};
 use crate::kernels::morphology::{close, dilate, open, reconstruct, Shape};
 use crate::kernels::threshold::hysteresis;
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
 /// Codes of the `suppressed` raster: why a changed pixel inside the zone was
 /// or was not kept as an encroachment candidate.
@@ -44,6 +44,21 @@ pub fn seasonal(b: u8, a: u8, br_a: f32, cfg: &Config) -> Option<u8> {
         Some(reason::DARK_SOIL)
     } else {
         None
+    }
+}
+
+/// Drops the flagged pixels whose change probability is below
+/// `split_probability`: a confident site and the seasonal field it touches
+/// become separate components instead of one whose mean probability is the
+/// field's. Per pixel, so the streamed path applies it block by block.
+pub fn drop_improbable(mask: &mut Array2<bool>, p: ArrayView2<f32>, cfg: &Config) {
+    drop_improbable_in(&mut mask.view_mut(), p, cfg.split_probability);
+}
+
+/// [`drop_improbable`] on a window, with the cut given.
+pub fn drop_improbable_in(mask: &mut ArrayViewMut2<bool>, p: ArrayView2<f32>, cut: f32) {
+    if cut > 0.0 {
+        Zip::from(mask).and(p).for_each(|m, &q| *m &= q >= cut);
     }
 }
 
@@ -281,6 +296,29 @@ pub fn clean(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn improbable_pixels_leave_the_mask_and_split_a_component() {
+        // One row: a confident site (cols 0-2), a field (3-6), another
+        // confident site (7-8).
+        let mut mask = Array2::from_elem((1, 9), true);
+        let p = ndarray::arr2(&[[0.9f32, 0.8, 0.7, 0.1, 0.2, 0.49, 0.3, 0.6, 0.95]]);
+        let off = Config::default();
+        let mut same = mask.clone();
+        drop_improbable(&mut same, p.view(), &off);
+        assert_eq!(same, mask, "split_probability 0 keeps every pixel");
+        let cfg = Config {
+            split_probability: 0.5,
+            ..Config::default()
+        };
+        drop_improbable(&mut mask, p.view(), &cfg);
+        let kept: Vec<bool> = mask.iter().copied().collect();
+        assert_eq!(
+            kept,
+            [true, true, true, false, false, false, false, true, true]
+        );
+        assert_eq!(label(mask.view()).1.len(), 2);
+    }
 
     /// A river (rows 0–9) that rose by 6 px along the whole tile, beyond
     /// the 3 px shoreline band, and a field flooded apart from it.

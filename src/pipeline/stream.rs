@@ -1195,7 +1195,8 @@ impl Strip {
         })?;
         let prob = model.and_then(|m| self.probability(a..e, m));
         self.laps[2] += lap.elapsed().as_secs_f64();
-        let out = self.rows_of(a..e, prob.as_ref());
+        let cut = if rules { cfg.split_probability } else { 0.0 };
+        let out = self.rows_of(a..e, prob.as_ref(), cut);
         self.trim(e, &hl);
         let mut out = out;
         out.px_read = px_read * self.inner.len();
@@ -1273,7 +1274,10 @@ impl Strip {
     /// columns. Each row is read where its buffers hold it: copying the
     /// block's rows of every layer out first moved about 90 bytes a pixel
     /// to read a few flagged pixels.
-    fn rows_of(&self, rows: Range<usize>, prob: Option<&Array2<f32>>) -> StripRows {
+    ///
+    /// Flagged pixels under the change probability `cut` are dropped here,
+    /// as [`rules::drop_improbable`] drops them in the whole-scene path.
+    fn rows_of(&self, rows: Range<usize>, prob: Option<&Array2<f32>>, cut: f32) -> StripRows {
         let b = &self.bufs;
         let own = self.inner.start - self.win.start..self.inner.end - self.win.start;
         let mut counts = Counts {
@@ -1289,7 +1293,11 @@ impl Strip {
             let ((cv, mag, _), lc) = b.cover.row(r);
             let (m, lm) = b.mask.row(r);
             let (cd, ld) = b.cloud_d.row(r);
-            let m = m.row(lm);
+            let mut m = m.row(lm).to_owned();
+            if let (Some(p), true) = (prob, cut > 0.0) {
+                let mut mv = m.view_mut().insert_axis(Axis(0));
+                rules::drop_improbable_in(&mut mv, p.slice(s![i..i + 1, ..]), cut);
+            }
             for c in own.clone() {
                 let (v, z) = (valid[[lr, c]], zone[[lr, c]]);
                 counts.valid += usize::from(v);

@@ -74,6 +74,9 @@ pub struct SceneLayers<'a> {
     pub labels: &'a Array2<u32>,
     /// Per label: reported (class code, confidence), (0, 0) otherwise.
     pub reported: &'a [(u8, f32)],
+    /// The change model's per-pixel probability on the cleaned mask (0
+    /// elsewhere); `None` without a model (`cva-otsu`).
+    pub probability: Option<&'a Array2<f32>>,
     /// Settings.
     pub config: &'a Config,
 }

@@ -1,5 +1,6 @@
 //! The raster tap of `detect --emit-rasters DIR`: per tile, GeoTIFFs of land
-//! cover, change magnitude, class, confidence, the any-change layer,
+//! cover, change magnitude, class, confidence, the change model's pixel
+//! probability (on the flagged pixels), the any-change layer,
 //! suppression reasons, zones and the indices of both dates. It observes the
 //! pipeline and derives its whole-tile layers itself (the pipeline computes
 //! the magnitude only inside the zone), so polygons never depend on it.
@@ -48,6 +49,9 @@ impl Tap for RasterWriter {
         let conf_raster = s.labels.mapv(|l| s.reported[l as usize].1);
         write_geotiff(&p("change_class"), s.grid, &[class_raster.view()], None)?;
         write_geotiff(&p("confidence"), s.grid, &[conf_raster.view()], None)?;
+        if let Some(prob) = s.probability {
+            write_geotiff(&p("change_probability"), s.grid, &[prob.view()], None)?;
+        }
         // Indices per date: NDVI, NDWI and, with SWIR, MNDWI, NDBI, BSI.
         for (name, bands) in [("indices_before", s.before), ("indices_after", s.after)] {
             let ix = indices_with(bands, true);

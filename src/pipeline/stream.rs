@@ -1293,11 +1293,18 @@ impl Strip {
             let ((cv, mag, _), lc) = b.cover.row(r);
             let (m, lm) = b.mask.row(r);
             let (cd, ld) = b.cloud_d.row(r);
-            let mut m = m.row(lm).to_owned();
-            if let (Some(p), true) = (prob, cut > 0.0) {
-                let mut mv = m.view_mut().insert_axis(Axis(0));
-                rules::drop_improbable_in(&mut mv, p.slice(s![i..i + 1, ..]), cut);
-            }
+            let split;
+            let m = match prob {
+                // Copied only when the split is on.
+                Some(p) if cut > 0.0 => {
+                    let mut own_row = m.row(lm).to_owned();
+                    let mut mv = own_row.view_mut().insert_axis(Axis(0));
+                    rules::drop_improbable_in(&mut mv, p.slice(s![i..i + 1, ..]), cut);
+                    split = own_row;
+                    split.view()
+                }
+                _ => m.row(lm),
+            };
             for c in own.clone() {
                 let (v, z) = (valid[[lr, c]], zone[[lr, c]]);
                 counts.valid += usize::from(v);

@@ -606,7 +606,7 @@ fn flagged_gpkg_has_typed_fields_and_keeps_chinese() {
     for want in [
         "Layer name: flagged",
         "Geometry: Multi Polygon",
-        "Feature Count: 30",
+        "Feature Count: 32",
         "before_date: Date",
         "after_date: Date",
         "area_m2: Real",

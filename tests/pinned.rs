@@ -10,51 +10,51 @@ use util::*;
 const PINNED: &[(&str, &str)] = &[
     (
         "dispatch/哈尔滨市/松北区.csv",
-        "cd84d88b027ab9d17073bc5bfaf427f2fff528333876cacabf89460add9e9b97",
+        "cdc318c17541ee3883fddf74b19fb334250ab27f28d4ce92b332a2645e335afa",
     ),
     (
         "dispatch/哈尔滨市/松北区.geojson",
-        "271971e285a79a3e6d45915c0dd9cf472e51df7c19da329fd011898015e25eb0",
+        "3cd9f448a97a6076be0ad8eaef5aba7cc2e83f1456ffa7a629b3b613edc7d449",
     ),
     (
         "dispatch/哈尔滨市/道外区.csv",
-        "847ff307866131099ddca6eacf8b17c5074511d4fd839495d40dcbee1a68287f",
+        "64a0906dc9c7e6baaa39d05f4155b5d31af389338dafd89ec817c67827ccc34e",
     ),
     (
         "dispatch/哈尔滨市/道外区.geojson",
-        "217dc79d4936461eec5040deb1d13be6ed000eba90f61f373e10d1d717becce5",
+        "097cac575df2986ccf50ae91feece7a346e93fb0ee922058bdbd59b16394f587",
     ),
     (
         "dispatch/哈尔滨市/道里区.csv",
-        "d756feeba8a9e3c4ad895deba507775ef41272faf81f8f4c513e5259e6cc7f60",
+        "87a3418b4ad3be0c0f15f290d5630ea77eaa6b37f3241934af41c46cc7f14303",
     ),
     (
         "dispatch/哈尔滨市/道里区.geojson",
-        "d8c9906568c4855d0adc82cfd2711a48887051174ff9145c938b24fa2bca01f5",
+        "6b2e462fc9a64df4d28fcf6e7af748f2d1efa9e07d324b45ac12676bc8ad41f0",
     ),
     (
         "flagged.geojson",
-        "70cc18f5343e5d763e78577dbc5724e77eede26fb6a0a54eb227d64797e5c8cb",
+        "01ed00be1ff0c055f6060041171281df0672c16bc0d600399300d95aace18d42",
     ),
     (
         "flagged.gpkg",
-        "6ff8591f5b383f7857b55d1c2cff33944eaa32e44616980b6cf23ff0e2b4e3a5",
+        "7792bb29e41cd80dd922e727685ef8e48efa95487e28b57d5d5337918c31baa8",
     ),
     (
         "tiles/songhua-0000.geojson",
-        "a4f2101e42f5287b529c4c1b9820f2c1e4df904aeb4f6bd04da4ad1b266542c0",
+        "d2ef20da130e808c7051594eb0472002defff05e5de5d907a0a945ac0558100c",
     ),
     (
         "tiles/songhua-0001.geojson",
-        "cebb763b1ee6835ade248905540244f9ae912189e6ed771a6d9f018c5796702b",
+        "5a226247fb66128268e7b2d417839edff60ce20541d2d237ac642716954e561f",
     ),
     (
         "tiles/songhua-0002.geojson",
-        "b770d636ff3d6e5fb624637131b9cce629d84728980f20bc8a3c1f372d96b445",
+        "0b224e17f1a3198d4961a6e6f44a08bb99558f2ffa7349c0d6ef300f2fc57f5b",
     ),
     (
         "tiles/songhua-0003.geojson",
-        "0ec356b27a075617b1724c4a3d1c2c94e8d52493e5872754f36cc5157a680efb",
+        "2334e4e7e20ad9285e15bf42c9a88cb23e834d3c11d041fe361a79c732c0f98f",
     ),
 ];
 

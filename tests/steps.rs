@@ -125,7 +125,7 @@ fn three_steps_give_the_bytes_of_batch() {
     let out = dir.join("merged");
     let o = run(&["merge", rec.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("30 polygon(s)"), "{}", text(&o));
+    assert!(text(&o).contains("32 polygon(s)"), "{}", text(&o));
     assert_eq!(want, products(&out));
     assert!(!want.is_empty());
     // The summary lists the same tiles, as processed.
@@ -328,6 +328,6 @@ fn inputs_and_records_on_gdal_virtual_storage() {
     let dir = tmp("steps-vsi");
     let out = dir.join("out");
     let r = riverwatch::merge_records(rec, &out, None).unwrap();
-    assert_eq!((r.ok, r.failures.len(), r.merged), (4, 0, 30));
+    assert_eq!((r.ok, r.failures.len(), r.merged), (4, 0, 32));
     assert_eq!(batch_products(&dir), products(&out));
 }

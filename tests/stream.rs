@@ -305,19 +305,20 @@ fn regions_over_the_cap_are_said_not_reported_in_both_paths() {
     }
 }
 
-/// `split_probability` drops improbable pixels before components form, in
-/// the whole-scene path on the whole mask and when streamed row by row:
-/// the detections are the same, and they differ from the unsplit ones.
+/// `split_probability` splits components in the whole-scene path on the
+/// whole mask and, when streamed, on each finished component: the
+/// detections are the same, and they differ from the unsplit ones.
 #[test]
 fn split_components_are_the_same_whole_and_streamed() {
     let m = load_manifest(&root().join("sample-tiles/manifest.json")).unwrap();
     let (segs, _) = load_context_inputs(&m, &Config::default()).unwrap();
-    let cfg = Config {
-        split_probability: 0.5,
+    let cfg = Config::default();
+    let off = Config {
+        split_probability: 0.0,
         ..Config::default()
     };
     let reference = detect_all_with(&m, &segs, whole(), &cfg);
-    let unsplit = detect_all(&m, &segs, whole());
+    let unsplit = detect_all_with(&m, &segs, whole(), &off);
     let px = |r: &[TileResult]| {
         r.iter()
             .flat_map(|t| t.detections.iter().map(|d| d.evidence.pixels))

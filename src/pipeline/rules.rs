@@ -8,9 +8,9 @@ use super::cover::Cover;
 use crate::domain::config::{Config, Method};
 use crate::kernels::label::label;
 use crate::kernels::landcover::{BARE, BUILT, VEG, WATER};
-use crate::kernels::morphology::{close, dilate, open, reconstruct, Shape};
+use crate::kernels::morphology::{close, dilate, erode, open, reconstruct, Shape};
 use crate::kernels::threshold::hysteresis;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayView2, Zip};
 
 /// Codes of the `suppressed` raster: why a changed pixel inside the zone was
 /// or was not kept as an encroachment candidate.
@@ -47,19 +47,48 @@ pub fn seasonal(b: u8, a: u8, br_a: f32, cfg: &Config) -> Option<u8> {
     }
 }
 
-/// Drops the flagged pixels whose change probability is below
-/// `split_probability`: a confident site and the seasonal field it touches
-/// become separate components instead of one whose mean probability is the
-/// field's. Per pixel, so the streamed path applies it block by block.
+/// Splits components by the change model's pixel probability
+/// (`split_probability`; 0 leaves the mask as it is). In a component with
+/// pixels under the cut, those pixels are dropped and each remaining 4-
+/// connected piece is kept only when it has a solid core (a pixel whose
+/// four neighbours are in the piece; outside the scene counts as inside):
+/// a confident site inside a harvested field becomes its own component
+/// instead of one whose mean probability is the field's, while the slivers
+/// of the field that the model scores high are not reported on their own.
+/// Components without such pixels, and components over `max_object_px`
+/// (reported as too large whole), are left as they are. The streamed path
+/// applies the same rule to each finished component's pixels.
 pub fn drop_improbable(mask: &mut Array2<bool>, p: ArrayView2<f32>, cfg: &Config) {
-    drop_improbable_in(&mut mask.view_mut(), p, cfg.split_probability);
-}
-
-/// [`drop_improbable`] on a window, with the cut given.
-pub fn drop_improbable_in(mask: &mut ArrayViewMut2<bool>, p: ArrayView2<f32>, cut: f32) {
-    if cut > 0.0 {
-        Zip::from(mask).and(p).for_each(|m, &q| *m &= q >= cut);
+    let cut = cfg.split_probability;
+    if cut <= 0.0 {
+        return;
     }
+    let (orig, comps) = label(mask.view());
+    let dropped = Zip::from(mask.view())
+        .and(p)
+        .map_collect(|&m, &q| m && q < cut);
+    // Per component: whether it is split.
+    let mut split = vec![false; comps.len() + 1];
+    Zip::from(&orig).and(&dropped).for_each(|&l, &d| {
+        split[l as usize] |= d;
+    });
+    for (k, c) in comps.iter().enumerate() {
+        split[k + 1] &= c.pixels <= cfg.max_object_px;
+    }
+    let kept = Zip::from(mask.view())
+        .and(&orig)
+        .and(&dropped)
+        .map_collect(|&m, &o, &d| m && !(d && split[o as usize]));
+    let core = erode(kept.view(), Shape::Cross, 1);
+    let (pieces, pc) = label(kept.view());
+    let mut has_core = vec![false; pc.len() + 1];
+    Zip::from(&pieces).and(&core).for_each(|&l, &c| {
+        has_core[l as usize] |= c;
+    });
+    Zip::from(mask)
+        .and(&orig)
+        .and(&pieces)
+        .for_each(|m, &o, &k| *m = k > 0 && (!split[o as usize] || has_core[k as usize]));
 }
 
 /// Sand taken away: a bright bare surface (bar, beach) turned into water or
@@ -298,26 +327,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn improbable_pixels_leave_the_mask_and_split_a_component() {
-        // One row: a confident site (cols 0-2), a field (3-6), another
-        // confident site (7-8).
-        let mut mask = Array2::from_elem((1, 9), true);
-        let p = ndarray::arr2(&[[0.9f32, 0.8, 0.7, 0.1, 0.2, 0.49, 0.3, 0.6, 0.95]]);
-        let off = Config::default();
+    fn a_confident_site_is_split_from_its_field_and_the_field_slivers_go() {
+        // A field (rows 2-17, cols 2-29, p 0.1) holding a 5 x 5 site
+        // (p 0.9) and a one-pixel line the model scores 0.8; apart from it,
+        // a thin strip with nothing under the cut (p 0.6: left as it is,
+        // sliver or not).
+        let (h, w) = (20, 40);
+        let mut mask = Array2::from_elem((h, w), false);
+        let mut p = Array2::<f32>::zeros((h, w));
+        for r in 2..18 {
+            for c in 2..30 {
+                mask[[r, c]] = true;
+                p[[r, c]] = 0.1;
+            }
+        }
+        for r in 5..10 {
+            for c in 5..10 {
+                p[[r, c]] = 0.9;
+            }
+        }
+        for c in 15..28 {
+            p[[14, c]] = 0.8;
+        }
+        for r in 2..18 {
+            mask[[r, 35]] = true;
+            p[[r, 35]] = 0.6;
+        }
+        let off = Config {
+            split_probability: 0.0,
+            ..Config::default()
+        };
         let mut same = mask.clone();
         drop_improbable(&mut same, p.view(), &off);
         assert_eq!(same, mask, "split_probability 0 keeps every pixel");
-        let cfg = Config {
-            split_probability: 0.5,
-            ..Config::default()
-        };
+        let cfg = Config::default();
+        assert_eq!(cfg.split_probability, 0.5);
         drop_improbable(&mut mask, p.view(), &cfg);
-        let kept: Vec<bool> = mask.iter().copied().collect();
-        assert_eq!(
-            kept,
-            [true, true, true, false, false, false, false, true, true]
-        );
-        assert_eq!(label(mask.view()).1.len(), 2);
+        let (_, comps) = label(mask.view());
+        let sizes: Vec<usize> = comps.iter().map(|c| c.pixels).collect();
+        assert_eq!(sizes, [16, 25], "the strip and the site, not the sliver");
+        assert!(!mask[[14, 20]]);
     }
 
     /// A river (rows 0–9) that rose by 6 px along the whole tile, beyond

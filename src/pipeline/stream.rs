@@ -1195,8 +1195,7 @@ impl Strip {
         })?;
         let prob = model.and_then(|m| self.probability(a..e, m));
         self.laps[2] += lap.elapsed().as_secs_f64();
-        let cut = if rules { cfg.split_probability } else { 0.0 };
-        let out = self.rows_of(a..e, prob.as_ref(), cut);
+        let out = self.rows_of(a..e, prob.as_ref());
         self.trim(e, &hl);
         let mut out = out;
         out.px_read = px_read * self.inner.len();
@@ -1274,10 +1273,7 @@ impl Strip {
     /// columns. Each row is read where its buffers hold it: copying the
     /// block's rows of every layer out first moved about 90 bytes a pixel
     /// to read a few flagged pixels.
-    ///
-    /// Flagged pixels under the change probability `cut` are dropped here,
-    /// as [`rules::drop_improbable`] drops them in the whole-scene path.
-    fn rows_of(&self, rows: Range<usize>, prob: Option<&Array2<f32>>, cut: f32) -> StripRows {
+    fn rows_of(&self, rows: Range<usize>, prob: Option<&Array2<f32>>) -> StripRows {
         let b = &self.bufs;
         let own = self.inner.start - self.win.start..self.inner.end - self.win.start;
         let mut counts = Counts {
@@ -1293,18 +1289,7 @@ impl Strip {
             let ((cv, mag, _), lc) = b.cover.row(r);
             let (m, lm) = b.mask.row(r);
             let (cd, ld) = b.cloud_d.row(r);
-            let split;
-            let m = match prob {
-                // Copied only when the split is on.
-                Some(p) if cut > 0.0 => {
-                    let mut own_row = m.row(lm).to_owned();
-                    let mut mv = own_row.view_mut().insert_axis(Axis(0));
-                    rules::drop_improbable_in(&mut mv, p.slice(s![i..i + 1, ..]), cut);
-                    split = own_row;
-                    split.view()
-                }
-                _ => m.row(lm),
-            };
+            let m = m.row(lm);
             for c in own.clone() {
                 let (v, z) = (valid[[lr, c]], zone[[lr, c]]);
                 counts.valid += usize::from(v);
@@ -1523,13 +1508,15 @@ impl Engine<'_> {
                     continue;
                 }
             };
-            let Some((key, t)) = traced(px, self.ox) else {
-                continue;
-            };
-            let pixels = t.pixels;
-            if let Some((d, _, _)) = objects::finish(t, self.swir, self.ox, tap)? {
-                self.counts.reported += pixels;
-                self.out.push((key, d));
+            for px in split_pieces(px, self.ox) {
+                let Some((key, t)) = traced(px, self.ox) else {
+                    continue;
+                };
+                let pixels = t.pixels;
+                if let Some((d, _, _)) = objects::finish(t, self.swir, self.ox, tap)? {
+                    self.counts.reported += pixels;
+                    self.out.push((key, d));
+                }
             }
         }
         Ok(())
@@ -1541,6 +1528,72 @@ struct Pix {
     r: u32,
     c: u32,
     v: PixelValues,
+}
+
+/// [`rules::drop_improbable`] on one finished component: without pixels
+/// under `split_probability` (or with the rule off, or without the rules)
+/// the component as it is; else its pixels at or over the cut, in 4-
+/// connected pieces, each kept only when one of its pixels has its four
+/// neighbours in the piece (outside the scene counts as inside).
+fn split_pieces(px: Vec<Pix>, x: &ObjectContext<'_>) -> Vec<Vec<Pix>> {
+    let cut = x.cfg.split_probability;
+    let on = cut > 0.0 && x.cfg.method == Method::Rules && x.model.is_some();
+    if !on || px.len() > x.cfg.max_object_px || px.iter().all(|p| p.v.p >= cut) {
+        return vec![px];
+    }
+    let kept: Vec<Pix> = px.into_iter().filter(|p| p.v.p >= cut).collect();
+    if kept.is_empty() {
+        return Vec::new();
+    }
+    let r0 = kept.iter().map(|p| p.r).min().unwrap_or(0) as usize;
+    let c0 = kept.iter().map(|p| p.c).min().unwrap_or(0) as usize;
+    let r1 = kept.iter().map(|p| p.r).max().unwrap_or(0) as usize + 1;
+    let c1 = kept.iter().map(|p| p.c).max().unwrap_or(0) as usize + 1;
+    // Index + 1 of each kept pixel in its bounding box, 0 elsewhere.
+    let mut idx = Array2::<u32>::zeros((r1 - r0, c1 - c0));
+    for (i, p) in kept.iter().enumerate() {
+        idx[[p.r as usize - r0, p.c as usize - c0]] = i as u32 + 1;
+    }
+    let (h, w) = (x.grid.height as isize, x.grid.width as isize);
+    let at = |r: isize, c: isize| -> Option<usize> {
+        let (rr, cc) = (r - r0 as isize, c - c0 as isize);
+        (rr >= 0 && cc >= 0 && (rr as usize) < r1 - r0 && (cc as usize) < c1 - c0)
+            .then(|| idx[[rr as usize, cc as usize]])
+            .filter(|&i| i != 0)
+            .map(|i| i as usize - 1)
+    };
+    let inside = |r: isize, c: isize| r < 0 || c < 0 || r >= h || c >= w || at(r, c).is_some();
+    let mut piece = vec![usize::MAX; kept.len()];
+    let mut pieces: Vec<(Vec<usize>, bool)> = Vec::new();
+    for s0 in 0..kept.len() {
+        if piece[s0] != usize::MAX {
+            continue;
+        }
+        let k = pieces.len();
+        piece[s0] = k;
+        let (mut members, mut core, mut stack) = (Vec::new(), false, vec![s0]);
+        while let Some(i) = stack.pop() {
+            members.push(i);
+            let (r, c) = (kept[i].r as isize, kept[i].c as isize);
+            let nb = [(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)];
+            core |= nb.iter().all(|&(a, b)| inside(a, b));
+            for (a, b) in nb {
+                if let Some(j) = at(a, b) {
+                    if piece[j] == usize::MAX {
+                        piece[j] = k;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        pieces.push((members, core));
+    }
+    let mut slots: Vec<Option<Pix>> = kept.into_iter().map(Some).collect();
+    pieces
+        .into_iter()
+        .filter(|(_, core)| *core)
+        .map(|(m, _)| m.into_iter().filter_map(|i| slots[i].take()).collect())
+        .collect()
 }
 
 /// Measures and traces a finished component from its pixels, as the

@@ -75,6 +75,9 @@ pub fn drop_improbable(mask: &mut Array2<bool>, p: ArrayView2<f32>, cfg: &Config
     for (k, c) in comps.iter().enumerate() {
         split[k + 1] &= c.pixels <= cfg.max_object_px;
     }
+    if !split.contains(&true) {
+        return;
+    }
     let kept = Zip::from(mask.view())
         .and(&orig)
         .and(&dropped)

@@ -1530,6 +1530,48 @@ struct Pix {
     v: PixelValues,
 }
 
+/// A component's pixels by position: index + 1 of each pixel of a list in
+/// its bounding box, 0 elsewhere.
+struct BoxIndex {
+    r0: usize,
+    c0: usize,
+    idx: Array2<u32>,
+}
+
+impl BoxIndex {
+    fn of(px: &[Pix]) -> BoxIndex {
+        let r0 = px.iter().map(|p| p.r).min().unwrap_or(0) as usize;
+        let c0 = px.iter().map(|p| p.c).min().unwrap_or(0) as usize;
+        let r1 = px.iter().map(|p| p.r).max().map_or(0, |r| r as usize + 1);
+        let c1 = px.iter().map(|p| p.c).max().map_or(0, |c| c as usize + 1);
+        let mut idx = Array2::<u32>::zeros((r1.saturating_sub(r0), c1.saturating_sub(c0)));
+        for (i, p) in px.iter().enumerate() {
+            idx[[p.r as usize - r0, p.c as usize - c0]] = i as u32 + 1;
+        }
+        BoxIndex { r0, c0, idx }
+    }
+
+    /// The list index of the pixel at (r, c), if it is one.
+    fn at(&self, r: isize, c: isize) -> Option<usize> {
+        let (rr, cc) = (r - self.r0 as isize, c - self.c0 as isize);
+        let (h, w) = self.idx.dim();
+        (rr >= 0 && cc >= 0 && (rr as usize) < h && (cc as usize) < w)
+            .then(|| self.idx[[rr as usize, cc as usize]])
+            .filter(|&i| i != 0)
+            .map(|i| i as usize - 1)
+    }
+
+    /// Whether the pixel at (r, c) survives one erosion with the 3 × 3
+    /// cross: its four neighbours are in the list (outside the scene counts
+    /// as inside, as `kernels::morphology::erode` has it).
+    fn solid(&self, r: isize, c: isize, grid: &Grid) -> bool {
+        let (h, w) = (grid.height as isize, grid.width as isize);
+        [(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)]
+            .iter()
+            .all(|&(a, b)| a < 0 || b < 0 || a >= h || b >= w || self.at(a, b).is_some())
+    }
+}
+
 /// [`rules::drop_improbable`] on one finished component: without pixels
 /// under `split_probability` (or with the rule off, or without the rules)
 /// the component as it is; else its pixels at or over the cut, in 4-
@@ -1545,24 +1587,7 @@ fn split_pieces(px: Vec<Pix>, x: &ObjectContext<'_>) -> Vec<Vec<Pix>> {
     if kept.is_empty() {
         return Vec::new();
     }
-    let r0 = kept.iter().map(|p| p.r).min().unwrap_or(0) as usize;
-    let c0 = kept.iter().map(|p| p.c).min().unwrap_or(0) as usize;
-    let r1 = kept.iter().map(|p| p.r).max().unwrap_or(0) as usize + 1;
-    let c1 = kept.iter().map(|p| p.c).max().unwrap_or(0) as usize + 1;
-    // Index + 1 of each kept pixel in its bounding box, 0 elsewhere.
-    let mut idx = Array2::<u32>::zeros((r1 - r0, c1 - c0));
-    for (i, p) in kept.iter().enumerate() {
-        idx[[p.r as usize - r0, p.c as usize - c0]] = i as u32 + 1;
-    }
-    let (h, w) = (x.grid.height as isize, x.grid.width as isize);
-    let at = |r: isize, c: isize| -> Option<usize> {
-        let (rr, cc) = (r - r0 as isize, c - c0 as isize);
-        (rr >= 0 && cc >= 0 && (rr as usize) < r1 - r0 && (cc as usize) < c1 - c0)
-            .then(|| idx[[rr as usize, cc as usize]])
-            .filter(|&i| i != 0)
-            .map(|i| i as usize - 1)
-    };
-    let inside = |r: isize, c: isize| r < 0 || c < 0 || r >= h || c >= w || at(r, c).is_some();
+    let ix = BoxIndex::of(&kept);
     let mut piece = vec![usize::MAX; kept.len()];
     let mut pieces: Vec<(Vec<usize>, bool)> = Vec::new();
     for s0 in 0..kept.len() {
@@ -1575,10 +1600,9 @@ fn split_pieces(px: Vec<Pix>, x: &ObjectContext<'_>) -> Vec<Vec<Pix>> {
         while let Some(i) = stack.pop() {
             members.push(i);
             let (r, c) = (kept[i].r as isize, kept[i].c as isize);
-            let nb = [(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)];
-            core |= nb.iter().all(|&(a, b)| inside(a, b));
-            for (a, b) in nb {
-                if let Some(j) = at(a, b) {
+            core = core || ix.solid(r, c, x.grid);
+            for (a, b) in [(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)] {
+                if let Some(j) = ix.at(a, b) {
                     if piece[j] == usize::MAX {
                         piece[j] = k;
                         stack.push(j);
@@ -1607,22 +1631,10 @@ fn traced(mut px: Vec<Pix>, x: &ObjectContext<'_>) -> Option<((usize, usize), Tr
         return None;
     }
     px.sort_unstable_by_key(|p| (p.r, p.c));
-    let r0 = px[0].r as usize;
-    let r1 = px[px.len() - 1].r as usize + 1;
-    let c0 = px.iter().map(|p| p.c).min().unwrap_or(0) as usize;
-    let c1 = px.iter().map(|p| p.c).max().unwrap_or(0) as usize + 1;
-    let (bh, bw) = (r1 - r0, c1 - c0);
-    // Index + 1 of each pixel in `px`, 0 outside the component.
-    let mut idx = Array2::<u32>::zeros((bh, bw));
-    for (i, p) in px.iter().enumerate() {
-        idx[[p.r as usize - r0, p.c as usize - c0]] = i as u32 + 1;
-    }
-    let at = |r: usize, c: usize| -> Option<usize> {
-        (r >= r0 && r < r1 && c >= c0 && c < c1)
-            .then(|| idx[[r - r0, c - c0]])
-            .filter(|&i| i != 0)
-            .map(|i| i as usize - 1)
-    };
+    let ix = BoxIndex::of(&px);
+    let (r0, c0) = (ix.r0, ix.c0);
+    let (bh, bw) = ix.idx.dim();
+    let at = |r: usize, c: usize| ix.at(r as isize, c as isize);
     let mut st = Stats::default();
     let mut pts = Vec::with_capacity(px.len());
     let mut core = 0usize;
@@ -1634,15 +1646,7 @@ fn traced(mut px: Vec<Pix>, x: &ObjectContext<'_>) -> Option<((usize, usize), Tr
                 features::add_contrast(&mut st, p.v.br_a, px[j].v.br_a);
             }
         }
-        let inside = |rr: isize, cc: isize| {
-            rr < 0
-                || cc < 0
-                || rr as usize >= grid.height
-                || cc as usize >= grid.width
-                || at(rr as usize, cc as usize).is_some()
-        };
-        let (ri, ci) = (r as isize, c as isize);
-        if inside(ri - 1, ci) && inside(ri + 1, ci) && inside(ri, ci - 1) && inside(ri, ci + 1) {
+        if ix.solid(r as isize, c as isize, grid) {
             core += 1;
         }
         let (mx, my) = grid.to_map(c as f64 + 0.5, r as f64 + 0.5);
@@ -1651,7 +1655,7 @@ fn traced(mut px: Vec<Pix>, x: &ObjectContext<'_>) -> Option<((usize, usize), Tr
     st.solidity = core as f64 / px.len() as f64;
     // The index raster becomes the label raster in place (a long
     // component's bounding box can be hundreds of MB).
-    let mut labels = idx;
+    let mut labels = ix.idx;
     labels.mapv_inplace(|i| u32::from(i != 0));
     let comp = Component {
         label: 1,
